@@ -1,0 +1,126 @@
+"""`python -m trainer_core --run-dir DIR`: the trainer process of one run.
+
+It reads DIR/config.yaml, writes trainer.json / events.jsonl / trainer.log / summary.json there, and
+turns every user error (config, data, model) into one line on stderr, an `error` event and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from trainer_core.config import ConfigError, load_config
+from trainer_core.control import Command, CommandQueue
+from trainer_core.events import EventLog
+from trainer_core.records import DataError
+from trainer_core.rundir import CONFIG_FILE, EVENTS_FILE, LOG_FILE, update_trainer_json
+
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 3
+
+log = logging.getLogger("trainer_core")
+
+
+def _setup_logging(run_dir: Path, echo: bool) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(fmt)
+    log.addHandler(handler)
+    if echo:
+        err = logging.StreamHandler(sys.stderr)
+        err.setFormatter(logging.Formatter("%(message)s"))
+        err.setLevel(logging.WARNING)
+        log.addHandler(err)
+    log.setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for noisy in ("transformers", "peft", "torch", "DeepSpeed"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _install_signal_handlers(commands: CommandQueue) -> None:
+    """SIGTERM/SIGINT: finish the step, save, write the summary, exit 0. A second SIGINT aborts."""
+
+    def graceful(signum, _frame):
+        if commands.stop_requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        commands.put(Command("stop", id=f"signal-{signum}", source=f"signal {signal.Signals(signum).name}"))
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(signal.SIGINT, graceful)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session never stops training
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trainer_core", description=__doc__)
+    ap.add_argument("--run-dir", required=True, type=Path, help="run directory holding config.yaml")
+    ap.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
+    ap.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    args = ap.parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    _setup_logging(run_dir, echo=True)
+    update_trainer_json(run_dir, pid=os.getpid(), host=socket.gethostname(), status="starting",
+                        started=time.time(), ended=None, run_dir=str(run_dir))
+    events = EventLog(run_dir / EVENTS_FILE)
+    commands = CommandQueue()
+    _install_signal_handlers(commands)
+
+    def fail(message: str, code: int) -> int:
+        log.error(message)
+        events.emit("error", message=message, fatal=True)
+        events.emit("end", status="failed", reason=message)
+        update_trainer_json(run_dir, status="failed", ended=time.time(), error=message)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return code
+
+    try:
+        cfg = load_config(run_dir / CONFIG_FILE)
+    except ConfigError as exc:
+        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
+
+    from trainer_core.loop import Trainer  # torch is imported only past config validation
+    from trainer_core.model import ModelLoadError
+    from trainer_core.progress import Progress
+
+    trainer = Trainer(cfg, run_dir, events, commands, resume=args.resume, progress=Progress(args.progress))
+    server = None
+    try:
+        trainer.setup()
+        server = _start_server(trainer)
+        status = trainer.fit()
+    except (ConfigError, DataError, ModelLoadError) as exc:
+        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        return fail("interrupted twice: stopped without a final checkpoint", EXIT_FAILED)
+    except Exception as exc:  # noqa: BLE001 - report, record and re-raise: a bug keeps its traceback
+        if type(exc).__name__ == "OutOfMemoryError":
+            return fail(f"out of memory at step {trainer.step}: lower training.batch_size or data.max_length, "
+                        "or set model.gradient_checkpointing: true", EXIT_FAILED)
+        fail(f"trainer crashed at step {trainer.step}: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        raise
+    finally:
+        if server is not None:
+            server.close()
+        events.close()
+    return 0 if status in ("completed", "stopped") else EXIT_FAILED
+
+
+def _start_server(trainer):
+    """The live socket server (rank 0); absent until trainer_core.server exists."""
+    try:
+        from trainer_core.server import start_server
+    except ImportError:
+        return None
+    return start_server(trainer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

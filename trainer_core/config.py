@@ -1,0 +1,491 @@
+"""The run config: documented dataclasses, YAML load/save, `--set` overrides, and validation
+that reports every problem by its key path before anything heavy is loaded.
+
+Torch-free on purpose: the TUI and the CLI validate configs without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BUILTIN_DATA = {
+    "builtin:demo": "demo/sft.jsonl",
+    "builtin:demo-chat": "demo/chat.jsonl",
+    "builtin:general": "demo/general.jsonl",
+}
+BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m")
+DATA_FORMATS = ("auto", "alpaca", "messages", "prompt_response", "qa", "text")
+
+
+class ConfigError(ValueError):
+    """A config with mistakes; `problems` holds one line per mistake, each starting with its key path."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
+        return head + "".join(f"\n  - {p}" for p in self.problems)
+
+
+@dataclass
+class ModelConfig:
+    path: str = "builtin:smollm2-135m"
+    """Model to train: `builtin:tiny`, `builtin:smollm2-135m`, a local Hugging Face folder or a hub id."""
+    dtype: str = "auto"
+    """Compute precision: `auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16`."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel passed to transformers (`sdpa`, `eager`, `flash_attention_2`)."""
+    trust_remote_code: bool = False
+    """Allow model code from the model folder (only for models you trust)."""
+
+    def check(self) -> list[str]:
+        out = []
+        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
+            out.append(f"model.dtype: '{self.dtype}' is not one of auto, fp32, bf16, fp16")
+        if self.path.startswith("builtin:") and self.path not in BUILTIN_MODELS:
+            out.append(f"model.path: unknown builtin '{self.path}'; known: {', '.join(BUILTIN_MODELS)}")
+        elif _looks_like_path(self.path) and not Path(self.path).expanduser().is_dir():
+            out.append(f"model.path: folder '{self.path}' not found; give a model folder, hub id or builtin")
+        return out
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=lambda: ["builtin:demo"])
+    """Training data: files (json, jsonl, parquet, csv), folders, or `builtin:demo`; a string or a list."""
+    format: str = "auto"
+    """Record format: auto (detected per file), alpaca, messages, prompt_response, qa, text."""
+    eval: list[str] = field(default_factory=list)
+    """Evaluation data files; empty to use `eval_fraction` of the training data."""
+    eval_fraction: float = 0.0
+    """Share of the training records held out for evaluation when `eval` is empty (0 = none)."""
+    max_length: int = 1024
+    """Longest tokenized sample; longer ones are truncated (and counted in the log)."""
+    pack_length: int = 0
+    """CPT only: pack documents into rows of this many tokens (0 = one document per row)."""
+    system_prompt: str | None = None
+    """System prompt for records that bring none."""
+
+    def check(self) -> list[str]:
+        out = []
+        if self.format not in DATA_FORMATS:
+            out.append(f"data.format: '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
+        if not self.train:
+            out.append("data.train: no training data given")
+        for key, paths in (("data.train", self.train), ("data.eval", self.eval)):
+            for p in paths:
+                if p.startswith("builtin:"):
+                    if p not in BUILTIN_DATA:
+                        out.append(f"{key}: unknown builtin '{p}'; known: {', '.join(BUILTIN_DATA)}")
+                elif not Path(p).expanduser().exists():
+                    out.append(f"{key}: file '{p}' not found")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            out.append(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        if self.max_length < 8:
+            out.append(f"data.max_length: {self.max_length} must be at least 8")
+        if self.pack_length < 0:
+            out.append(f"data.pack_length: {self.pack_length} must be >= 0")
+        return out
+
+
+@dataclass
+class TrainingConfig:
+    type: str = "sft"
+    """`sft` (only assistant content is trained) or `cpt` (every token of plain text)."""
+    epochs: float = 1.0
+    """Passes over the training data (ignored when max_steps > 0)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = run `epochs`)."""
+    batch_size: int = 4
+    """Samples per micro-batch (per rank)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    lr: float = 2e-4
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    scheduler: str = "cosine"
+    """Learning-rate schedule after warmup: cosine, linear or constant."""
+    warmup_steps: int = 0
+    """Linear warmup steps (overrides warmup_ratio when > 0)."""
+    warmup_ratio: float = 0.0
+    """Warmup as a share of all optimizer steps."""
+    min_lr_ratio: float = 0.0
+    """Floor of cosine/linear decay, as a share of the peak LR."""
+    max_grad_norm: float = 1.0
+    """Clip the gradient norm to this (0 = no clipping)."""
+    seed: int = 42
+    """Seeds python, numpy and torch; with one seed two runs give the same losses."""
+    token_batch: int = 0
+    """0 = one step per batch; N > 0 = one optimizer step per window of N target tokens (SFT)."""
+    max_nan_steps: int = 5
+    """Stop with a checkpoint after this many non-finite steps in a row."""
+    log_every: int = 1
+    """Emit a `step` event (and sync telemetry to the host) every this many optimizer steps."""
+    eval_every: int = 0
+    """Evaluate every this many optimizer steps (0 = only at epoch ends)."""
+    save_every: int = 0
+    """Checkpoint every this many optimizer steps (0 = only at the end)."""
+    save_total_limit: int = 2
+    """Keep at most this many checkpoints (oldest removed first; 0 = keep all)."""
+
+    def check(self) -> list[str]:
+        out = []
+        if self.type not in ("sft", "cpt"):
+            out.append(f"training.type: '{self.type}' is not one of sft, cpt")
+        if self.scheduler not in ("cosine", "linear", "constant"):
+            out.append(f"training.scheduler: '{self.scheduler}' is not one of cosine, linear, constant")
+        for key in ("batch_size", "grad_accum", "log_every"):
+            if getattr(self, key) < 1:
+                out.append(f"training.{key}: {getattr(self, key)} must be >= 1")
+        for key in ("max_steps", "token_batch", "warmup_steps", "eval_every", "save_every",
+                    "save_total_limit", "max_nan_steps"):
+            if getattr(self, key) < 0:
+                out.append(f"training.{key}: {getattr(self, key)} must be >= 0")
+        if self.epochs <= 0 and self.max_steps == 0:
+            out.append("training.epochs: must be > 0 when training.max_steps is 0")
+        if self.lr <= 0:
+            out.append(f"training.lr: {self.lr} must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            out.append(f"training.warmup_ratio: {self.warmup_ratio} must be in [0, 1)")
+        if not 0 <= self.min_lr_ratio <= 1:
+            out.append(f"training.min_lr_ratio: {self.min_lr_ratio} must be in [0, 1]")
+        if self.max_grad_norm < 0:
+            out.append(f"training.max_grad_norm: {self.max_grad_norm} must be >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            out.append(f"training.betas: {self.betas} must be two numbers in [0, 1)")
+        if self.token_batch and self.type == "cpt":
+            out.append("training.token_batch: only SFT supports token_batch; set it to 0 for cpt")
+        return out
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = True
+    """Train a LoRA adapter (peft) instead of all weights."""
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA alpha (scale = alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Modules to adapt: module names (q_proj, v_proj, ...) or `all-linear`."""
+
+    def check(self) -> list[str]:
+        out = []
+        if self.r < 1:
+            out.append(f"lora.r: {self.r} must be >= 1")
+        if self.alpha < 1:
+            out.append(f"lora.alpha: {self.alpha} must be >= 1")
+        if not 0 <= self.dropout < 1:
+            out.append(f"lora.dropout: {self.dropout} must be in [0, 1)")
+        if not self.target_modules:
+            out.append("lora.target_modules: give at least one module name or all-linear")
+        return out
+
+
+@dataclass
+class NlirgParams:
+    """NLIRG: the weighting curve and the zone table (defaults as in Y-Trainer; DESIGN §5)."""
+
+    enabled: bool = True
+    """Weight token losses; false trains with plain cross-entropy whatever `weighting` says."""
+    weighting: str = "nlirg"
+    """`nlirg`, `plain` (w = 1) or `dft` (w = exp(-L), detached)."""
+    max_lr: float = 1.0
+    """Height of both sigmoids."""
+    k: float = 1.7
+    """Slope of the rising sigmoid (easy side)."""
+    x0: float = 1.2
+    """Centre of the rising sigmoid."""
+    loss_threshold: float = 3.0
+    """Losses up to this use the rising sigmoid, above it the falling one."""
+    fall_center: float = 6.2
+    """Centre of the falling sigmoid (hard-coded 6.2 in the reference)."""
+    fall_slope: float = 1.0
+    """Slope of the falling sigmoid (hard-coded 1 in the reference)."""
+    min_lr: float = 5e-8
+    """Floor added on the falling side."""
+    loss_deadline: float = 15.0
+    """Tokens with loss at or above this get weight 0 (the zeroed zone)."""
+    easy_max: float = 1.45
+    """Zone bound: L <= easy_max is the easy (cut) zone."""
+    hard_min: float = 6.6
+    """Zone bound: hard_min <= L < loss_deadline is the hard (cut) zone."""
+
+    @property
+    def effective_weighting(self) -> str:
+        return self.weighting if self.enabled else "plain"
+
+    def check(self) -> list[str]:
+        out = []
+        if self.weighting not in ("nlirg", "plain", "dft"):
+            out.append(f"nlirg.weighting: '{self.weighting}' is not one of nlirg, plain, dft")
+        if self.max_lr <= 0:
+            out.append(f"nlirg.max_lr: {self.max_lr} must be > 0")
+        if self.min_lr < 0:
+            out.append(f"nlirg.min_lr: {self.min_lr} must be >= 0")
+        if not 0 < self.easy_max < self.hard_min < self.loss_deadline:
+            out.append(
+                f"nlirg: zone bounds must satisfy 0 < easy_max ({self.easy_max}) < hard_min ({self.hard_min})"
+                f" < loss_deadline ({self.loss_deadline})"
+            )
+        if not 0 < self.loss_threshold < self.loss_deadline:
+            out.append(f"nlirg.loss_threshold: {self.loss_threshold} must be in (0, loss_deadline)")
+        return out
+
+
+@dataclass
+class TelemetryConfig:
+    flag_threshold: float = 8.0
+    """A sample whose mean target loss reaches this is flagged (samples with zeroed tokens always are)."""
+    max_flagged: int = 200
+    """Keep at most this many flagged samples (worst first) in the live view."""
+
+    def check(self) -> list[str]:
+        return [] if self.max_flagged >= 0 else [f"telemetry.max_flagged: {self.max_flagged} must be >= 0"]
+
+
+@dataclass
+class OutputConfig:
+    root: str = "runs"
+    """Folder under which run directories `<name>-<yyyymmdd-hhmmss>/` are created."""
+    name: str | None = None
+    """Run name (default: the config file's stem, or `demo`)."""
+    merge_lora: bool = False
+    """Also write a merged full model to final/ (LoRA runs)."""
+
+    def check(self) -> list[str]:
+        if self.name is not None and (not self.name or "/" in self.name):
+            return [f"output.name: '{self.name}' must be a non-empty name without '/'"]
+        return []
+
+
+@dataclass
+class DistributedConfig:
+    backend: str = "none"
+    """`none` (one process, one device) or `deepspeed`."""
+    num_procs: int = 1
+    """DeepSpeed: processes (GPUs) on this node."""
+    include: str | None = None
+    """DeepSpeed: devices to use, e.g. `localhost:0,1,2,3` (instead of num_procs)."""
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage (2 or 3)."""
+    offload: bool = False
+    """DeepSpeed: offload optimizer (and ZeRO-3 parameters) to the CPU."""
+    deepspeed_config: str | None = None
+    """A DeepSpeed JSON config of your own; batch, accumulation, LR and precision come from this config."""
+    hostfile: str | None = None
+    """DeepSpeed hostfile for several nodes."""
+
+    def check(self) -> list[str]:
+        out = []
+        if self.backend not in ("none", "deepspeed"):
+            out.append(f"distributed.backend: '{self.backend}' is not one of none, deepspeed")
+        if self.num_procs < 1:
+            out.append(f"distributed.num_procs: {self.num_procs} must be >= 1")
+        if self.zero_stage not in (0, 1, 2, 3):
+            out.append(f"distributed.zero_stage: {self.zero_stage} must be 0, 1, 2 or 3")
+        for key in ("deepspeed_config", "hostfile"):
+            value = getattr(self, key)
+            if value and not Path(value).expanduser().is_file():
+                out.append(f"distributed.{key}: file '{value}' not found")
+        return out
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    nlirg: NlirgParams = field(default_factory=NlirgParams)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        for f in dataclasses.fields(self):
+            problems += getattr(self, f.name).check()
+        if self.data.pack_length > 0 and self.training.type != "cpt":
+            problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
+        return problems
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~")) or Path(value).expanduser().exists()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
+    """Check `value` against a field's type hint; return the value to use (coerced where harmless)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args[0] is str:
+            value = [str(value)]
+        if not isinstance(value, list):
+            problems.append(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            return None
+        return [_coerce(v, args[0], f"{key}[{i}]", problems) for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        problems.append(f"{key}: expected true or false, got {value!r}")
+        return None
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        problems.append(f"{key}: expected an integer, got {value!r}")
+        return None
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        problems.append(f"{key}: expected a number, got {value!r}")
+        return None
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        problems.append(f"{key}: expected a string, got {value!r}")
+        return None
+    return value
+
+
+def _build_section(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix}: expected a mapping of keys, got {type(raw).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{prefix}.{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}.{close[0]}'?)" if close else f"; valid keys: {', '.join(names)}"
+            problems.append(f"{path}: unknown key{hint}")
+            continue
+        before = len(problems)
+        coerced = _coerce(value, hints[key], path, problems)
+        if len(problems) == before:
+            kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
+    """Build and validate a RunConfig; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): expected a mapping of sections, got {type(raw).__name__}"], source)
+    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
+    hints = typing.get_type_hints(RunConfig)
+    built = {}
+    for key, value in raw.items():
+        if key not in sections:
+            close = difflib.get_close_matches(str(key), list(sections), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; sections: {', '.join(sections)}"
+            problems.append(f"{key}: unknown section{hint}")
+            continue
+        built[key] = _build_section(hints[key], value, key, problems)
+    cfg = RunConfig(**built)
+    problems += cfg.check()  # fields with type errors kept their defaults, so this is still meaningful
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`training.lr=1e-4` -> ("training.lr", 1e-4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text}: expected KEY=VALUE, e.g. training.lr=1e-4"], "--set")
+    key, _, value = text.partition("=")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `--set a.b=value` overrides to a raw config mapping (in place) and return it."""
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        node = raw
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; a YAML syntax error becomes a one-line ConfigError with the line number."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([f"config file '{path}' not found"], str(path))
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{where}YAML syntax error: {problem}"], str(path)) from None
+    return raw if raw is not None else {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML config (or the embedded default when `path` is None), apply overrides, validate."""
+    raw = read_yaml(path) if path else {}
+    source = str(path) if path else "default config"
+    return config_from_dict(apply_overrides(raw, list(overrides or [])), source)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(cfg.to_yaml(), encoding="utf-8")

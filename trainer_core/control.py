@@ -1,0 +1,112 @@
+"""Commands that steer a running trainer (DESIGN §4): queued by the server or a signal handler,
+applied by the loop at the next step boundary, each answered with an ack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer_core.config import ConfigError, NlirgParams, _coerce
+
+COMMAND_NAMES = ("pause", "resume", "save", "stop", "set", "ping")
+Ack = Callable[[dict[str, Any]], None]
+
+# `set` keys outside the nlirg section (the nlirg ones are every field of NlirgParams).
+SETTABLE = {"lr_scale": float, "log_every": int, "flag_threshold": float, "eval_every": int, "save_every": int}
+
+
+@dataclass
+class Command:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    id: Any = None
+    ack: Ack | None = None
+    """Called with the ack object once the command is applied (or refused)."""
+    source: str = "client"
+
+
+class CommandQueue:
+    """Thread-safe queue between the server/signal handlers and the training loop."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue[Command] = queue.Queue()
+        self.stop_requested = threading.Event()
+
+    def put(self, cmd: Command) -> None:
+        if cmd.name == "stop":
+            self.stop_requested.set()
+        self._q.put(cmd)
+
+    def drain(self) -> list[Command]:
+        out = []
+        while True:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float) -> Command | None:
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+def validate_command(name: Any, args: Any) -> str | None:
+    """Why a command is malformed, or None. Checked before it is queued, so bad input never reaches the loop."""
+    if name not in COMMAND_NAMES:
+        return f"unknown command {name!r}; known: {', '.join(COMMAND_NAMES)}"
+    if not isinstance(args, dict):
+        return "args must be an object"
+    if name == "set":
+        if not args:
+            return "set needs at least one key, e.g. {\"lr_scale\": 0.5}"
+        try:
+            parse_set_args(args, NlirgParams())
+        except ConfigError as exc:
+            return "; ".join(exc.problems)
+    elif args and name != "save":
+        return f"{name} takes no arguments"
+    return None
+
+
+def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgParams, dict[str, Any]]:
+    """Validate `set` args against the live NLIRG params; return (new params, other settings)."""
+    problems: list[str] = []
+    nlirg_fields = {f.name: f for f in dataclasses.fields(NlirgParams)}
+    hints = {name: f.type for name, f in nlirg_fields.items()}
+    nlirg_changes: dict[str, Any] = {}
+    other: dict[str, Any] = {}
+    for key, value in args.items():
+        short = key.removeprefix("nlirg.")
+        if short in nlirg_fields:
+            hint = {"bool": bool, "float": float, "str": str}[str(hints[short])]
+            before = len(problems)
+            coerced = _coerce(value, hint, f"nlirg.{short}", problems)
+            if len(problems) == before:
+                nlirg_changes[short] = coerced
+        elif key in SETTABLE:
+            before = len(problems)
+            coerced = _coerce(value, SETTABLE[key], key, problems)
+            if len(problems) == before:
+                other[key] = coerced
+        else:
+            known = ", ".join([*SETTABLE, *(f"nlirg.{n}" for n in nlirg_fields)])
+            problems.append(f"{key}: cannot be set on a running trainer; settable: {known}")
+    new = dataclasses.replace(current, **nlirg_changes)
+    problems += new.check()
+    for key, value in other.items():
+        if key in ("lr_scale", "flag_threshold") and value <= 0:
+            problems.append(f"{key}: {value} must be > 0")
+        if key in ("log_every",) and value < 1:
+            problems.append(f"{key}: {value} must be >= 1")
+        if key in ("eval_every", "save_every") and value < 0:
+            problems.append(f"{key}: {value} must be >= 0")
+    if problems:
+        raise ConfigError(problems, "set")
+    return new, other

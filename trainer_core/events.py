@@ -1,0 +1,92 @@
+"""The append-only event log of a run (`events.jsonl`) and the fan-out to live listeners.
+
+Every event gets `v`, `type`, a monotonically increasing `seq` and a timestamp. Writing the line and
+handing the event to listeners happen under one lock, so a listener that subscribes while replaying
+the file sees every event exactly once (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def read_events(path: str | Path, from_seq: int = 0) -> list[dict[str, Any]]:
+    """Events with seq >= from_seq from an events.jsonl (a torn last line is ignored)."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    with p.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("seq", -1) >= from_seq:
+                out.append(event)
+    return out
+
+
+class EventLog:
+    """Append-only JSONL event log with seq numbers, continuing an existing file on resume."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        existing = read_events(self.path)
+        self.next_seq = (existing[-1]["seq"] + 1) if existing else 0
+        self._fh = self.path.open("a", encoding="utf-8")
+        self._listeners: list[Listener] = []
+
+    def emit(self, type_: str, **payload: Any) -> dict[str, Any]:
+        with self.lock:
+            event = {"v": PROTOCOL_VERSION, "type": type_, "seq": self.next_seq, "ts": round(time.time(), 3)}
+            event.update(clean(payload))
+            self.next_seq += 1
+            self._fh.write(json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
+            self._fh.flush()
+            for listener in list(self._listeners):
+                listener(event)
+        return event
+
+    @property
+    def last_seq(self) -> int:
+        return self.next_seq - 1
+
+    def subscribe(self, listener: Listener) -> None:
+        with self.lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with self.lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def close(self) -> None:
+        with self.lock:
+            self._fh.close()
+
+
+def clean(obj: Any) -> Any:
+    """Replace NaN/inf by None (JSON has no such numbers) all the way down."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    return obj
+
+
+def _jsonable(obj: Any) -> Any:
+    return str(obj)

@@ -1,0 +1,71 @@
+"""Flagged samples: those with zeroed tokens (loss >= deadline) or a high mean loss, worst first,
+with their text token by token so the Inspector can show exactly what the model choked on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainer_core.config import TelemetryConfig
+from trainer_core.data import IGNORE, Sample
+from trainer_core.records import Record
+from trainer_core.rundir import FLAGGED_FILE
+from trainer_core.telemetry import IntervalStats, Telemetry
+
+
+class FlaggedTracker:
+    """Keeps the worst flagged samples and reports only the ones that are new or changed."""
+
+    def __init__(self, run_dir: Path, tokenizer, records: list[Record], cfg: TelemetryConfig):
+        self.path = run_dir / FLAGGED_FILE
+        self.tokenizer = tokenizer
+        self.records = records
+        self.cfg = cfg
+        self.seen: dict[int, tuple[int, float]] = {}
+
+    def update(self, stats: IntervalStats, telemetry: Telemetry, samples: list[Sample], step: int,
+               ) -> list[dict[str, Any]]:
+        by_id = {}
+        for sid, sum_loss, n, zeroed, max_loss in stats.rows:
+            if n == 0:
+                continue
+            mean = sum_loss / n
+            if zeroed > 0 or mean >= self.cfg.flag_threshold:
+                by_id[sid] = (mean, zeroed, max_loss)
+        out = []
+        for sid, (mean, zeroed, max_loss) in sorted(by_id.items(), key=lambda kv: (-kv[1][1], -kv[1][0])):
+            key = (zeroed, round(mean, 3))
+            if self.seen.get(sid) == key or len(out) >= self.cfg.max_flagged:
+                continue
+            detail = telemetry.token_detail(sid)
+            if detail is None:
+                continue
+            self.seen[sid] = key
+            out.append(self._describe(samples, sid, detail, mean, zeroed, max_loss, step))
+        if out:
+            with self.path.open("a", encoding="utf-8") as fh:
+                for item in out:
+                    fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+        return out
+
+    def _describe(self, samples: list[Sample], sid: int, detail, mean: float, zeroed: int, max_loss: float,
+                  step: int) -> dict[str, Any]:
+        sample = next(s for s in samples if s.sample_id == sid)
+        losses, weights, zones = detail
+        ids = sample.input_ids
+        n = len(ids)
+        token_loss: list[float | None] = [None] * n
+        token_weight: list[float | None] = [None] * n
+        token_zone: list[int | None] = [None] * n
+        targets = [t for t in range(1, n) if sample.labels[t] != IGNORE]
+        for t, loss, w, z in zip(targets, losses, weights, zones, strict=False):
+            token_loss[t], token_weight[t], token_zone[t] = round(loss, 4), round(w, 6), int(z)
+        record = self.records[sample.sample_id] if sample.sample_id < len(self.records) else None
+        return {
+            "sample_id": sid, "step": step, "source": record.source if record else None,
+            "line": record.line if record else None, "mean_loss": round(mean, 4), "max_loss": round(max_loss, 4),
+            "zeroed_tokens": zeroed, "target_tokens": len(targets),
+            "tokens": [self.tokenizer.decode([i]) for i in ids],
+            "losses": token_loss, "weights": token_weight, "zones": token_zone,
+        }

@@ -1,0 +1,441 @@
+"""The training loop: setup / fit / validate / one optimizer step / save.
+
+Host syncs are few and named: one per logged step (`Telemetry.sync`), one per evaluation, one per
+checkpoint. Skipping a non-finite or fully zeroed step happens on the device (the fused AdamW's
+`found_inf`), so a normal step never waits for the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer_core import checkpoint as ckpt_io
+from trainer_core.config import ConfigError, RunConfig, save_config
+from trainer_core.control import Command, CommandQueue, parse_set_args, validate_command
+from trainer_core.data import Batch, build_samples, collate, epoch_order, split_eval
+from trainer_core.events import EventLog, clean
+from trainer_core.flagged import FlaggedTracker
+from trainer_core.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
+from trainer_core.progress import Progress
+from trainer_core.records import read_records
+from trainer_core.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
+from trainer_core.schedule import make_scheduler
+from trainer_core.step import loss_step
+from trainer_core.telemetry import IntervalStats, Telemetry, memory_reading
+
+log = logging.getLogger("trainer_core")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+class Trainer:
+    """One run: built by `setup()`, driven by `fit()`; every event goes through `self.events`."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
+                 resume: Path | None = None, progress: Progress | None = None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.events = events
+        self.commands = commands or CommandQueue()
+        self.resume_from = resume
+        self.progress = progress or Progress(enabled=False)
+        self.params = cfg.nlirg
+        self.lr_scale = 1.0
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.status = "starting"
+        self.paused = False
+        self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0}
+        self.last: IntervalStats | None = None
+        self.last_eval: dict[str, Any] | None = None
+        self.started = time.time()
+        self.world_size = 1
+        self.rank = 0
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.training.seed)
+        self.device = pick_device()
+        self.dtype = compute_dtype(cfg.model, self.device)
+        records = read_records(cfg.data.train, cfg.data.format, cfg.data.system_prompt)
+        if cfg.data.eval:
+            train_records, eval_records = records, read_records(cfg.data.eval, cfg.data.format, cfg.data.system_prompt)
+        else:
+            train_records, eval_records = split_eval(records, cfg.data.eval_fraction, cfg.training.seed)
+        self.records = train_records
+        self.eval_records = eval_records
+        path = resolve(cfg.model)
+        self.tokenizer = load_tokenizer(path, cfg.model)
+        kind, max_len, pack = cfg.training.type, cfg.data.max_length, cfg.data.pack_length
+        self.samples, truncated = build_samples(self.tokenizer, train_records, kind, max_len, pack)
+        self.eval_samples, _ = build_samples(self.tokenizer, eval_records, kind, max_len, pack)
+        if not self.samples:
+            raise ConfigError(["data.train: no sample has a target token left after tokenisation"], "data")
+        if truncated:
+            log.warning("%d samples were longer than data.max_length=%d and were truncated", truncated, max_len)
+        self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
+        self.model.train()
+        trainable, total = count_parameters(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=cfg.training.lr, betas=tuple(cfg.training.betas), weight_decay=cfg.training.weight_decay,
+            fused=self.device.type in ("cuda", "cpu"),
+        )
+        self.batches_per_epoch = math.ceil(len(self.samples) / cfg.training.batch_size)
+        self.total_steps = self._total_steps()
+        self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
+        self.telemetry = Telemetry(self.device)
+        self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, self.records, cfg.telemetry)
+        self._nan_streak = torch.zeros((), device=self.device)
+        self._max_streak = torch.zeros((), device=self.device)
+        self._skipped = torch.zeros((), device=self.device)
+        self._grad_norm = torch.zeros((), device=self.device)
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
+        self.tb = _tensorboard(self.run_dir / "tb")
+        log.info("model %s: %s trainable of %s parameters; %d train samples, %d eval; %d steps on %s (%s)",
+                 cfg.model.path, f"{trainable:,}", f"{total:,}", len(self.samples), len(self.eval_samples),
+                 self.total_steps, self.device, str(self.dtype).replace("torch.", ""))
+
+    def _total_steps(self) -> int:
+        t = self.cfg.training
+        if t.max_steps:
+            return t.max_steps
+        return max(1, math.ceil(t.epochs * self.batches_per_epoch / t.grad_accum))
+
+    # ------------------------------------------------------------------ data
+    def _next_micro_batch(self) -> Batch:
+        if self.batch_in_epoch >= self.batches_per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+        order = epoch_order(len(self.samples), self.cfg.training.seed, self.epoch)
+        bs = self.cfg.training.batch_size
+        chosen = [self.samples[i] for i in order[self.batch_in_epoch * bs:(self.batch_in_epoch + 1) * bs]]
+        self.batch_in_epoch += 1
+        self._input_tokens += sum(len(s.input_ids) for s in chosen)
+        return collate(chosen, self.tokenizer.pad_token_id)
+
+    @property
+    def epoch_progress(self) -> float:
+        return self.epoch + self.batch_in_epoch / self.batches_per_epoch
+
+    # ------------------------------------------------------------------ fit
+    def fit(self) -> str:
+        """Train until done, stopped or failed; returns the final status."""
+        self._set_status("running")
+        self.events.emit("status", status="running", step=self.step, total_steps=self.total_steps)
+        self._input_tokens = 0
+        self._interval_start = time.time()
+        self._interval_steps = 0
+        self._steady: tuple[float, int] | None = None
+        self._epoch_ended = False
+        reason = "completed"
+        while self.step < self.total_steps:
+            outcome = self._handle_commands()
+            if outcome == "stop":
+                reason = "stopped"
+                break
+            self.train_step()
+            self._epoch_ended = self.batch_in_epoch >= self.batches_per_epoch
+            self.step += 1
+            self._interval_steps += 1
+            t = self.cfg.training
+            last = self.step == self.total_steps
+            if self.step % t.log_every == 0 or last or self._epoch_ended:
+                if self._log_step() == "nan":
+                    reason = "nan"
+                    break
+            if (t.eval_every and self.step % t.eval_every == 0) or self._epoch_ended:
+                self.validate()
+            if t.save_every and self.step % t.save_every == 0 and not last:
+                self.save()
+        if self._interval_steps:
+            self._log_step()
+        if reason == "completed" and (self.last_eval or {}).get("step") != self.step:
+            self.validate()
+        self.save()
+        if reason == "completed":
+            self.save_final()
+        status = {"completed": "completed", "stopped": "stopped", "nan": "failed"}[reason]
+        self._finish(status, reason)
+        return status
+
+    def train_step(self) -> None:
+        """One optimizer step over `grad_accum` micro-batches, normalised by all their non-zero-weight tokens."""
+        t = self.cfg.training
+        nonzero = torch.zeros((), device=self.device)
+        for _ in range(t.grad_accum):
+            batch = self._next_micro_batch().to(self.device)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                out = loss_step(self.model, batch, self.params)
+            out.weighted_sum.backward()
+            nonzero += out.nonzero
+            self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params)
+        self._optimizer_step(nonzero)
+
+    def _optimizer_step(self, nonzero: torch.Tensor) -> None:
+        grads = [p.grad for p in self.optimizer.param_groups[0]["params"] if p.grad is not None]
+        if grads:
+            torch._foreach_div_(grads, nonzero.clamp(min=1).to(grads[0].dtype))
+        params = self.optimizer.param_groups[0]["params"]
+        max_norm = self.cfg.training.max_grad_norm
+        if max_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        bad = ~torch.isfinite(norm) | (nonzero == 0)
+        # A non-finite or fully zeroed step is skipped inside the fused optimizer: no host sync here.
+        self.optimizer.found_inf = bad.float().to(self.device)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        nonfinite = (~torch.isfinite(norm)).float()
+        self._nan_streak = (self._nan_streak + 1) * nonfinite
+        self._max_streak = torch.maximum(self._max_streak, self._nan_streak)
+        self._skipped += bad.float()
+        self._grad_norm = torch.where(torch.isfinite(norm), norm.detach().float(), self._grad_norm)
+
+    # ------------------------------------------------------------------ logging
+    def _log_step(self) -> str | None:
+        stats = self.telemetry.sync()
+        # One more small transfer at the same sync point: streak, skipped steps, grad norm.
+        max_streak, skipped, grad_norm = torch.stack([self._max_streak, self._skipped, self._grad_norm]).tolist()
+        self._max_streak.zero_()
+        self._skipped.zero_()
+        now = time.time()
+        elapsed = max(now - self._interval_start, 1e-9)
+        steps = max(self._interval_steps, 1)
+        self.totals["zone_counts"] = [a + b for a, b in zip(self.totals["zone_counts"], stats.zone_counts, strict=True)]
+        self.totals["train_tokens"] += stats.target_tokens
+        self.totals["input_tokens"] += self._input_tokens
+        self.totals["skipped_steps"] += int(skipped)
+        if self._steady is None and self.step >= 2:
+            self._steady = (now, self.totals["input_tokens"])
+        event = {
+            "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
+            "loss": stats.loss, "weighted_loss": stats.weighted_loss, "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm, "target_tokens": stats.target_tokens, "input_tokens": self._input_tokens,
+            "tokens_per_s": self._input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
+            "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
+            "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
+            "skipped_steps": int(skipped), "memory": memory_reading(self.device), "step_time_s": elapsed / steps,
+            "rank_memory": [memory_reading(self.device)], "world_size": self.world_size,
+        }
+        self.last = stats
+        self.events.emit("step", **event)
+        self._tb_scalars(event)
+        self.progress.update(self.step, self.total_steps, event)
+        new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
+        if new_flagged:
+            self.events.emit("flagged", step=self.step, samples=new_flagged)
+        self.telemetry.drop_tokens()
+        self._input_tokens = 0
+        self._interval_start = time.time()
+        self._interval_steps = 0
+        if skipped:
+            self.events.emit("log", level="warning",
+                             message=f"skipped {int(skipped)} step(s) with a non-finite or fully zeroed loss")
+        if max_streak >= self.cfg.training.max_nan_steps > 0:
+            msg = (f"stopping: {int(max_streak)} steps in a row had a non-finite loss or gradient; "
+                   "lower training.lr or check the data")
+            log.error(msg)
+            self.events.emit("error", message=msg, step=self.step)
+            return "nan"
+        return None
+
+    def _tb_scalars(self, event: dict[str, Any]) -> None:
+        if self.tb is None:
+            return
+        for key in ("loss", "weighted_loss", "lr", "grad_norm", "tokens_per_s"):
+            if isinstance(event.get(key), (int, float)) and math.isfinite(event[key]):
+                self.tb.add_scalar(f"train/{key}", event[key], self.step)
+        for name, n in zip(("easy", "boost", "hard", "zeroed"), event["zone_counts"], strict=True):
+            self.tb.add_scalar(f"zones/{name}", n, self.step)
+
+    # ------------------------------------------------------------------ validate
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any] | None:
+        if not self.eval_samples:
+            return None
+        self.model.eval()
+        tel = Telemetry(self.device)
+        bs = self.cfg.training.batch_size
+        for i in range(0, len(self.eval_samples), bs):
+            chunk = self.eval_samples[i:i + bs]
+            batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                out = loss_step(self.model, batch, self.params)
+            tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False)
+        self.model.train()
+        stats = tel.sync()  # host sync: once per evaluation
+        result = {"step": self.step, "epoch": round(self.epoch_progress, 4), "eval_loss": stats.loss,
+                  "eval_weighted_loss": stats.weighted_loss, "zone_counts": stats.zone_counts,
+                  "target_tokens": stats.target_tokens}
+        self.last_eval = result
+        self.events.emit("eval", **result)
+        if self.tb is not None and math.isfinite(stats.loss):
+            self.tb.add_scalar("eval/loss", stats.loss, self.step)
+        self.progress.note(f"eval step {self.step}: loss {stats.loss:.4f}")
+        return result
+
+    # ------------------------------------------------------------------ commands
+    def _handle_commands(self) -> str | None:
+        """Apply queued commands at this step boundary; block here while paused. Returns 'stop' to end."""
+        while True:
+            for cmd in self.commands.drain():
+                if self._apply(cmd) == "stop":
+                    return "stop"
+            if not self.paused:
+                return None
+            cmd = self.commands.wait(timeout=0.2)
+            if cmd is not None and self._apply(cmd) == "stop":
+                return "stop"
+
+    def _apply(self, cmd: Command) -> str | None:
+        error = validate_command(cmd.name, cmd.args)
+        result: str | None = None
+        if error is None:
+            try:
+                result = self._run_command(cmd)
+            except (ConfigError, OSError) as exc:
+                error = str(exc).replace("\n", " ")
+        ack = {"type": "ack", "id": cmd.id, "ok": error is None, "error": error, "applied_at_step": self.step}
+        if error is None:
+            self.events.emit("command", id=cmd.id, name=cmd.name, args=cmd.args, applied_at_step=self.step,
+                             source=cmd.source)
+        if cmd.ack is not None:
+            cmd.ack(ack)
+        return result
+
+    def _run_command(self, cmd: Command) -> str | None:
+        if cmd.name == "pause" and not self.paused:
+            self.paused = True
+            self._set_status("paused")
+        elif cmd.name == "resume" and self.paused:
+            self.paused = False
+            self._set_status("running")
+        elif cmd.name == "save":
+            self.save()
+        elif cmd.name == "stop":
+            return "stop"
+        elif cmd.name == "set":
+            params, other = parse_set_args(cmd.args, self.params)
+            self.params = params
+            self.cfg.nlirg = params
+            for key, value in other.items():
+                if key == "lr_scale":
+                    self.lr_scale = value
+                    for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                               self.scheduler.lr_lambdas, strict=True):
+                        group["lr"] = base * fn(self.scheduler.last_epoch)  # effective from this step on
+                elif key == "flag_threshold":
+                    self.cfg.telemetry.flag_threshold = value
+                else:
+                    setattr(self.cfg.training, key, value)
+            save_config(self.cfg, self.run_dir / CONFIG_FILE)
+        return None
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        update_trainer_json(self.run_dir, status=status)
+        if status in ("paused", "running") and hasattr(self, "_interval_start"):
+            self.events.emit("status", status=status, step=self.step, total_steps=self.total_steps)
+
+    # ------------------------------------------------------------------ save / restore
+    def _state(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
+                "seed": self.cfg.training.seed, "total_steps": self.total_steps}
+
+    def save(self) -> Path | None:
+        try:
+            path = ckpt_io.save_checkpoint(self.run_dir, self.step, self.model, self.optimizer, self.scheduler,
+                                           self._state(), self.cfg.training.save_total_limit)
+        except OSError as exc:  # a full disk must not kill the run: the previous checkpoint is intact
+            msg = f"checkpoint at step {self.step} failed ({exc.strerror or exc}); free disk space under {self.run_dir}"
+            log.error(msg)
+            self.events.emit("error", message=msg, step=self.step)
+            return None
+        self.events.emit("checkpoint", step=self.step, path=str(path))
+        self._write_summary(self.status)
+        return path
+
+    def _restore(self, ckpt: Path) -> None:
+        state = ckpt_io.load_state(ckpt)
+        ckpt_io.load_weights(self.model, ckpt, self.cfg.lora.enabled)
+        self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=self.device))
+        self.scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
+        ckpt_io.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.totals = state["totals"]
+        self.lr_scale = state.get("lr_scale", 1.0)
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, self.step, self.epoch, self.batch_in_epoch)
+
+    def save_final(self) -> None:
+        final = self.run_dir / FINAL
+        self.model.save_pretrained(final, safe_serialization=True)
+        self.tokenizer.save_pretrained(final)
+        if self.cfg.lora.enabled and self.cfg.output.merge_lora:
+            merged = self.model.merge_and_unload()
+            merged.save_pretrained(final / "merged", safe_serialization=True)
+            self.tokenizer.save_pretrained(final / "merged")
+        self.events.emit("log", level="info", message=f"final model written to {final}")
+
+    def _write_summary(self, status: str, reason: str | None = None) -> dict[str, Any]:
+        steady = None
+        if self._steady is not None and time.time() > self._steady[0]:
+            tokens = self.totals["input_tokens"] - self._steady[1]
+            steady = tokens / (time.time() - self._steady[0]) if tokens > 0 else None
+        wall = time.time() - self.started
+        mem = memory_reading(self.device)
+        summary = {
+            "status": status, "reason": reason, "steps": self.step, "total_steps": self.total_steps,
+            "epochs_done": round(self.epoch_progress, 4), "train_tokens": self.totals["train_tokens"],
+            "input_tokens": self.totals["input_tokens"],
+            "tokens_per_s": steady if steady is not None else self.totals["input_tokens"] / max(wall, 1e-9),
+            "final_loss": self.last.loss if self.last else None,
+            "final_weighted_loss": self.last.weighted_loss if self.last else None,
+            "zone_counts": self.totals["zone_counts"], "skipped_steps": self.totals["skipped_steps"],
+            "eval": self.last_eval, "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
+            "world_size": self.world_size, "weighting": self.params.effective_weighting,
+        }
+        write_json_atomic(self.run_dir / SUMMARY_FILE, clean(summary))
+        return summary
+
+    def _finish(self, status: str, reason: str) -> None:
+        self.status = status
+        summary = self._write_summary(status, reason)
+        update_trainer_json(self.run_dir, status=status, ended=time.time())
+        self.events.emit("end", status=status, reason=reason, summary=summary)
+        self.progress.close(status, summary)
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))

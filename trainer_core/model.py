@@ -1,0 +1,108 @@
+"""Model and tokenizer loading: builtin, local folder or hub id; dtype; LoRA via peft; checkpointing."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from trainer_core.builtin import resolve_model_path
+from trainer_core.config import LoraConfig, ModelConfig
+from trainer_core.records import DataError
+
+log = logging.getLogger("trainer_core")
+
+
+class ModelLoadError(RuntimeError):
+    """The model or tokenizer cannot be loaded; the message says which and what to do."""
+
+
+def compute_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
+    if cfg.dtype == "fp32":
+        return torch.float32
+    if cfg.dtype == "bf16":
+        return torch.bfloat16
+    if cfg.dtype == "fp16":
+        return torch.float16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(path: str, cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is reported as one user-facing line
+        raise ModelLoadError(f"model.path: cannot load a tokenizer from '{cfg.path}': {_first_line(exc)}") from exc
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, cfg: ModelConfig, lora: LoraConfig, dtype: torch.dtype, device: torch.device):
+    """The model, on `device`, with LoRA applied when enabled.
+
+    Full fine-tuning keeps float32 master weights and runs the forward under autocast; LoRA loads the
+    frozen base in the compute dtype (it is never updated) and keeps the adapter in float32.
+    """
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    load_dtype = dtype if lora.enabled else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=load_dtype, attn_implementation=cfg.attn_implementation,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"model.path: cannot load '{cfg.path}': {_first_line(exc)}") from exc
+    model.to(device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora.enabled:
+        model = apply_lora(model, lora)
+    return model
+
+
+def apply_lora(model, lora: LoraConfig):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    targets = lora.target_modules
+    target: str | list[str] = "all-linear" if targets == ["all-linear"] else targets
+    peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                              target_modules=target, task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, peft_cfg)
+    except ValueError as exc:
+        raise DataError(f"lora.target_modules: {_first_line(exc)}") from exc
+    if getattr(model.config, "use_cache", None) is not None:
+        model.config.use_cache = False
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()  # gradient checkpointing needs grad-requiring inputs
+    return model
+
+
+def resolve(cfg: ModelConfig) -> str:
+    try:
+        return resolve_model_path(cfg.path)
+    except ValueError as exc:
+        raise ModelLoadError(f"model.path: {_first_line(exc)}") from exc
+
+
+def count_parameters(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,141 @@
+"""Step telemetry reduced on the device and moved to the host once per logged step.
+
+Everything a `step` event needs (zone counts, gradient share per zone, the loss histogram, sums for
+the mean losses, per-sample flags) accumulates in a few device tensors; `sync()` is the single
+host transfer of a logging interval.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass, field
+
+import torch
+
+from trainer_core.config import NlirgParams
+from trainer_core.nlirg import zone_of
+
+HIST_BIN = 0.5
+HIST_BINS = 40  # 0..20 in 0.5 steps, plus one overflow bin
+# Layout of the flat accumulator: zone counts, zone sum(w*L), histogram, then scalar sums.
+_ZC, _ZW, _H = 0, 4, 8
+_SUM_L, _SUM_WL, _N, _NZ = _H + HIST_BINS + 1, _H + HIST_BINS + 2, _H + HIST_BINS + 3, _H + HIST_BINS + 4
+_SIZE = _NZ + 1
+
+
+@dataclass
+class IntervalStats:
+    """Host-side values of one logging interval."""
+
+    zone_counts: list[int]
+    zone_weighted: list[float]
+    loss_hist: list[int]
+    sum_loss: float
+    sum_weighted: float
+    target_tokens: int
+    nonzero_tokens: int
+    rows: list[tuple[int, float, int, int, float]] = field(default_factory=list)
+    """Per sample row seen: (sample_id, sum loss, tokens, zeroed tokens, max loss)."""
+
+    @property
+    def loss(self) -> float:
+        return self.sum_loss / self.target_tokens if self.target_tokens else float("nan")
+
+    @property
+    def weighted_loss(self) -> float:
+        return self.sum_weighted / self.nonzero_tokens if self.nonzero_tokens else 0.0
+
+    @property
+    def zone_grad_share(self) -> list[float]:
+        total = sum(self.zone_weighted)
+        return [z / total if total > 0 else 0.0 for z in self.zone_weighted]
+
+
+class Telemetry:
+    """Device-side accumulator for one logging interval."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.acc = torch.zeros(_SIZE, dtype=torch.float64, device=device)
+        self._rows: list[torch.Tensor] = []
+        self._row_ids: list[list[int]] = []
+        self._kept: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, losses: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, sample_ids: list[int],
+            params: NlirgParams, keep_tokens: bool = True) -> None:
+        """Fold one micro-batch's per-token losses into the interval (no host sync)."""
+        L = losses.detach().float()
+        w = weights.detach().float()
+        zones = zone_of(L, params)
+        acc = self.acc
+        acc[_ZC:_ZC + 4] += torch.bincount(zones, minlength=4).to(acc.dtype)
+        acc[_ZW:_ZW + 4].index_add_(0, zones, (w * L).to(acc.dtype))
+        bins = torch.clamp((L / HIST_BIN).long(), 0, HIST_BINS)
+        acc[_H:_H + HIST_BINS + 1] += torch.bincount(bins, minlength=HIST_BINS + 1).to(acc.dtype)
+        acc[_SUM_L] += L.sum()
+        acc[_SUM_WL] += (w * L).sum()
+        acc[_N] += L.numel()
+        acc[_NZ] += (w > 0).sum()
+        n_rows = len(sample_ids)
+        per_row = torch.zeros(n_rows, 4, dtype=torch.float32, device=L.device)
+        per_row[:, 0].index_add_(0, rows, L)
+        per_row[:, 1].index_add_(0, rows, torch.ones_like(L))
+        per_row[:, 2].index_add_(0, rows, (zones == 3).float())
+        per_row[:, 3] = torch.zeros(n_rows, device=L.device).scatter_reduce(0, rows, L, "amax", include_self=False)
+        self._rows.append(per_row)
+        self._row_ids.append(list(sample_ids))
+        if keep_tokens:
+            self._kept.append((list(sample_ids), rows, L, w, zones))
+
+    def sync(self) -> IntervalStats:
+        """Move the interval to the host (the one sync per logged step) and reset the accumulator."""
+        values = self.acc.tolist()  # host sync: once per logged step
+        rows: list[tuple[int, float, int, int, float]] = []
+        if self._rows:
+            table = torch.cat(self._rows).tolist()  # same sync point, small (rows x 4)
+            ids = [i for chunk in self._row_ids for i in chunk]
+            rows = [(sid, r[0], int(r[1]), int(r[2]), r[3]) for sid, r in zip(ids, table, strict=True)]
+        stats = IntervalStats(
+            zone_counts=[int(x) for x in values[_ZC:_ZC + 4]],
+            zone_weighted=values[_ZW:_ZW + 4],
+            loss_hist=[int(x) for x in values[_H:_H + HIST_BINS + 1]],
+            sum_loss=values[_SUM_L],
+            sum_weighted=values[_SUM_WL],
+            target_tokens=int(values[_N]),
+            nonzero_tokens=int(values[_NZ]),
+            rows=rows,
+        )
+        self.acc.zero_()
+        self._rows.clear()
+        self._row_ids.clear()
+        return stats
+
+    def token_detail(self, sample_id: int) -> tuple[list[float], list[float], list[int]] | None:
+        """Per-token (losses, weights, zones) of a sample seen this interval; call after `sync` found it."""
+        for ids, rows, L, w, zones in self._kept:
+            if sample_id in ids:
+                sel = rows == ids.index(sample_id)
+                return L[sel].tolist(), w[sel].tolist(), zones[sel].tolist()  # only for flagged samples
+        return None
+
+    def drop_tokens(self) -> None:
+        self._kept.clear()
+
+
+def memory_reading(device: torch.device) -> dict[str, int]:
+    """Memory now: GPU allocated/reserved/peak on CUDA, process RSS (and peak RSS) on the CPU."""
+    if device.type == "cuda":
+        return {
+            "allocated": torch.cuda.memory_allocated(device),
+            "reserved": torch.cuda.memory_reserved(device),
+            "peak": torch.cuda.max_memory_allocated(device),
+        }
+    rss = 0
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"rss": rss, "peak": peak}
