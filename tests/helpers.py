@@ -1,0 +1,68 @@
+"""Shared helpers for tests: small data files and in-process or subprocess trainer runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from trainer_core.config import RunConfig, apply_overrides, config_from_dict
+from trainer_core.events import read_events
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY = ["model.path=builtin:tiny", "lora.enabled=false", "training.lr=0.003", "training.batch_size=2",
+        "data.max_length=96", "training.log_every=1"]
+
+
+def write_alpaca(path: Path, n: int = 24, system_every: int = 3) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            rec: dict[str, Any] = {"instruction": f"What is {i} plus {i}?", "input": "",
+                                   "output": f"The answer is {2 * i}. 答案是{2 * i}。"}
+            if system_every and i % system_every == 0:
+                rec["system"] = "Answer briefly."
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_text(path: Path, n: int = 12) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"text": f"Document {i}. " + "The quick brown fox jumps. " * (1 + i % 4)}) + "\n")
+    return path
+
+
+def make_config(overrides: list[str]) -> RunConfig:
+    return config_from_dict(apply_overrides({}, list(overrides)))
+
+
+def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None):
+    """Run a Trainer in this process (fast: no interpreter start); return (trainer, status)."""
+    from trainer_core.events import EventLog
+    from trainer_core.loop import Trainer
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = make_config(overrides)
+    events = EventLog(run_dir / "events.jsonl")
+    trainer = Trainer(cfg, run_dir, events, resume=resume)
+    trainer.setup()
+    if before_fit is not None:
+        before_fit(trainer)
+    status = trainer.fit()
+    events.close()
+    return trainer, status
+
+
+def step_losses(run_dir: Path) -> list[float]:
+    return [e["loss"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"]
+
+
+def nlirg_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `nlirg` console script (from this venv)."""
+    exe = Path(sys.executable).with_name("nlirg")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
