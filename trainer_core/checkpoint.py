@@ -80,17 +80,18 @@ def load_weights(model, ckpt: Path, lora: bool) -> None:
 
         set_peft_model_state_dict(model, load_file(str(src / "adapter_model.safetensors")))
         return
-    from transformers.modeling_utils import load_sharded_checkpoint
+    from safetensors.torch import load_file
 
-    single = src / "model.safetensors"
-    if single.exists():
-        from safetensors.torch import load_file
-
-        missing, unexpected = model.load_state_dict(load_file(str(single)), strict=False)
-        real_missing = [k for k in missing if "lm_head" not in k]  # tied embeddings are not saved twice
-        if real_missing or unexpected:
-            raise RuntimeError(f"checkpoint {ckpt} does not match the model: {real_missing[:3]} {unexpected[:3]}")
-        if hasattr(model, "tie_weights"):
-            model.tie_weights()
-    else:
-        load_sharded_checkpoint(model, str(src))
+    shards = sorted(src.glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"checkpoint {ckpt} holds no model weights")
+    state: dict = {}
+    for shard in shards:
+        state.update(load_file(str(shard)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k} if getattr(model.config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"checkpoint {ckpt} does not match the model: {sorted(set(missing) - tied)[:3]} "
+                           f"{unexpected[:3]}")
+    if tied:
+        model.tie_weights()
