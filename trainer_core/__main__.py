@@ -37,10 +37,11 @@ def _setup_logging(run_dir: Path, echo: bool) -> None:
         err = logging.StreamHandler(sys.stderr)
         err.setFormatter(logging.Formatter("%(message)s"))
         err.setLevel(logging.WARNING)
+        err.addFilter(lambda record: not getattr(record, "quiet", False))
         log.addHandler(err)
     log.setLevel(logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for noisy in ("transformers", "peft", "torch", "DeepSpeed"):
+    for noisy in ("transformers", "peft", "torch", "DeepSpeed", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     _install_signal_handlers(commands)
 
     def fail(message: str, code: int) -> int:
-        log.error(message)
+        log.error(message, extra={"quiet": True})  # to trainer.log; the terminal gets the one line below
         events.emit("error", message=message, fatal=True)
         events.emit("end", status="failed", reason=message)
         update_trainer_json(run_dir, status="failed", ended=time.time(), error=message)
@@ -91,10 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer_core.progress import Progress
 
     trainer = Trainer(cfg, run_dir, events, commands, resume=args.resume, progress=Progress(args.progress))
-    server = None
+    server = _start_server(trainer)  # before setup: clients can attach (and stop) while the model loads
     try:
         trainer.setup()
-        server = _start_server(trainer)
         status = trainer.fit()
     except (ConfigError, DataError, ModelLoadError) as exc:
         return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)

@@ -8,6 +8,7 @@ the file sees every event exactly once (DESIGN §4).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -56,7 +57,11 @@ class EventLog:
             self._fh.write(json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
             self._fh.flush()
             for listener in list(self._listeners):
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:  # noqa: BLE001 - a live client's bug must not kill training; it is logged and cut off
+                    logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener)
+                    self._listeners.remove(listener)
         return event
 
     @property

@@ -1,0 +1,376 @@
+"""The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
+
+Threads, never the training thread: one accepts connections; each client has a reader (parses and
+validates its lines, queues commands) and a writer (the only one that sends on its socket). The training
+thread only ever hands an event to a client's bounded queue without blocking (`EventLog` listeners and
+command acks); a client whose queue fills up, or whose socket stays full past `SEND_TIMEOUT_S`, is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer_core import protocol
+from trainer_core.control import Command, validate_command
+from trainer_core.rundir import TRAINER_FILE, read_json, update_trainer_json
+
+log = logging.getLogger("trainer_core")
+
+QUEUE_LIMIT = 4096
+"""Messages waiting for one client; a client this far behind is dropped rather than slowing the trainer."""
+SEND_TIMEOUT_S = float(os.environ.get("NLIRG_LIVE_SEND_TIMEOUT", "10"))
+"""How long one write may wait on a client that does not read before that client is dropped."""
+PENDING_LIMIT = 32
+"""Commands one client may have waiting for the next step boundary."""
+BATCH_BYTES = 256 * 1024
+"""The writer joins queued messages up to this size into one send (replay and bursts go out faster)."""
+_SEQ_AT_START = re.compile(rb'"seq":\s*(\d+)')
+
+
+@dataclass(frozen=True)
+class _ReplayFrom:
+    """Writer instruction: send events from_seq..upto from events.jsonl, then whatever is queued behind."""
+    from_seq: int
+    upto: int
+
+
+_CLOSE = object()
+"""Writer instruction: everything before this has been sent; close the connection."""
+
+
+def start_server(trainer) -> LiveServer:
+    """Serve `trainer` on its run's socket (path recorded in trainer.json) until `.close()`."""
+    server = LiveServer(trainer, protocol.socket_path(trainer.run_dir))
+    server.start()
+    return server
+
+
+class LiveServer:
+    """Owns the listening socket and the set of connected clients."""
+
+    def __init__(self, trainer, path: Path):
+        self.trainer = trainer
+        self.path = path
+        self.clients: set[Client] = set()
+        self.lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._ids = itertools.count(1)
+
+    def start(self) -> None:
+        protocol.ensure_socket_dir(self.path.parent)
+        remove_stale_sockets(self.path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # our own path: left by an earlier (killed) trainer of this same run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others could connect
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        sock.listen(64)
+        self._sock = sock
+        update_trainer_json(self.trainer.run_dir, socket=str(self.path))
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="live-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("live socket %s", self.path)
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # the listening socket was closed
+            pid, uid, _gid = peer_credentials(conn)
+            if uid != os.getuid():
+                log.warning("refused a live connection from uid %d (pid %d): not the trainer's user", uid, pid)
+                conn.close()
+                continue
+            client = Client(self, conn, next(self._ids), pid)
+            with self.lock:
+                if self._closing.is_set():
+                    conn.close()
+                    return
+                self.clients.add(client)
+            client.start()
+
+    def forget(self, client: Client) -> None:
+        with self.lock:
+            self.clients.discard(client)
+
+    def hello(self) -> dict[str, Any]:
+        """Works from the moment the Trainer object exists: the model may still be loading."""
+        t = self.trainer
+        info = read_json(Path(t.run_dir) / TRAINER_FILE) or {}
+        name = info.get("name") or t.cfg.output.name or Path(t.run_dir).name
+        return protocol.hello(
+            run_id=Path(t.run_dir).name, name=name, status=t.status, step=t.step,
+            total_steps=getattr(t, "total_steps", None), config=t.cfg.to_dict(), last_seq=t.events.last_seq,
+            pid=os.getpid(),
+        )
+
+    def close(self) -> None:
+        """Send what is queued (the `end` event included), then close every connection and the socket."""
+        self._closing.set()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        with self.lock:
+            clients = list(self.clients)
+        for client in clients:
+            client.finish()
+        for client in clients:
+            client.join(timeout=2.0)
+
+
+class Client:
+    """One connection: a reader thread, a writer thread and the bounded queue between the trainer and the writer."""
+
+    def __init__(self, server: LiveServer, conn: socket.socket, number: int, pid: int):
+        self.server = server
+        self.conn = conn
+        self.name = f"client {number} (pid {pid})"
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self.closed = threading.Event()
+        self.streaming = False
+        self.pending: dict[int, Any] = {}
+        self._pending_lock = threading.Lock()
+        self._tokens = itertools.count()
+        self._reader = threading.Thread(target=self._read_loop, name=f"live-read-{number}", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name=f"live-write-{number}", daemon=True)
+        conn.settimeout(SEND_TIMEOUT_S)
+
+    def start(self) -> None:
+        self.offer(self.server.hello())
+        self._writer.start()
+        self._reader.start()
+
+    # ----------------------------------------------------------------- called from any thread, never blocks
+    def offer(self, item: Any) -> None:
+        """Queue a message for this client; a full queue drops the client. Never raises, never blocks."""
+        if self.closed.is_set():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.drop(f"{QUEUE_LIMIT} messages behind")
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """EventLog listener: runs on the training thread under the event-log lock."""
+        self.offer(event)
+
+    def drop(self, why: str) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        log.warning("live %s dropped: %s", self.name, why)
+        with contextlib.suppress(OSError):
+            self.conn.shutdown(socket.SHUT_RDWR)  # wakes the reader and a writer stuck in send
+
+    def finish(self) -> None:
+        """End of the run: flush what is queued, then close."""
+        if self.closed.is_set():
+            return
+        try:
+            self.queue.put(_CLOSE, timeout=1.0)
+        except queue.Full:
+            self.drop("still behind when the run ended")
+
+    def join(self, timeout: float) -> None:
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            self.drop("did not read the last events in time")
+            self._writer.join(timeout)
+        self._reader.join(timeout)
+
+    # ----------------------------------------------------------------- reader thread
+    def _read_loop(self) -> None:
+        reader = protocol.LineReader()
+        try:
+            while not self.closed.is_set():
+                try:
+                    data = self.conn.recv(65536)
+                except TimeoutError:
+                    continue  # an idle client is fine; the timeout is for sends
+                if not data:
+                    break
+                for line in reader.feed(data):
+                    self._handle_line(line)
+        except protocol.ProtocolError as exc:
+            self._send_then_close(protocol.error_reply(f"{exc}; closing the connection"))
+        except OSError:
+            pass  # the peer went away or we shut the socket down: nothing to tell anyone
+        finally:
+            self.server.trainer.events.unsubscribe(self.on_event)
+            if not self.closed.is_set():
+                self.finish()
+            self.server.forget(self)
+
+    def _send_then_close(self, reply: dict[str, Any]) -> None:
+        self.offer(reply)
+        self.finish()
+
+    def _handle_line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            obj = protocol.decode(line)
+        except protocol.ProtocolError as exc:
+            self.offer(protocol.error_reply(str(exc)))
+            return
+        try:
+            message = protocol.parse_client_message(obj)
+        except protocol.ProtocolError as exc:
+            cmd_id = obj.get("id") if obj["type"] == "command" else None
+            if isinstance(cmd_id, (str, int)) and not isinstance(cmd_id, bool):
+                self.offer(protocol.ack(cmd_id, False, str(exc), self.server.trainer.step))
+            else:
+                self.offer(protocol.error_reply(str(exc)))
+            return
+        if isinstance(message, protocol.Replay):
+            self._start_stream(message.from_seq)
+        else:
+            self._queue_command(message)
+
+    def _start_stream(self, from_seq: int) -> None:
+        if self.streaming:
+            self.offer(protocol.error_reply("this connection already streams events; reconnect to replay again"))
+            return
+        self.streaming = True
+        events = self.server.trainer.events
+        # Under the event-log lock no event can be emitted: the file holds exactly seq <= last_seq, and every
+        # later event reaches our queue behind the replay instruction. No gap, no duplicate.
+        with events.lock:
+            self.offer(_ReplayFrom(from_seq, events.last_seq))
+            events.subscribe(self.on_event)
+
+    def _queue_command(self, req: protocol.CommandRequest) -> None:
+        trainer = self.server.trainer
+        if req.name == "ping":
+            self.offer(protocol.ack(req.id, True, None, trainer.step))
+            return
+        error = validate_command(req.name, req.args)
+        if error is None and len(self.pending) >= PENDING_LIMIT:
+            error = f"{PENDING_LIMIT} commands already wait for the next step boundary; wait for their acks"
+        if error is not None:
+            self.offer(protocol.ack(req.id, False, error, trainer.step))
+            return
+        token = next(self._tokens)
+        with self._pending_lock:
+            self.pending[token] = req.id
+
+        def acked(reply: dict[str, Any]) -> None:  # on the training thread: must not raise or block
+            with self._pending_lock:
+                self.pending.pop(token, None)
+            self.offer(reply)
+
+        trainer.commands.put(Command(req.name, dict(req.args), req.id, ack=acked, source=self.name))
+
+    # ----------------------------------------------------------------- writer thread
+    def _write_loop(self) -> None:
+        held = None  # an instruction taken off the queue while coalescing, handled next
+        try:
+            while True:
+                item = held if held is not None else self.queue.get()
+                held = None
+                if item is _CLOSE:
+                    break
+                if isinstance(item, _ReplayFrom):
+                    self._send_history(item)
+                    continue
+                chunks = [protocol.encode(item)]
+                size = len(chunks[0])
+                while size < BATCH_BYTES:  # coalesce a burst into one send
+                    try:
+                        nxt = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _CLOSE or isinstance(nxt, _ReplayFrom):
+                        held = nxt
+                        break
+                    chunks.append(protocol.encode(nxt))
+                    size += len(chunks[-1])
+                self.conn.sendall(b"".join(chunks))
+        except TimeoutError:
+            self.drop(f"not reading (socket full for {SEND_TIMEOUT_S:g} s)")
+        except OSError:
+            self.drop("connection lost")
+        finally:
+            self.closed.set()
+            with contextlib.suppress(OSError):
+                self.conn.shutdown(socket.SHUT_RDWR)
+            self.conn.close()
+
+    def _send_history(self, replay: _ReplayFrom) -> None:
+        """Stream events.jsonl lines with from_seq <= seq <= upto, as written (no re-encoding)."""
+        if replay.upto < replay.from_seq:
+            return
+        batch: list[bytes] = []
+        size = 0
+        with open(self.server.trainer.events.path, "rb") as fh:
+            for line in fh:
+                seq = _line_seq(line)
+                if seq is None or seq < replay.from_seq:
+                    continue
+                if seq > replay.upto:
+                    break
+                if not line.endswith(b"\n"):
+                    line += b"\n"
+                batch.append(line)
+                size += len(line)
+                if size >= BATCH_BYTES:
+                    self.conn.sendall(b"".join(batch))
+                    batch, size = [], 0
+        if batch:
+            self.conn.sendall(b"".join(batch))
+
+
+def _line_seq(line: bytes) -> int | None:
+    """The seq of an events.jsonl line, read from its head (the log writes it first); None for a torn line."""
+    if not line.rstrip().endswith(b"}"):
+        return None
+    match = _SEQ_AT_START.search(line, 0, 200)
+    return int(match.group(1)) if match else None
+
+
+def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process that connected (Linux SO_PEERCRED)."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def remove_stale_sockets(directory: Path) -> list[Path]:
+    """Delete sockets in `directory` that nobody listens on (left by a killed trainer); return them."""
+    removed = []
+    for path in directory.glob("*.sock"):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # busy or not ours to judge: leave it
+        finally:
+            probe.close()
+    return removed
