@@ -1,0 +1,51 @@
+"""Starting runs from the TUI: a config file, the demo, or a relaunch of an edited config (torch-free).
+
+Each returns the new run directory with its trainer started detached (its own session), so closing the TUI
+never stops it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nlirg_tui.config_check import check_config_text
+from trainer_core.config import RunConfig, apply_overrides, config_from_dict, load_config
+from trainer_core.launch import prepare_run, start_detached
+from trainer_core.rundir import TRAINER_FILE, checkpoint_dirs, read_json
+
+
+class LaunchError(ValueError):
+    """A config that cannot start a run; the message lists the problems by key path."""
+
+
+def launch_config_file(path: Path) -> Path:
+    """The ConfigError of a bad file propagates: its message already names the file and the keys."""
+    cfg = load_config(path)
+    return _start(cfg, path.stem)
+
+
+def launch_demo(overrides: list[str]) -> Path:
+    return _start(config_from_dict(apply_overrides({}, list(overrides)), "demo config"), "demo")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = checkpoint_dirs(run_dir)
+    return found[-1] if found else None
+
+
+def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
+    """A new run from the edited config, optionally continuing from the old run's newest checkpoint."""
+    cfg, problems = check_config_text(config_text)
+    if cfg is None:
+        raise LaunchError("; ".join(problems))
+    name = (read_json(run_dir / TRAINER_FILE) or {}).get("name") or run_dir.name
+    resume = latest_checkpoint(run_dir) if resume_weights else None
+    if resume_weights and resume is None:
+        raise LaunchError(f"{run_dir.name} has no checkpoint to resume from; relaunch with fresh weights")
+    return _start(cfg, name, resume)
+
+
+def _start(cfg: RunConfig, name: str, resume: Path | None = None) -> Path:
+    run_dir = prepare_run(cfg, name)
+    start_detached(run_dir, resume)
+    return run_dir

@@ -1,0 +1,1 @@
+"""Screens (Runs, Run, Compare) and the modal dialogs."""

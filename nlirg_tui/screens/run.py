@@ -1,0 +1,268 @@
+"""The Run screen: one run's Config, Zones, Loss, Memory, Inspector and Log panes, and the steering keys.
+
+Events land in a `RunState` as they arrive; the panes are redrawn from it by one timer, at most
+`REDRAWS_PER_S` times a second and only the visible pane, so a fast run never floods the terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from nlirg_tui.client import RunLink
+from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
+from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
+from nlirg_tui.review import export_review
+from nlirg_tui.screens.dialogs import ValueDialog, confirm_dialog, quit_dialog, relaunch_dialog
+from nlirg_tui.screens.nlirg_dialog import NlirgDialog
+from nlirg_tui.state import RunState
+from nlirg_tui.widgets.config_editor import ConfigPane
+from nlirg_tui.widgets.inspector import InspectorPane
+from nlirg_tui.widgets.log import LogPane
+from nlirg_tui.widgets.loss import LossPane
+from nlirg_tui.widgets.memory import MemoryPane
+from nlirg_tui.widgets.zones import ZonesPane
+from trainer_core.rundir import CONFIG_FILE, TRAINER_FILE, read_json
+
+REDRAWS_PER_S = 4
+PANES = ("config", "zones", "loss", "memory", "inspector", "log")
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("q", "quit_run", "quit"),
+        Binding("p", "pause_resume", "pause/resume"),
+        Binding("s", "save", "save"),
+        Binding("x", "stop", "stop"),
+        Binding("l", "lr_scale", "LR"),
+        Binding("n", "nlirg", "NLIRG"),
+        Binding("e", "export", "export"),
+        Binding("m", "toggle_smoothing", "smooth"),
+        Binding("g", "toggle_log_scale", "log y"),
+        *[Binding(str(i + 1), f"show_pane('{pane}')", pane, show=False) for i, pane in enumerate(PANES)],
+    ]
+
+    def __init__(self, run_dir: Path, *, standalone: bool = True) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.standalone = standalone
+        """True when this screen is the whole app (`nlirg attach`): leaving it exits."""
+        name = (read_json(self.run_dir / TRAINER_FILE) or {}).get("name") or self.run_dir.name
+        self.state = RunState(name)
+        self._drawn: dict[str, int] = {}
+        self._header_drawn = -1
+        self._pending_relaunch: tuple[str, bool] | None = None
+        self.link_mode = "connecting"
+
+    def compose(self) -> ComposeResult:
+        yield RunLink(self.run_dir)
+        yield Static(id="run-header")
+        yield Static(id="banner")
+        with TabbedContent(initial="loss", id="panes"):
+            with TabPane("Config", id="config"):
+                yield ConfigPane(self.run_dir)
+            with TabPane("Zones", id="zones"):
+                yield ZonesPane()
+            with TabPane("Loss", id="loss"):
+                yield LossPane()
+            with TabPane("Memory", id="memory"):
+                yield MemoryPane()
+            with TabPane("Inspector", id="inspector"):
+                yield InspectorPane()
+            with TabPane("Log", id="log"):
+                yield LogPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#banner").display = False
+        config = read_json_yaml(self.run_dir / CONFIG_FILE)
+        if config:
+            self.state.set_config(config)
+        self.set_interval(1 / REDRAWS_PER_S, self.redraw)
+        self.redraw()
+
+    @property
+    def link(self) -> RunLink:
+        return self.query_one(RunLink)
+
+    # ------------------------------------------------------------------ messages from the link
+    @on(RunEvents)
+    def _on_events(self, message: RunEvents) -> None:
+        self.state.ingest(message.events)
+        if self._pending_relaunch and self.state.ended:
+            self._finish_relaunch()
+
+    @on(HelloReceived)
+    def _on_hello(self, message: HelloReceived) -> None:
+        self.state.hello(message.hello)
+
+    @on(CommandAcked)
+    def _on_ack(self, message: CommandAcked) -> None:
+        self.state.note_ack(message.name, message.ack)
+        if not message.ack.get("ok") and self._pending_relaunch and message.name == "stop":
+            self._pending_relaunch = None
+            self.notify(f"relaunch cancelled: {message.ack.get('error')}", severity="error")
+
+    @on(LinkChanged)
+    def _on_link(self, message: LinkChanged) -> None:
+        self.link_mode = message.mode
+        banner = self.query_one("#banner", Static)
+        banner.display = message.mode in ("down", "dead", "waiting")
+        banner.set_class(message.mode in ("down", "dead"), "-error")
+        banner.update(f"{message.mode.upper()}: {message.detail}")
+        if message.mode in ("down", "dead", "replay"):
+            self.state.note(f"link {message.mode}: {message.detail}")
+        self._header_drawn = -1
+        if self._pending_relaunch and message.mode in ("dead", "replay"):
+            self._finish_relaunch()
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        """Redraw the header and the visible pane if the store changed since they were last drawn."""
+        if self._header_drawn != self.state.version:
+            self._header_drawn = self.state.version
+            self.query_one("#run-header", Static).update(self._header_text())
+        active = self.query_one(TabbedContent).active
+        if active and self._drawn.get(active) != self.state.version and active != "config":
+            self._drawn[active] = self.state.version
+            self.query_one(f"#{active} > *").update_from(self.state)
+
+    @on(TabbedContent.TabActivated)
+    def _on_tab(self) -> None:
+        self.call_after_refresh(self.redraw)  # the pane has its size only after the switch
+
+    def _header_text(self) -> Text:
+        s = self.state
+        total = f"/{s.total_steps}" if s.total_steps else ""
+        loss = s.loss.last
+        text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (s.status, _status_style(s.status)),
+                             f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
+                             (f"  [{self.link_mode}]", "dim"))
+        if s.last_ack:
+            text.append(f"  ack {s.last_ack}", style="italic")
+        return text
+
+    # ------------------------------------------------------------------ steering
+    def send(self, name: str, args: dict | None = None) -> None:
+        self.link.send(name, args)
+        shown = " ".join(f"{k}={v}" for k, v in (args or {}).items())
+        self.state.note(f"sent {name} {shown}".rstrip())
+
+    def action_pause_resume(self) -> None:
+        self.send("resume" if self.state.status == "paused" else "pause")
+
+    def action_save(self) -> None:
+        self.send("save")
+
+    @work
+    async def action_stop(self) -> None:
+        if await self.app.push_screen_wait(confirm_dialog(f"Stop {self.state.name}? It saves a checkpoint first.",
+                                                          "Stop")) == "yes":
+            self.send("stop")
+
+    @work
+    async def action_lr_scale(self) -> None:
+        value = await self.app.push_screen_wait(
+            ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", "1.0"))
+        if value is None:
+            return
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = 0.0
+        if not scale > 0:
+            self.notify(f"lr_scale: {value!r} is not a number > 0", severity="error")
+            return
+        self.send("set", {"lr_scale": scale})
+
+    @work
+    async def action_nlirg(self) -> None:
+        changes = await self.app.push_screen_wait(NlirgDialog(self.state.config.get("nlirg") or {}))
+        if changes:
+            self.send("set", changes)
+        elif changes is not None:
+            self.notify("no NLIRG value changed")
+
+    def action_export(self) -> None:
+        samples = self.query_one(InspectorPane).selected()
+        if not samples:
+            self.notify("no flagged sample to export", severity="warning")
+            return
+        path = export_review(self.run_dir, samples)
+        self.state.note(f"exported {len(samples)} sample(s) to {path}")
+        self.notify(f"exported {len(samples)} sample(s) to {path.name}")
+
+    def action_toggle_smoothing(self) -> None:
+        pane = self.query_one(LossPane)
+        pane.smoothing = not pane.smoothing
+
+    def action_toggle_log_scale(self) -> None:
+        pane = self.query_one(LossPane)
+        pane.log_scale = not pane.log_scale
+
+    def action_show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    @work
+    async def action_quit_run(self) -> None:
+        if not self.state.is_live or not self.link.connected:
+            self._leave()
+            return
+        answer = await self.app.push_screen_wait(quit_dialog(self.state.name))
+        if answer == "stop":
+            self.send("stop")
+            await self.link.flush()
+        if answer in ("leave", "stop"):
+            self._leave()
+
+    def _leave(self) -> None:
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.app.pop_screen()
+
+    # ------------------------------------------------------------------ relaunch
+    @on(ConfigPane.RelaunchRequested)
+    @work
+    async def _on_relaunch(self, message: ConfigPane.RelaunchRequested) -> None:
+        ckpt = latest_checkpoint(self.run_dir)
+        answer = await self.app.push_screen_wait(relaunch_dialog(ckpt.name if ckpt else None))
+        if answer == "cancel":
+            return
+        self._pending_relaunch = (message.text, answer == "resume")
+        if self.state.is_live and self.link.connected:
+            self.send("stop")  # the stop saves a checkpoint; the new run starts once the `end` event arrives
+            self.state.note("relaunch: stopping this run first")
+        else:
+            self._finish_relaunch()
+
+    def _finish_relaunch(self) -> None:
+        text, resume = self._pending_relaunch or ("", False)
+        self._pending_relaunch = None
+        try:
+            new_dir = relaunch(self.run_dir, text, resume)
+        except (LaunchError, OSError) as exc:
+            self.notify(f"relaunch failed: {exc}", severity="error")
+            return
+        self.app.switch_screen(RunScreen(new_dir, standalone=self.standalone))
+
+
+def read_json_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _status_style(status: str) -> str:
+    return {"running": "green", "paused": "yellow", "completed": "cyan", "stopped": "cyan",
+            "failed": "red", "dead": "red"}.get(status, "")

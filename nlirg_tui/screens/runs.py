@@ -1,0 +1,151 @@
+"""The Runs screen (home): live and past runs with status, step, loss and tokens/s, and what to do with them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from nlirg_tui.launching import launch_config_file, launch_demo
+from nlirg_tui.live_commands import LiveCommandError, send_command
+from nlirg_tui.screens.compare import CompareScreen
+from nlirg_tui.screens.dialogs import ValueDialog, confirm_dialog
+from nlirg_tui.screens.run import RunScreen
+from trainer_core.config import ConfigError
+from trainer_core.rundir import EVENTS_FILE
+from trainer_core.runs import RunInfo, find_runs, last_step_event
+
+REFRESH_S = 2.0
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "open", show=False),
+        Binding("a", "open", "attach"),
+        Binding("space", "mark", "mark"),
+        Binding("c", "compare", "compare"),
+        Binding("x", "stop", "stop"),
+        Binding("d", "delete", "delete"),
+        Binding("n", "new_run", "new run"),
+        Binding("m", "demo", "demo"),
+        Binding("r", "refresh", "refresh", show=False),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self, root: Path, demo_overrides: list[str]) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.demo_overrides = demo_overrides
+        self.runs: list[RunInfo] = []
+        self.marked: set[Path] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Static(f" Runs under {self.root}", id="runs-title")
+        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns(" ", "run", "status", "step", "loss", "tok/s")
+        yield table
+        yield Static(id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    def action_refresh(self) -> None:
+        self.runs = find_runs(self.root)
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for run in self.runs:
+            last = last_step_event(run.run_dir / EVENTS_FILE) or {}
+            step = f"{run.step}/{run.total_steps}" if run.step is not None else "-"
+            loss = f"{run.loss:.4f}" if isinstance(run.loss, (int, float)) else "-"
+            tps = last.get("tokens_per_s")
+            table.add_row("●" if run.run_dir in self.marked else " ", run.run_dir.name, run.status, step, loss,
+                          f"{tps:,.0f}" if isinstance(tps, (int, float)) else "-", key=str(run.run_dir))
+        if self.runs:
+            table.move_cursor(row=min(max(keep, 0), len(self.runs) - 1))
+        empty = self.query_one("#runs-empty", Static)
+        empty.display = not self.runs
+        empty.update(f"No runs under {self.root}.  n: new run from a config file   m: start the demo")
+
+    def current(self) -> RunInfo | None:
+        row = self.query_one(DataTable).cursor_row
+        return self.runs[row] if 0 <= row < len(self.runs) else None
+
+    def action_open(self) -> None:
+        run = self.current()
+        if run is not None:
+            self.app.push_screen(RunScreen(run.run_dir, standalone=False))
+
+    def action_mark(self) -> None:
+        run = self.current()
+        if run is not None:
+            self.marked ^= {run.run_dir}
+            self.action_refresh()
+
+    def action_compare(self) -> None:
+        chosen = [r.run_dir for r in self.runs if r.run_dir in self.marked]
+        if len(chosen) < 2:
+            self.notify("mark two runs with space, then press c", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(chosen))
+
+    @work
+    async def action_stop(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        if not run.live:
+            self.notify(f"{run.run_dir.name} is not running ({run.status})", severity="warning")
+            return
+        if await self.app.push_screen_wait(confirm_dialog(f"Stop {run.run_dir.name}?", "Stop")) == "yes":
+            self._send_stop(run.run_dir)
+
+    @work(thread=True, group="runs-stop")
+    def _send_stop(self, run_dir: Path) -> None:
+        try:
+            ack, _ = send_command(run_dir, "stop")
+        except LiveCommandError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"stop acked at step {ack.get('applied_at_step')}")
+
+    @work
+    async def action_delete(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        if run.live:
+            self.notify(f"{run.run_dir.name} is running; stop it first (x)", severity="error")
+            return
+        if await self.app.push_screen_wait(confirm_dialog(f"Delete {run.run_dir} and everything in it?",
+                                                          "Delete")) == "yes":
+            shutil.rmtree(run.run_dir)
+            self.marked.discard(run.run_dir)
+            self.action_refresh()
+
+    @work
+    async def action_new_run(self) -> None:
+        path = await self.app.push_screen_wait(ValueDialog("Config file to launch (YAML):", "", "runs/my.yaml"))
+        if not path:
+            return
+        try:
+            run_dir = launch_config_file(Path(path).expanduser())
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.app.push_screen(RunScreen(run_dir, standalone=False))
+
+    def action_demo(self) -> None:
+        try:
+            run_dir = launch_demo([f"output.root={self.root}", *self.demo_overrides])
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.app.push_screen(RunScreen(run_dir, standalone=False))

@@ -1,0 +1,201 @@
+"""What the TUI knows about one run, built only from protocol events (live or replayed) and `hello`.
+
+Widgets read from here and never parse events themselves. Memory is bounded whatever the run length:
+curves are `BoundedSeries`, the log and the flagged samples are capped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from nlirg_tui.series import BoundedSeries
+
+ZONE_NAMES = ("easy-cut", "boost", "hard-cut", "zeroed")
+HIST_BINS = 41
+"""0.5-wide loss bins from 0 to 20 plus one overflow bin (DESIGN §5)."""
+HIST_WIDTH = 0.5
+MAX_FLAGGED = 500
+MAX_LOG_LINES = 2000
+TERMINAL = ("completed", "stopped", "failed")
+
+
+@dataclass
+class ZoneBounds:
+    easy_max: float = 1.45
+    hard_min: float = 6.6
+    loss_deadline: float = 15.0
+
+
+@dataclass
+class RankMemory:
+    allocated: BoundedSeries = field(default_factory=BoundedSeries)
+    reserved: BoundedSeries = field(default_factory=BoundedSeries)
+    peak: BoundedSeries = field(default_factory=BoundedSeries)
+    rss: BoundedSeries = field(default_factory=BoundedSeries)
+    latest: dict[str, float] = field(default_factory=dict)
+
+
+class RunState:
+    """The store behind every pane; `version` grows on each change so panes redraw only when needed."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.status = "unknown"
+        self.step = 0
+        self.total_steps: int | None = None
+        self.last_seq = -1
+        self.config: dict[str, Any] = {}
+        self.bounds = ZoneBounds()
+        self.version = 0
+        self.ended = False
+        self.loss = BoundedSeries()
+        self.weighted_loss = BoundedSeries()
+        self.eval_loss = BoundedSeries()
+        self.lr = BoundedSeries()
+        self.tokens_per_s = BoundedSeries()
+        self.zone_share = [BoundedSeries() for _ in ZONE_NAMES]
+        """Each zone's share of a step's target tokens over time (the heatmap)."""
+        self.memory: list[RankMemory] = []
+        self.latest_step: dict[str, Any] = {}
+        self.hist_total = [0] * HIST_BINS
+        self.flagged: dict[tuple[Any, Any], dict[str, Any]] = {}
+        self.log: deque[str] = deque(maxlen=MAX_LOG_LINES)
+        self.log_count = 0
+        """Lines ever logged (the deque keeps the last MAX_LOG_LINES); the log pane writes only new ones."""
+        self.last_ack: str = ""
+        self.events_seen = 0
+
+    # ------------------------------------------------------------------ ingest
+    def hello(self, msg: dict[str, Any]) -> None:
+        self.name = msg.get("name") or self.name
+        self.status = msg.get("status") or self.status
+        self.step = msg.get("step") or self.step
+        self.total_steps = msg.get("total_steps") or self.total_steps
+        if isinstance(msg.get("config"), dict):
+            self.set_config(msg["config"])
+        self.version += 1
+
+    def set_config(self, config: dict[str, Any]) -> None:
+        self.config = config
+        nlirg = config.get("nlirg") or {}
+        self.bounds = ZoneBounds(*(float(nlirg.get(k, getattr(ZoneBounds(), k)))
+                                   for k in ("easy_max", "hard_min", "loss_deadline")))
+
+    def ingest(self, events: list[dict[str, Any]]) -> None:
+        """Apply events in seq order; one already seen (a replay overlapping a reconnect) is skipped."""
+        for event in events:
+            seq = event.get("seq")
+            if isinstance(seq, int):
+                if seq <= self.last_seq:
+                    continue
+                self.last_seq = seq
+            self.events_seen += 1
+            handler = getattr(self, f"_on_{event.get('type')}", None)
+            if handler is not None:
+                handler(event)
+        if events:
+            self.version += 1
+
+    def _on_step(self, e: dict[str, Any]) -> None:
+        step = e.get("step", self.step)
+        self.step = step
+        self.total_steps = e.get("total_steps") or self.total_steps
+        if self.status in ("unknown", "starting", "created"):
+            self.status = "running"
+        self.latest_step = e
+        self.loss.append(step, e.get("loss"))
+        self.weighted_loss.append(step, e.get("weighted_loss"))
+        self.lr.append(step, e.get("lr"))
+        self.tokens_per_s.append(step, e.get("tokens_per_s"))
+        counts = e.get("zone_counts") or [0, 0, 0, 0]
+        total = sum(counts) or 1
+        for series, n in zip(self.zone_share, counts, strict=False):
+            series.append(step, n / total)
+        hist = e.get("loss_hist") or []
+        for i, n in enumerate(hist[:HIST_BINS]):
+            self.hist_total[i] += n
+        ranks = e.get("rank_memory") or ([e["memory"]] if e.get("memory") else [])
+        while len(self.memory) < len(ranks):
+            self.memory.append(RankMemory())
+        for mem, reading in zip(self.memory, ranks, strict=False):
+            mem.latest = reading
+            for key in ("allocated", "reserved", "peak", "rss"):
+                if key in reading:
+                    getattr(mem, key).append(step, reading[key])
+
+    def _on_eval(self, e: dict[str, Any]) -> None:
+        self.eval_loss.append(e.get("step", self.step), e.get("eval_loss"))
+        self._log(f"eval at step {e.get('step')}: loss {_num(e.get('eval_loss'))}")
+
+    def _on_status(self, e: dict[str, Any]) -> None:
+        self.status = e.get("status", self.status)
+        self.step = e.get("step", self.step)
+        self.total_steps = e.get("total_steps") or self.total_steps
+        self._log(f"status {self.status} at step {self.step}")
+
+    def _on_flagged(self, e: dict[str, Any]) -> None:
+        for sample in e.get("samples") or []:
+            key = (sample.get("source"), sample.get("line") if sample.get("line") is not None
+                   else sample.get("sample_id"))
+            self.flagged[key] = sample
+        if len(self.flagged) > MAX_FLAGGED:
+            keep = self.flagged_worst_first()[:MAX_FLAGGED]
+            self.flagged = {k: v for k, v in self.flagged.items() if v in keep}
+
+    def _on_checkpoint(self, e: dict[str, Any]) -> None:
+        self._log(f"checkpoint at step {e.get('step')}: {e.get('path')}")
+
+    def _on_log(self, e: dict[str, Any]) -> None:
+        self._log(f"{e.get('level', 'info')}: {e.get('message')}")
+
+    def _on_error(self, e: dict[str, Any]) -> None:
+        self._log(f"ERROR: {e.get('message')}")
+
+    def _on_command(self, e: dict[str, Any]) -> None:
+        args = e.get("args") or {}
+        text = " ".join(f"{k}={v}" for k, v in args.items())
+        self._log(f"command {e.get('name')} {text} applied at step {e.get('applied_at_step')} "
+                  f"({e.get('source', 'client')})".replace("  ", " "))
+        if e.get("name") == "set":
+            # The trainer applied new NLIRG knobs: keep the zone bounds drawn on the histogram in step.
+            nlirg = dict(self.config.get("nlirg") or {})
+            changed = {k.removeprefix("nlirg."): v for k, v in args.items()
+                       if k.startswith("nlirg.") or k in nlirg or k in ZoneBounds.__dataclass_fields__}
+            if changed:
+                self.set_config({**self.config, "nlirg": {**nlirg, **changed}})
+
+    def _on_end(self, e: dict[str, Any]) -> None:
+        self.status = e.get("status", "ended")
+        self.ended = True
+        self._log(f"run ended: {self.status} ({e.get('reason')})")
+
+    def note_ack(self, name: str, ack: dict[str, Any]) -> None:
+        if ack.get("ok"):
+            self.last_ack = f"{name}: ok at step {ack.get('applied_at_step')}"
+        else:
+            self.last_ack = f"{name}: refused: {ack.get('error')}"
+        self._log(f"ack {self.last_ack}")
+        self.version += 1
+
+    def note(self, text: str) -> None:
+        self._log(text)
+        self.version += 1
+
+    def _log(self, text: str) -> None:
+        self.log.append(text)
+        self.log_count += 1
+
+    # ------------------------------------------------------------------ queries
+    def flagged_worst_first(self) -> list[dict[str, Any]]:
+        return sorted(self.flagged.values(), key=lambda s: (-(s.get("zeroed_tokens") or 0),
+                                                            -(s.get("mean_loss") or 0.0)))
+
+    @property
+    def is_live(self) -> bool:
+        return not self.ended and self.status not in TERMINAL
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"

@@ -1,0 +1,1 @@
+"""The panes of the Run screen and the widgets they share."""

@@ -1,0 +1,106 @@
+"""The Config pane: the run's YAML in an editor, validated as you type, with a diff against the running
+config and a relaunch request (the Run screen asks whether to resume weights and does the relaunch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
+
+from nlirg_tui.config_check import check_config_text, config_diff
+from trainer_core.rundir import CONFIG_FILE
+
+VALIDATE_DELAY_S = 0.3
+
+
+class ConfigPane(Vertical):
+    BINDINGS = [
+        Binding("ctrl+t", "toggle_diff", "diff"),
+        Binding("ctrl+r", "relaunch", "relaunch"),
+        Binding("escape", "leave_editor", "leave editor", show=False),
+    ]
+
+    show_diff: reactive[bool] = reactive(False, init=False)
+    """Show the diff against the running config below the editor."""
+
+    @dataclass
+    class RelaunchRequested(Message):
+        text: str
+
+    def __init__(self, run_dir: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_dir = run_dir
+        self.problems: list[str] = []
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        editor = TextArea(self._running_text(), id="config-editor", show_line_numbers=True, tab_behavior="indent")
+        if "yaml" in editor.available_languages:
+            editor.language = "yaml"
+        yield editor
+        yield Static(id="config-problems")
+        with VerticalScroll(id="config-diff-box"):
+            yield Static(id="config-diff")
+
+    def on_mount(self) -> None:
+        self.validate_now()
+
+    def _running_text(self) -> str:
+        try:
+            return (self.run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    @property
+    def text(self) -> str:
+        return self.query_one(TextArea).text
+
+    @on(TextArea.Changed)
+    def _on_changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(VALIDATE_DELAY_S, self.validate_now)
+
+    def validate_now(self) -> None:
+        _, self.problems = check_config_text(self.text)
+        box = self.query_one("#config-problems", Static)
+        if self.problems:
+            box.update(Text("\n".join(f"✗ {p}" for p in self.problems), style="bold red"))
+        else:
+            box.update(Text("✓ valid config", style="green"))
+        if self.show_diff:
+            self._draw_diff()
+
+    def watch_show_diff(self, show: bool) -> None:
+        self.query_one("#config-diff-box").display = show
+        if show:
+            self._draw_diff()
+
+    def _draw_diff(self) -> None:
+        diff = config_diff(self._running_text(), self.text)
+        self.query_one("#config-diff", Static).update(
+            Syntax(diff, "diff", theme="ansi_dark", background_color="default") if diff
+            else Text("no changes from the running config", style="dim"))
+
+    def action_toggle_diff(self) -> None:
+        self.show_diff = not self.show_diff
+
+    def action_relaunch(self) -> None:
+        self.validate_now()
+        if self.problems:
+            self.notify(f"fix the config first: {self.problems[0]}", severity="error")
+            return
+        self.post_message(self.RelaunchRequested(self.text))
+
+    def action_leave_editor(self) -> None:
+        self.screen.focus_next()

@@ -1,0 +1,49 @@
+"""The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU), and tokens/s."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from nlirg_tui.state import RunState
+from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
+
+GIB = 1 << 30
+
+
+def memory_table(state: RunState) -> Table:
+    table = Table(box=None, expand=True, pad_edge=False)
+    for col in ("rank", "allocated", "reserved", "peak", "cpu rss"):
+        table.add_column(col, justify="right")
+    for rank, mem in enumerate(state.memory):
+        r = mem.latest
+        table.add_row(str(rank), *(_gib(r.get(k)) for k in ("allocated", "reserved", "peak", "rss")))
+    tps = state.tokens_per_s.last
+    table.caption = f"tokens/s {tps:,.0f}" if tps is not None else "tokens/s -"
+    return table
+
+
+class MemoryPane(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static(id="memory-table")
+        yield SeriesPlot(id="memory-plot")
+        yield SeriesPlot(id="tps-plot")
+
+    def update_from(self, state: RunState) -> None:
+        self.query_one("#memory-table", Static).update(memory_table(state))
+        lines = []
+        colors = ("cyan", "magenta", "green", "yellow", "red", "blue", "orange", "white")
+        for rank, mem in enumerate(state.memory):
+            series = mem.allocated if len(mem.allocated) else mem.rss
+            xs, ys = series.points()
+            label = f"rank {rank} {'allocated' if series is mem.allocated else 'rss'} GiB"
+            lines.append(Line(label, xs, [y / GIB for y in ys], colors[rank % len(colors)]))
+        self.query_one("#memory-plot", SeriesPlot).show(PlotSpec("Memory (GiB)", lines))
+        xs, ys = state.tokens_per_s.points()
+        self.query_one("#tps-plot", SeriesPlot).show(PlotSpec("tokens/s", [Line("tokens/s", xs, ys, "green")]))
+
+
+def _gib(value: object) -> str:
+    return f"{value / GIB:.2f} GiB" if isinstance(value, (int, float)) else "-"

@@ -1,0 +1,57 @@
+"""A plotext plot fed with prepared lines: all data work happens in `show`, `render` only draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual_plotext import PlotextPlot
+
+from nlirg_tui.series import resample
+
+
+@dataclass
+class Line:
+    label: str
+    xs: list[float]
+    ys: list[float]
+    color: str = "blue"
+    marker: str = "braille"
+
+
+@dataclass
+class PlotSpec:
+    title: str = ""
+    lines: list[Line] = field(default_factory=list)
+    bars: tuple[list[float], list[float]] | None = None
+    vlines: list[tuple[float, str]] = field(default_factory=list)
+    log_y: bool = False
+    xlabel: str = ""
+
+
+class SeriesPlot(PlotextPlot):
+    """Shows one `PlotSpec`; never more points than it has columns."""
+
+    def show(self, spec: PlotSpec) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.title(spec.title)
+        width = max(self.size.width * 2, 40)  # braille: two points per cell
+        drawn = False
+        for line in spec.lines:
+            xs, ys = resample(line.xs, line.ys, width)
+            if spec.log_y:  # a log axis cannot show zero or negative values
+                kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
+                xs, ys = [x for x, _ in kept], [y for _, y in kept]
+            if xs:
+                plt.plot(list(xs), list(ys), label=line.label, color=line.color, marker=line.marker)
+                drawn = True
+        if spec.bars is not None:
+            plt.bar(spec.bars[0], spec.bars[1], color="blue", width=0.4)
+            drawn = True
+        for x, color in spec.vlines:
+            plt.vline(x, color)
+        if spec.log_y and drawn:
+            plt.yscale("log")
+        if spec.xlabel:
+            plt.xlabel(spec.xlabel)
+        self.refresh()

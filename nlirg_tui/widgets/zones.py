@@ -1,0 +1,67 @@
+"""The Zones pane: target tokens per NLIRG zone (this step and cumulative), each zone's share of the gradient,
+the token-loss histogram with the zone bounds drawn on it, and a zone-over-time heatmap."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from nlirg_tui.series import resample
+from nlirg_tui.state import HIST_WIDTH, ZONE_NAMES, RunState
+from nlirg_tui.widgets.plot import PlotSpec, SeriesPlot
+
+ZONE_STYLES = ("#5B9BD5", "#62C073", "#E5B94E", "bold #FFFFFF on #C0392B")
+ZONE_COLORS = ("#5B9BD5", "#62C073", "#E5B94E", "#C0392B")
+SHADES = " ░▒▓█"
+
+
+def zone_table(state: RunState) -> Table:
+    step = state.latest_step
+    counts = step.get("zone_counts") or [0] * 4
+    totals = step.get("zone_counts_total") or [0] * 4
+    shares = step.get("zone_grad_share") or [0.0] * 4
+    table = Table(box=None, expand=True, pad_edge=False)
+    for col in ("zone", "step", "total", "grad share"):
+        table.add_column(col, justify="left" if col == "zone" else "right")
+    for name, style, n, total, share in zip(ZONE_NAMES, ZONE_STYLES, counts, totals, shares, strict=False):
+        table.add_row(Text(name, style=style), str(n), str(total), f"{(share or 0.0) * 100:5.1f}%")
+    return table
+
+
+def heatmap(state: RunState, width: int) -> Text:
+    """One row per zone, one column per time bucket, shade = the zone's share of that bucket's tokens."""
+    text = Text()
+    cols = max(width - 10, 8)
+    for name, color, series in zip(ZONE_NAMES, ZONE_COLORS, state.zone_share, strict=True):
+        xs, ys = series.points()
+        _, ys = resample(xs, ys, cols)
+        text.append(f"{name:>9} ", style=color)
+        for y in ys:
+            text.append(SHADES[min(int(y * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)], style=color)
+        text.append("\n")
+    first = state.zone_share[0].xs[:1] or [0]
+    text.append(f"{'':>9} step {int(first[0])} → {state.step}", style="dim")
+    return text
+
+
+class ZonesPane(Vertical):
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="zones-top"):
+            yield Static(id="zones-table")
+            yield Static(id="zones-heatmap")
+        yield SeriesPlot(id="zones-hist")
+
+    def update_from(self, state: RunState) -> None:
+        self.query_one("#zones-table", Static).update(zone_table(state))
+        heat = self.query_one("#zones-heatmap", Static)
+        heat.update(heatmap(state, heat.size.width or 40))
+        bins = state.latest_step.get("loss_hist") or state.hist_total
+        centers = [HIST_WIDTH * (i + 0.5) for i in range(len(bins))]
+        b = state.bounds
+        spec = PlotSpec("Token loss histogram (this step) · zone bounds", bars=(centers, list(bins)),
+                        vlines=[(b.easy_max, "blue"), (b.hard_min, "orange"), (b.loss_deadline, "red")],
+                        xlabel="loss")
+        self.query_one("#zones-hist", SeriesPlot).show(spec)
