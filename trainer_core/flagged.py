@@ -52,14 +52,14 @@ class FlaggedTracker:
     def _describe(self, samples: list[Sample], sid: int, detail, mean: float, zeroed: int, max_loss: float,
                   step: int) -> dict[str, Any]:
         sample = next(s for s in samples if s.sample_id == sid)
-        losses, weights, zones = detail
+        losses, weights, zones, positions = detail
         ids = sample.input_ids
         n = len(ids)
         token_loss: list[float | None] = [None] * n
         token_weight: list[float | None] = [None] * n
         token_zone: list[int | None] = [None] * n
         targets = [t for t in range(1, n) if sample.labels[t] != IGNORE]
-        for t, loss, w, z in zip(targets, losses, weights, zones, strict=False):
+        for t, loss, w, z in zip(positions or targets, losses, weights, zones, strict=False):  # token_batch: windows
             token_loss[t], token_weight[t], token_zone[t] = round(loss, 4), round(w, 6), int(z)
         record = self.records[sample.sample_id] if sample.sample_id < len(self.records) else None
         return {

@@ -31,6 +31,7 @@ from trainer_core.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer
 from trainer_core.schedule import make_scheduler
 from trainer_core.step import loss_step
 from trainer_core.telemetry import IntervalStats, Telemetry, memory_reading
+from trainer_core.token_batch import WindowStream, count_windows
 
 log = logging.getLogger("trainer_core")
 
@@ -103,6 +104,7 @@ class Trainer:
             fused=self.device.type in ("cuda", "cpu"),
         )
         self.batches_per_epoch = math.ceil(len(self.samples) / cfg.training.batch_size)
+        self.windows = WindowStream(cfg.training.token_batch) if cfg.training.token_batch else None
         self.total_steps = self._total_steps()
         self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
         self.telemetry = Telemetry(self.device)
@@ -122,6 +124,9 @@ class Trainer:
         t = self.cfg.training
         if t.max_steps:
             return t.max_steps
+        if t.token_batch:  # one micro-step per window of token_batch target tokens
+            windows = count_windows(self.samples, t.batch_size, t.token_batch, t.epochs, t.seed)
+            return max(1, math.ceil(windows / t.grad_accum))
         return max(1, math.ceil(t.epochs * self.batches_per_epoch / t.grad_accum))
 
     # ------------------------------------------------------------------ data
@@ -133,12 +138,14 @@ class Trainer:
         bs = self.cfg.training.batch_size
         chosen = [self.samples[i] for i in order[self.batch_in_epoch * bs:(self.batch_in_epoch + 1) * bs]]
         self.batch_in_epoch += 1
-        self._input_tokens += sum(len(s.input_ids) for s in chosen)
+        if self.windows is None:  # token_batch counts input tokens window by window
+            self._input_tokens += sum(len(s.input_ids) for s in chosen)
         return collate(chosen, self.tokenizer.pad_token_id)
 
     @property
     def epoch_progress(self) -> float:
-        return self.epoch + self.batch_in_epoch / self.batches_per_epoch
+        part = self.windows.share_left if self.windows is not None else 0.0  # a half-trained batch
+        return self.epoch + (self.batch_in_epoch - part) / self.batches_per_epoch
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> str:
@@ -157,7 +164,8 @@ class Trainer:
                 reason = "stopped"
                 break
             self.train_step()
-            self._epoch_ended = self.batch_in_epoch >= self.batches_per_epoch
+            self._epoch_ended = self.batch_in_epoch >= self.batches_per_epoch and (
+                self.windows is None or self.windows.batch_finished)
             self.step += 1
             self._interval_steps += 1
             t = self.cfg.training
@@ -186,12 +194,19 @@ class Trainer:
         t = self.cfg.training
         nonzero = torch.zeros((), device=self.device)
         for _ in range(t.grad_accum):
-            batch = self._next_micro_batch().to(self.device)
+            label_mask = None
+            if self.windows is None:
+                batch = self._next_micro_batch().to(self.device)
+            else:  # token_batch: this micro-step is one window, its rows cut to the window's prefix
+                part = self.windows.next(self._next_micro_batch)
+                batch, label_mask = part.batch.to(self.device), part.label_mask.to(self.device)
+                self._input_tokens += part.window.input_tokens
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                out = loss_step(self.model, batch, self.params)
+                out = loss_step(self.model, batch, self.params, label_mask=label_mask)
             out.weighted_sum.backward()
             nonzero += out.nonzero
-            self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params)
+            self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params,
+                               positions=out.tokens.positions)
         self._optimizer_step(nonzero)
 
     def _optimizer_step(self, nonzero: torch.Tensor) -> None:
@@ -365,6 +380,8 @@ class Trainer:
     # ------------------------------------------------------------------ save / restore
     def _state(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "window_in_batch": self.windows.done_in_batch if self.windows is not None else 0,
+                "token_batch": self.cfg.training.token_batch,
                 "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
                 "seed": self.cfg.training.seed, "total_steps": self.total_steps}
 
@@ -388,6 +405,9 @@ class Trainer:
         self.scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
         ckpt_io.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        if self.windows is not None and state.get("window_in_batch"):
+            self.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
+            self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
         self.totals = state["totals"]
         self.lr_scale = state.get("lr_scale", 1.0)
         log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, self.step, self.epoch, self.batch_in_epoch)

@@ -60,11 +60,16 @@ class Telemetry:
         self.acc = torch.zeros(_SIZE, dtype=torch.float64, device=device)
         self._rows: list[torch.Tensor] = []
         self._row_ids: list[list[int]] = []
-        self._kept: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._kept: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                               torch.Tensor | None]] = []
 
     def add(self, losses: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, sample_ids: list[int],
-            params: NlirgParams, keep_tokens: bool = True) -> None:
-        """Fold one micro-batch's per-token losses into the interval (no host sync)."""
+            params: NlirgParams, keep_tokens: bool = True, positions: torch.Tensor | None = None) -> None:
+        """Fold one micro-batch's per-token losses into the interval (no host sync).
+
+        `positions` (in-row position of each token) lets `token_detail` place the tokens of a sample that
+        arrives in several parts (token_batch windows).
+        """
         L = losses.detach().float()
         w = weights.detach().float()
         zones = zone_of(L, params)
@@ -86,7 +91,7 @@ class Telemetry:
         self._rows.append(per_row)
         self._row_ids.append(list(sample_ids))
         if keep_tokens:
-            self._kept.append((list(sample_ids), rows, L, w, zones))
+            self._kept.append((list(sample_ids), rows, L, w, zones, positions))
 
     def sync(self) -> IntervalStats:
         """Move the interval to the host (the one sync per logged step) and reset the accumulator."""
@@ -95,7 +100,11 @@ class Telemetry:
         if self._rows:
             table = torch.cat(self._rows).tolist()  # same sync point, small (rows x 4)
             ids = [i for chunk in self._row_ids for i in chunk]
-            rows = [(sid, r[0], int(r[1]), int(r[2]), r[3]) for sid, r in zip(ids, table, strict=True)]
+            merged: dict[int, tuple[int, float, int, int, float]] = {}
+            for sid, r in zip(ids, table, strict=True):  # one row per sample, even if it came in windows
+                old = merged.get(sid, (sid, 0.0, 0, 0, 0.0))
+                merged[sid] = (sid, old[1] + r[0], old[2] + int(r[1]), old[3] + int(r[2]), max(old[4], r[3]))
+            rows = list(merged.values())
         stats = IntervalStats(
             zone_counts=[int(x) for x in values[_ZC:_ZC + 4]],
             zone_weighted=values[_ZW:_ZW + 4],
@@ -111,13 +120,19 @@ class Telemetry:
         self._row_ids.clear()
         return stats
 
-    def token_detail(self, sample_id: int) -> tuple[list[float], list[float], list[int]] | None:
-        """Per-token (losses, weights, zones) of a sample seen this interval; call after `sync` found it."""
-        for ids, rows, L, w, zones in self._kept:
-            if sample_id in ids:
-                sel = rows == ids.index(sample_id)
-                return L[sel].tolist(), w[sel].tolist(), zones[sel].tolist()  # only for flagged samples
-        return None
+    def token_detail(self, sample_id: int) -> tuple[list[float], list[float], list[int], list[int] | None] | None:
+        """Per-token (losses, weights, zones, positions) of a sample seen this interval, all its parts in order;
+        positions is None when they were not given (then the tokens are the sample's targets in order).
+        Call after `sync` found the sample."""
+        parts = [(rows == ids.index(sample_id), L, w, zones, pos)
+                 for ids, rows, L, w, zones, pos in self._kept if sample_id in ids]
+        if not parts:
+            return None
+        if any(pos is None for *_, pos in parts):
+            parts = parts[:1]  # without positions only a whole sample can be placed: its first sighting
+        L, w, z = (torch.cat([part[i + 1][part[0]] for part in parts]) for i in range(3))
+        pos = None if parts[0][4] is None else torch.cat([part[4][part[0]] for part in parts]).tolist()
+        return L.tolist(), w.tolist(), z.tolist(), pos  # host transfer only for flagged samples
 
     def drop_tokens(self) -> None:
         self._kept.clear()
