@@ -103,6 +103,112 @@ def demo(
     _launch(None, set_ or [], max_steps, detach, "demo", defaults=defaults)
 
 
+# ------------------------------------------------------------------ live runs (docs/live.md)
+RootOpt = Annotated[Path, typer.Option("--root", help="Folder holding the run directories.")]
+RunArg = Annotated[str, typer.Argument(help="Run directory, run name, or a unique prefix of one.")]
+
+
+@app.command("runs")
+def runs_(root: RootOpt = Path("runs")) -> None:
+    """List runs: name, status, step/total, loss, started, where; live ones first."""
+    from nlirg_tui.live_commands import list_runs, runs_table
+
+    found = list_runs(root)
+    if not found:
+        typer.echo(f"no runs under {root} (start one with `nlirg train --detach`, or pass --root DIR)", err=True)
+        return
+    for line in runs_table(found):
+        typer.echo(line)
+
+
+@app.command()
+def attach(
+    run: RunArg,
+    root: RootOpt = Path("runs"),
+    stream: Annotated[bool, typer.Option("--stream", help="Print events as text instead of opening the TUI.")]
+    = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --stream: print raw protocol events.")] = False,
+) -> None:
+    """Open the workbench on a run, live or finished (its whole history first)."""
+    from nlirg_tui.live_commands import LiveCommandError, resolve, stream_events
+
+    try:
+        run_dir = resolve(run, root)
+    except LiveCommandError as exc:
+        _die(str(exc))
+    if not stream and not json_ and sys.stdout.isatty() and _open_workbench(run_dir):
+        return
+    stream_events(run_dir, typer.echo, as_json=json_)
+
+
+def _open_workbench(run_dir: Path) -> bool:
+    """The TUI hook: `nlirg_tui.app.run_attached(run_dir)` once the app provides it; False means stream instead."""
+    try:
+        from nlirg_tui.app import run_attached  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    run_attached(run_dir)
+    return True
+
+
+def _command(run: str, root: Path, name: str, args: dict | None = None, wait_end: bool = False) -> None:
+    from nlirg_tui.live_commands import LiveCommandError, resolve, send_command
+
+    try:
+        run_dir = resolve(run, root)
+        ack, end = send_command(run_dir, name, args, wait_end=wait_end)
+    except LiveCommandError as exc:
+        _die(str(exc))
+    if end is not None:
+        summary = end.get("summary") or {}
+        typer.echo(f"{run_dir.name}: {end.get('status')} at step {summary.get('steps')}; summary in "
+                   f"{run_dir / 'summary.json'}")
+    else:
+        typer.echo(f"{run_dir.name}: {name} applied at step {ack.get('applied_at_step')}")
+
+
+@app.command()
+def stop(run: RunArg, root: RootOpt = Path("runs"),
+         no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the stop is acked.")] = False) -> None:
+    """Stop a live run at the next step: checkpoint, summary (status stopped), exit 0."""
+    _command(run, root, "stop", wait_end=not no_wait)
+
+
+@app.command()
+def pause(run: RunArg, root: RootOpt = Path("runs")) -> None:
+    """Pause a live run at the next step boundary."""
+    _command(run, root, "pause")
+
+
+@app.command("resume")
+def resume_(run: RunArg, root: RootOpt = Path("runs")) -> None:
+    """Resume a paused run."""
+    _command(run, root, "resume")
+
+
+@app.command()
+def save(run: RunArg, root: RootOpt = Path("runs")) -> None:
+    """Write a checkpoint of a live run now (at the next step boundary)."""
+    _command(run, root, "save")
+
+
+@app.command("set")
+def set_live(
+    run: RunArg,
+    pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE: lr_scale, log_every, flag_threshold, eval_every, "
+                                                     "save_every, nlirg.<param>, nlirg.weighting.")],
+    root: RootOpt = Path("runs"),
+) -> None:
+    """Change settings of a live run from the next step on (recorded in its event log)."""
+    from nlirg_tui.live_commands import LiveCommandError, parse_set_pairs
+
+    try:
+        args = parse_set_pairs(pairs)
+    except LiveCommandError as exc:
+        _die(str(exc))
+    _command(run, root, "set", args)
+
+
 def main() -> None:
     try:
         app()

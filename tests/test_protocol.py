@@ -1,0 +1,128 @@
+"""Protocol v1 (DESIGN §4): framing, limits, client-message validation, socket path rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from trainer_core import control, events, protocol
+from trainer_core.protocol import ProtocolError
+
+
+def test_encode_decode_round_trip_adds_version_and_one_line():
+    line = protocol.encode(protocol.command("c1", "set", {"lr_scale": 0.5, "note": "中文"}))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    obj = protocol.decode(line)
+    assert obj == {"v": 1, "type": "command", "id": "c1", "name": "set", "args": {"lr_scale": 0.5, "note": "中文"}}
+
+
+@pytest.mark.parametrize("raw, needle", [
+    (b"\xff\xfe garbage", "not UTF-8"),
+    (b"{not json", "not JSON"),
+    (b"[1, 2]", "expected a JSON object"),
+    (b'{"type": "replay"}', "protocol version"),
+    (b'{"v": 2, "type": "replay"}', "protocol version"),
+    (b'{"v": 1}', 'missing "type"'),
+    (b'{"v": 1, "type": 7}', 'missing "type"'),
+])
+def test_decode_rejects_bad_lines_with_a_reason(raw, needle):
+    with pytest.raises(ProtocolError, match=needle):
+        protocol.decode(raw)
+
+
+def test_encode_refuses_nan():
+    with pytest.raises(ValueError):
+        protocol.encode({"type": "step", "loss": float("nan")})
+
+
+def test_line_reader_splits_and_keeps_partial_lines():
+    reader = protocol.LineReader()
+    assert reader.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
+    assert reader.feed(b':2}\n\n') == [b'{"b":2}', b""]
+
+
+def test_line_reader_refuses_an_oversize_line_before_its_newline():
+    reader = protocol.LineReader(limit=100)
+    reader.feed(b"x" * 100)
+    with pytest.raises(ProtocolError, match="limit"):
+        reader.feed(b"x")
+
+
+def test_line_reader_refuses_an_oversize_line_within_one_chunk():
+    reader = protocol.LineReader(limit=10)
+    with pytest.raises(ProtocolError, match="limit"):
+        reader.feed(b"y" * 11 + b"\nok\n")
+
+
+def test_default_limit_is_one_mib():
+    assert protocol.MAX_LINE_BYTES == 1024 * 1024
+    reader = protocol.LineReader()
+    assert reader.feed(b"z" * protocol.MAX_LINE_BYTES + b"\n") == [b"z" * protocol.MAX_LINE_BYTES]
+
+
+@pytest.mark.parametrize("obj, expected", [
+    ({"type": "replay", "from_seq": 5}, protocol.Replay(5)),
+    ({"type": "replay"}, protocol.Replay(0)),
+    ({"type": "command", "id": 3, "name": "pause"}, protocol.CommandRequest(3, "pause", {})),
+    ({"type": "command", "id": "x", "name": "set", "args": {"nlirg.k": 2}},
+     protocol.CommandRequest("x", "set", {"nlirg.k": 2})),
+])
+def test_parse_client_message_accepts_valid_messages(obj, expected):
+    assert protocol.parse_client_message({"v": 1, **obj}) == expected
+
+
+@pytest.mark.parametrize("obj, needle", [
+    ({"type": "replay", "from_seq": -1}, "from_seq"),
+    ({"type": "replay", "from_seq": "3"}, "from_seq"),
+    ({"type": "replay", "from_seq": True}, "from_seq"),
+    ({"type": "command", "id": 1, "name": "explode"}, "unknown command"),
+    ({"type": "command", "id": 1, "name": "set", "args": [1]}, "args must be an object"),
+    ({"type": "command", "id": [1], "name": "pause"}, "command.id"),
+    ({"type": "subscribe"}, "unknown message type"),
+])
+def test_parse_client_message_names_the_problem(obj, needle):
+    with pytest.raises(ProtocolError, match=needle):
+        protocol.parse_client_message({"v": 1, **obj})
+
+
+def test_vocabulary_matches_the_trainer_side():
+    assert protocol.COMMAND_NAMES == control.COMMAND_NAMES
+    assert protocol.PROTOCOL_VERSION == events.PROTOCOL_VERSION
+
+
+def test_replies_have_no_seq_and_events_do():
+    assert not protocol.is_event(protocol.ack(1, True, None, 3))
+    assert not protocol.is_event(protocol.error_reply("bad"))
+    assert protocol.is_event(json.loads('{"v": 1, "type": "step", "seq": 0}'))
+
+
+def test_socket_path_fits_the_limit_for_any_run_depth(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    deep = tmp_path.joinpath(*(["a_rather_long_folder_name"] * 20), "run-20260101-000000")
+    path = protocol.socket_path(deep)
+    assert len(str(path).encode()) <= protocol.SOCKET_PATH_LIMIT
+    assert path.parent == Path("/tmp") / f"nlirg-{os.getuid()}"
+    assert protocol.socket_path(deep) == path and protocol.socket_path(tmp_path) != path
+
+
+def test_socket_dir_prefers_xdg_runtime_dir_and_falls_back_when_too_long(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert protocol.socket_dir() == Path("/run/user/1000/nlirg")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/" + "x" * 120)
+    assert protocol.socket_dir() == Path("/tmp") / f"nlirg-{os.getuid()}"
+    assert len(str(protocol.socket_path(tmp_path)).encode()) <= protocol.SOCKET_PATH_LIMIT
+
+
+def test_ensure_socket_dir_is_private(tmp_path):
+    loose = tmp_path / "nlirg"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    protocol.ensure_socket_dir(loose)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+    fresh = tmp_path / "fresh" / "nlirg"
+    protocol.ensure_socket_dir(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
