@@ -95,3 +95,49 @@ def load_weights(model, ckpt: Path, lora: bool) -> None:
                            f"{unexpected[:3]}")
     if tied:
         model.tie_weights()
+
+
+# --------------------------------------------------------------------------- DeepSpeed
+DEEPSPEED_DIR = "deepspeed"
+"""DeepSpeed's own files (module states and every rank's ZeRO shards) inside checkpoints/step-N/."""
+
+
+def save_deepspeed_checkpoint(run_dir: Path, step: int, engine, scheduler, state: dict[str, Any], keep: int,
+                              rank: int, barrier) -> Path:
+    """Every rank writes its shards with DeepSpeed's own `save_checkpoint` (so `--resume` works under ZeRO-3);
+    rank 0 adds the schedule and data position and renames the folder once all ranks are done."""
+    base = run_dir / CHECKPOINTS
+    final = base / f"step-{step}"
+    tmp = base / f".tmp-step-{step}"
+    if rank == 0:
+        base.mkdir(exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier()
+    engine.save_checkpoint(str(tmp), tag=DEEPSPEED_DIR, client_state={}, save_latest=False)
+    torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    barrier()
+    if rank == 0:
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        if keep > 0:
+            for old in checkpoint_dirs(run_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def load_deepspeed_checkpoint(ckpt: Path, engine, scheduler, rank: int) -> dict[str, Any]:
+    """Load weights, optimizer shards, schedule and this rank's RNG; return the trainer state."""
+    path, _ = engine.load_checkpoint(str(ckpt), tag=DEEPSPEED_DIR, load_optimizer_states=True,
+                                     load_lr_scheduler_states=False)
+    if path is None:
+        raise FileNotFoundError(f"checkpoint {ckpt} holds no DeepSpeed state under {DEEPSPEED_DIR}/")
+    scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
+    rng = ckpt / f"rng-rank{rank}.pt"
+    if rng.exists():  # a resume on a different number of ranks keeps fresh RNG streams for the new ranks
+        set_rng_state(torch.load(rng, weights_only=False))
+    return load_state(ckpt)

@@ -294,11 +294,17 @@ class DistributedConfig:
     """A DeepSpeed JSON config of your own; batch, accumulation, LR and precision come from this config."""
     hostfile: str | None = None
     """DeepSpeed hostfile for several nodes."""
+    optimizer: str = "torch"
+    """DeepSpeed: `torch` (torch's fused AdamW, no build step) or `deepspeed` (the JSON's optimizer, e.g. FusedAdam)."""
 
     def check(self) -> list[str]:
         out = []
         if self.backend not in ("none", "deepspeed"):
             out.append(f"distributed.backend: '{self.backend}' is not one of none, deepspeed")
+        if self.optimizer not in ("torch", "deepspeed"):
+            out.append(f"distributed.optimizer: '{self.optimizer}' is not one of torch, deepspeed")
+        if self.include and self.num_procs != 1:
+            out.append("distributed.include: give either include or num_procs, not both")
         if self.num_procs < 1:
             out.append(f"distributed.num_procs: {self.num_procs} must be >= 1")
         if self.zero_stage not in (0, 1, 2, 3):
@@ -333,6 +339,10 @@ class RunConfig:
             problems += getattr(self, f.name).check()
         if self.data.pack_length > 0 and self.training.type != "cpt":
             problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
+        if self.distributed.backend == "deepspeed" and not problems:
+            from trainer_core.ds_config import deepspeed_problems  # torch-free; imported late (it imports this module)
+
+            problems += deepspeed_problems(self)
         return problems
 
 

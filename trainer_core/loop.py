@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict
@@ -18,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer_core import checkpoint as ckpt_io
 from trainer_core.config import ConfigError, RunConfig, save_config
 from trainer_core.control import Command, CommandQueue, parse_set_args, validate_command
 from trainer_core.data import Batch, build_samples, collate, epoch_order, split_eval
+from trainer_core.distributed import make_backend
 from trainer_core.events import EventLog, clean
 from trainer_core.flagged import FlaggedTracker
 from trainer_core.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
@@ -29,7 +30,6 @@ from trainer_core.progress import Progress
 from trainer_core.records import read_records
 from trainer_core.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
 from trainer_core.schedule import make_scheduler
-from trainer_core.step import loss_step
 from trainer_core.telemetry import IntervalStats, Telemetry, memory_reading
 from trainer_core.token_batch import WindowStream, count_windows
 
@@ -78,6 +78,8 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.training.seed)
         self.device = pick_device()
+        self.backend = make_backend(cfg, self.device)  # DeepSpeed: joins the other ranks here
+        self.device, self.rank, self.world_size = self.backend.device, self.backend.rank, self.backend.world_size
         self.dtype = compute_dtype(cfg.model, self.device)
         records = read_records(cfg.data.train, cfg.data.format, cfg.data.system_prompt)
         if cfg.data.eval:
@@ -103,19 +105,24 @@ class Trainer:
             params, lr=cfg.training.lr, betas=tuple(cfg.training.betas), weight_decay=cfg.training.weight_decay,
             fused=self.device.type in ("cuda", "cpu"),
         )
-        self.batches_per_epoch = math.ceil(len(self.samples) / cfg.training.batch_size)
+        self.optimizer = self.backend.prepare(self.model, self.optimizer, cfg, self.dtype)
+        # batch_size is per rank: one global batch is batch_size x world_size samples.
+        self.batches_per_epoch = math.ceil(len(self.samples) / (cfg.training.batch_size * self.world_size))
         self.windows = WindowStream(cfg.training.token_batch) if cfg.training.token_batch else None
         self.total_steps = self._total_steps()
         self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
+        self.backend.attach_scheduler(self.scheduler)
         self.telemetry = Telemetry(self.device)
         self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, self.records, cfg.telemetry)
+        if not self.backend.is_main:
+            self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
         self._nan_streak = torch.zeros((), device=self.device)
         self._max_streak = torch.zeros((), device=self.device)
         self._skipped = torch.zeros((), device=self.device)
         self._grad_norm = torch.zeros((), device=self.device)
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        self.tb = _tensorboard(self.run_dir / "tb")
+        self.tb = _tensorboard(self.run_dir / "tb") if self.backend.is_main else None
         log.info("model %s: %s trainable of %s parameters; %d train samples, %d eval; %d steps on %s (%s)",
                  cfg.model.path, f"{trainable:,}", f"{total:,}", len(self.samples), len(self.eval_samples),
                  self.total_steps, self.device, str(self.dtype).replace("torch.", ""))
@@ -136,7 +143,10 @@ class Trainer:
             self.batch_in_epoch = 0
         order = epoch_order(len(self.samples), self.cfg.training.seed, self.epoch)
         bs = self.cfg.training.batch_size
-        chosen = [self.samples[i] for i in order[self.batch_in_epoch * bs:(self.batch_in_epoch + 1) * bs]]
+        start = (self.batch_in_epoch * self.world_size + self.rank) * bs  # this rank's share of the global batch
+        # The epoch's last global batch may leave a rank short: it refills from the epoch's start, as torch's
+        # DistributedSampler does, so every rank runs the same number of forwards (ZeRO-3 gathers in them).
+        chosen = [self.samples[i] for i in (order[start:start + bs] or order[:bs])]
         self.batch_in_epoch += 1
         if self.windows is None:  # token_batch counts input tokens window by window
             self._input_tokens += sum(len(s.input_ids) for s in chosen)
@@ -202,29 +212,17 @@ class Trainer:
                 batch, label_mask = part.batch.to(self.device), part.label_mask.to(self.device)
                 self._input_tokens += part.window.input_tokens
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                out = loss_step(self.model, batch, self.params, label_mask=label_mask)
-            out.weighted_sum.backward()
+                out = self.backend.loss_step(batch, self.params, label_mask=label_mask)
+            self.backend.backward(out.weighted_sum)
             nonzero += out.nonzero
             self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params,
                                positions=out.tokens.positions)
         self._optimizer_step(nonzero)
 
     def _optimizer_step(self, nonzero: torch.Tensor) -> None:
-        grads = [p.grad for p in self.optimizer.param_groups[0]["params"] if p.grad is not None]
-        if grads:
-            torch._foreach_div_(grads, nonzero.clamp(min=1).to(grads[0].dtype))
-        params = self.optimizer.param_groups[0]["params"]
-        max_norm = self.cfg.training.max_grad_norm
-        if max_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        bad = ~torch.isfinite(norm) | (nonzero == 0)
-        # A non-finite or fully zeroed step is skipped inside the fused optimizer: no host sync here.
-        self.optimizer.found_inf = bad.float().to(self.device)
-        self.optimizer.step()
+        # Normalise by the non-zero-weight tokens, clip, skip a bad step (distributed.SingleDevice: no host sync).
+        norm, bad = self.backend.optimizer_step(nonzero, self.cfg.training.max_grad_norm)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         nonfinite = (~torch.isfinite(norm)).float()
         self._nan_streak = (self._nan_streak + 1) * nonfinite
         self._max_streak = torch.maximum(self._max_streak, self._nan_streak)
@@ -233,6 +231,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging
     def _log_step(self) -> str | None:
+        self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
+        self._input_tokens = int(self.backend.total(self._input_tokens))
         stats = self.telemetry.sync()
         # One more small transfer at the same sync point: streak, skipped steps, grad norm.
         max_streak, skipped, grad_norm = torch.stack([self._max_streak, self._skipped, self._grad_norm]).tolist()
@@ -255,13 +255,14 @@ class Trainer:
             "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
             "skipped_steps": int(skipped), "memory": memory_reading(self.device), "step_time_s": elapsed / steps,
-            "rank_memory": [memory_reading(self.device)], "world_size": self.world_size,
+            "rank_memory": self.backend.gather(memory_reading(self.device)), "world_size": self.world_size,
         }
         self.last = stats
         self.events.emit("step", **event)
         self._tb_scalars(event)
         self.progress.update(self.step, self.total_steps, event)
         new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
+        new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.path)
         if new_flagged:
             self.events.emit("flagged", step=self.step, samples=new_flagged)
         self.telemetry.drop_tokens()
@@ -300,7 +301,7 @@ class Trainer:
             chunk = self.eval_samples[i:i + bs]
             batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                out = loss_step(self.model, batch, self.params)
+                out = self.backend.loss_step(batch, self.params)
             tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False)
         self.model.train()
         stats = tel.sync()  # host sync: once per evaluation
@@ -317,15 +318,16 @@ class Trainer:
     # ------------------------------------------------------------------ commands
     def _handle_commands(self) -> str | None:
         """Apply queued commands at this step boundary; block here while paused. Returns 'stop' to end."""
+        waited: list[Command] = []
         while True:
-            for cmd in self.commands.drain():
+            # Every rank applies the same list (rank 0's queue) at the same step; paused ranks keep meeting here.
+            for cmd in self.backend.share_commands(waited + self.commands.drain()):
                 if self._apply(cmd) == "stop":
                     return "stop"
             if not self.paused:
                 return None
             cmd = self.commands.wait(timeout=0.2)
-            if cmd is not None and self._apply(cmd) == "stop":
-                return "stop"
+            waited = [cmd] if cmd is not None else []
 
     def _apply(self, cmd: Command) -> str | None:
         error = validate_command(cmd.name, cmd.args)
@@ -368,12 +370,14 @@ class Trainer:
                     self.cfg.telemetry.flag_threshold = value
                 else:
                     setattr(self.cfg.training, key, value)
-            save_config(self.cfg, self.run_dir / CONFIG_FILE)
+            if self.backend.is_main:
+                save_config(self.cfg, self.run_dir / CONFIG_FILE)
         return None
 
     def _set_status(self, status: str) -> None:
         self.status = status
-        update_trainer_json(self.run_dir, status=status)
+        if self.backend.is_main:
+            update_trainer_json(self.run_dir, status=status)
         if status in ("paused", "running") and hasattr(self, "_interval_start"):
             self.events.emit("status", status=status, step=self.step, total_steps=self.total_steps)
 
@@ -387,8 +391,8 @@ class Trainer:
 
     def save(self) -> Path | None:
         try:
-            path = ckpt_io.save_checkpoint(self.run_dir, self.step, self.model, self.optimizer, self.scheduler,
-                                           self._state(), self.cfg.training.save_total_limit)
+            path = self.backend.save_checkpoint(self.run_dir, self.step, self._state(),
+                                                self.cfg.training.save_total_limit)
         except OSError as exc:  # a full disk must not kill the run: the previous checkpoint is intact
             msg = f"checkpoint at step {self.step} failed ({exc.strerror or exc}); free disk space under {self.run_dir}"
             log.error(msg)
@@ -399,11 +403,7 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: Path) -> None:
-        state = ckpt_io.load_state(ckpt)
-        ckpt_io.load_weights(self.model, ckpt, self.cfg.lora.enabled)
-        self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=self.device))
-        self.scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt"))
-        ckpt_io.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
+        state = self.backend.load_checkpoint(ckpt, self.cfg.lora.enabled)  # weights, optimizer, schedule, RNG
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         if self.windows is not None and state.get("window_in_batch"):
             self.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
@@ -414,10 +414,13 @@ class Trainer:
 
     def save_final(self) -> None:
         final = self.run_dir / FINAL
-        self.model.save_pretrained(final, safe_serialization=True)
+        gathered = self.backend.full_state_dict()  # ZeRO-3: every rank helps gather the shards; rank 0 writes
+        if not self.backend.is_main:
+            return
+        self.model.save_pretrained(final, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
         self.tokenizer.save_pretrained(final)
         if self.cfg.lora.enabled and self.cfg.output.merge_lora:
-            merged = self.model.merge_and_unload()
+            merged = self.backend.merged_model(self.model, final, self.cfg)
             merged.save_pretrained(final / "merged", safe_serialization=True)
             self.tokenizer.save_pretrained(final / "merged")
         self.events.emit("log", level="info", message=f"final model written to {final}")
@@ -440,13 +443,15 @@ class Trainer:
             "eval": self.last_eval, "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
         }
-        write_json_atomic(self.run_dir / SUMMARY_FILE, clean(summary))
+        if self.backend.is_main:
+            write_json_atomic(self.run_dir / SUMMARY_FILE, clean(summary))
         return summary
 
     def _finish(self, status: str, reason: str) -> None:
         self.status = status
         summary = self._write_summary(status, reason)
-        update_trainer_json(self.run_dir, status=status, ended=time.time())
+        if self.backend.is_main:
+            update_trainer_json(self.run_dir, status=status, ended=time.time())
         self.events.emit("end", status=status, reason=reason, summary=summary)
         self.progress.close(status, summary)
         if self.tb is not None:
