@@ -102,7 +102,7 @@ def test_summary_contract_and_step_events(tmp_path, data):
         assert sum(e["zone_grad_share"]) == pytest.approx(1.0)
     assert sum(sum(e["zone_counts"]) for e in steps) == summary["train_tokens"]
     evals = [e for e in events if e["type"] == "eval"]
-    assert [e["step"] for e in evals] == [2, 4] and all(e["eval_loss"] > 0 for e in evals)
+    assert [e["step"] for e in evals] == [0, 2, 4] and all(e["eval_loss"] > 0 for e in evals)
     assert events[-1]["type"] == "end"
 
 

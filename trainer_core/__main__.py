@@ -16,6 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
+from trainer_core import ranks
 from trainer_core.config import ConfigError, load_config
 from trainer_core.control import Command, CommandQueue
 from trainer_core.events import EventLog
@@ -28,9 +29,9 @@ EXIT_FAILED = 3
 log = logging.getLogger("trainer_core")
 
 
-def _setup_logging(run_dir: Path, echo: bool) -> None:
+def _setup_logging(run_dir: Path, echo: bool, log_file: str = LOG_FILE) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler = logging.FileHandler(run_dir / log_file, encoding="utf-8")
     handler.setFormatter(fmt)
     log.addHandler(handler)
     if echo:
@@ -67,9 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     args = ap.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
+    rank = ranks.launcher_rank()
+    if rank > 0:  # DeepSpeed: rank 0 alone owns trainer.json, events.jsonl, summary.json and the socket
+        return ranks.run_worker(run_dir, rank, args.resume, _setup_logging, _install_signal_handlers)
     _setup_logging(run_dir, echo=True)
     update_trainer_json(run_dir, pid=os.getpid(), host=socket.gethostname(), status="starting",
                         started=time.time(), ended=None, run_dir=str(run_dir))
+    ranks.announce(run_dir, 0, status="starting", error=None)  # DeepSpeed only: lets ranks explain a death
     events = EventLog(run_dir / EVENTS_FILE)
     commands = CommandQueue()
     _install_signal_handlers(commands)
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         events.emit("error", message=message, fatal=True)
         events.emit("end", status="failed", reason=message)
         update_trainer_json(run_dir, status="failed", ended=time.time(), error=message)
+        ranks.announce(run_dir, 0, status="failed", error=message)
         print(f"error: {message}", file=sys.stderr, flush=True)
         return code
 
@@ -104,12 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "OutOfMemoryError":
             return fail(f"out of memory at step {trainer.step}: lower training.batch_size or data.max_length, "
                         "or set model.gradient_checkpointing: true", EXIT_FAILED)
+        peer = ranks.failed_peer(run_dir, trainer)  # DeepSpeed: a collective broke because another rank died
+        if peer is not None:
+            return fail(peer, EXIT_FAILED)
         fail(f"trainer crashed at step {trainer.step}: {type(exc).__name__}: {exc}", EXIT_FAILED)
         raise
     finally:
         if server is not None:
             server.close()
         events.close()
+        ranks.close_backend(trainer)
     return 0 if status in ("completed", "stopped") else EXIT_FAILED
 
 

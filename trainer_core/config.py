@@ -140,6 +140,8 @@ class TrainingConfig:
     """Emit a `step` event (and sync telemetry to the host) every this many optimizer steps."""
     eval_every: int = 0
     """Evaluate every this many optimizer steps (0 = only at epoch ends)."""
+    eval_at_start: bool = True
+    """Evaluate once before the first step, so later eval losses have a baseline."""
     save_every: int = 0
     """Checkpoint every this many optimizer steps (0 = only at the end)."""
     save_total_limit: int = 2

@@ -167,6 +167,8 @@ class Trainer:
         self._interval_steps = 0
         self._steady: tuple[float, int] | None = None
         self._epoch_ended = False
+        if self.cfg.training.eval_at_start and self.step == 0:
+            self.validate()
         reason = "completed"
         while self.step < self.total_steps:
             outcome = self._handle_commands()
