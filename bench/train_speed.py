@@ -1,0 +1,179 @@
+"""Training throughput, side by side in one process: NLIRG vs plain CE in our trainer, vs a bare
+loop (HF forward with its own CE loss + AdamW, no telemetry), and vs `transformers.Trainer`.
+
+    python -m bench.train_speed            # builtin:smollm2-135m, LoRA, batch 4 x 256 tokens
+    python -m bench.train_speed --quick    # builtin:tiny, a few seconds
+
+Ours and the bare loop are interleaved step by step (A B C A B C ...) so machine noise hits all of
+them alike; the HF Trainer runs in two blocks that sandwich a block of ours. The first `--warmup` steps
+of each are dropped. The last line is one JSON object with the ratios (higher is better for us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from trainer_core.config import apply_overrides, config_from_dict
+from trainer_core.data import collate
+from trainer_core.events import EventLog
+from trainer_core.loop import Trainer
+
+
+def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:
+    run = root / name
+    run.mkdir()
+    cfg = config_from_dict(apply_overrides({}, overrides))
+    trainer = Trainer(cfg, run, EventLog(run / "events.jsonl"))
+    trainer.setup()
+    trainer._input_tokens = 0
+    trainer._interval_start = time.time()
+    trainer._interval_steps = 0
+    trainer._steady = None
+    return trainer
+
+
+def timed_step(trainer: Trainer) -> tuple[float, int]:
+    """One optimizer step plus its logged-step telemetry sync; returns (seconds, input tokens)."""
+    before = trainer.totals["input_tokens"]
+    t0 = time.perf_counter()
+    trainer.train_step()
+    trainer.step += 1
+    trainer._interval_steps += 1
+    trainer._log_step()  # the one host sync of a logged step (log_every=1: the worst case)
+    return time.perf_counter() - t0, trainer.totals["input_tokens"] - before
+
+
+class BareLoop:
+    """Plain CE the usual way: model(input_ids, labels=...).loss, backward, clip, AdamW. No telemetry."""
+
+    def __init__(self, reference: Trainer):
+        self.ref = reference
+        self.model = reference.model
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=reference.cfg.training.lr)
+        self.pos = 0
+
+    def step(self) -> tuple[float, int]:
+        bs = self.ref.cfg.training.batch_size
+        samples = [self.ref.samples[(self.pos + i) % len(self.ref.samples)] for i in range(bs)]
+        self.pos += bs
+        batch = collate(samples, self.ref.tokenizer.pad_token_id).to(self.ref.device)
+        tokens = sum(len(s.input_ids) for s in samples)
+        t0 = time.perf_counter()
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ref.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0, tokens
+
+
+def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir: Path) -> float:
+    """transformers.Trainer on the same model, samples, batch size and LR, with its plain loss."""
+    from transformers import Trainer as HFTrainer
+    from transformers import TrainerCallback, TrainingArguments
+
+    samples = reference.samples
+    pad = reference.tokenizer.pad_token_id
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return samples[i]
+
+    def collator(rows):
+        b = collate(rows, pad)
+        return {"input_ids": b.input_ids, "attention_mask": b.attention_mask, "labels": b.labels}
+
+    times: list[float] = []
+    tokens: list[int] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+    args = TrainingArguments(
+        output_dir=str(out_dir), per_device_train_batch_size=reference.cfg.training.batch_size, max_steps=steps,
+        learning_rate=reference.cfg.training.lr, logging_strategy="no", save_strategy="no", report_to=[],
+        use_cpu=reference.device.type == "cpu", dataloader_num_workers=0, remove_unused_columns=False,
+        optim="adamw_torch", max_grad_norm=1.0, disable_tqdm=True, seed=reference.cfg.training.seed,
+    )
+    hf = HFTrainer(model=reference.model, args=args, train_dataset=Rows(), data_collator=collator,
+                   callbacks=[Clock()])
+    order = iter(hf.get_train_dataloader())
+    for _ in range(steps):  # the token count of each step, from the same loader order the Trainer uses
+        try:
+            tokens.append(int(next(order)["attention_mask"].sum()))
+        except StopIteration:
+            break
+    hf.train()
+    kept = slice(warmup, None)
+    return sum(tokens[kept]) / sum(times[kept][: len(tokens[kept])])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="builtin:tiny, few steps")
+    ap.add_argument("--steps", type=int, default=None, help="measured steps per variant")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--no-hf", action="store_true", help="skip the transformers.Trainer comparison")
+    args = ap.parse_args()
+    steps = args.steps or (12 if args.quick else 6)
+    if args.quick:
+        common = ["model.path=builtin:tiny", "lora.enabled=false", "training.batch_size=8", "data.max_length=256"]
+    else:
+        common = ["model.path=builtin:smollm2-135m", "lora.enabled=true", "training.batch_size=4",
+                  "data.max_length=256"]
+    common += ["data.train=builtin:demo", "training.max_steps=100000", "training.eval_at_start=false",
+               "training.log_every=1", "training.lr=1e-4"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ours = build_trainer(root, "nlirg", [*common, "nlirg.weighting=nlirg"])
+        plain = build_trainer(root, "plain", [*common, "nlirg.weighting=plain"])
+        bare = BareLoop(build_trainer(root, "bare", common))
+        runs: dict[str, list[tuple[float, int]]] = {"nlirg": [], "plain": [], "bare": []}
+        for _ in range(steps + args.warmup):
+            runs["nlirg"].append(timed_step(ours))
+            runs["plain"].append(timed_step(plain))
+            runs["bare"].append(bare.step())
+        rate = {k: sum(t for _, t in v[args.warmup:]) / sum(s for s, _ in v[args.warmup:]) for k, v in runs.items()}
+        for k, v in runs.items():
+            median = statistics.median(s for s, _ in v[args.warmup:])
+            print(f"{k:6s} {rate[k]:9.1f} tokens/s   median step {median:.3f}s")
+        result = {
+            "model": common[0].split("=")[1], "steps": steps,
+            "nlirg_vs_plain": rate["nlirg"] / rate["plain"],
+            "nlirg_vs_bare_ce": rate["nlirg"] / rate["bare"],
+            "telemetry_and_loop_cost": 1 - rate["plain"] / rate["bare"],
+            "peak_memory_bytes": ours._write_summary("bench")["peak_memory_bytes"],
+        }
+        if not args.no_hf:
+            hf_model_owner = build_trainer(root, "hf", [*common, "nlirg.weighting=plain"])
+            hf_a = hf_trainer_tokens_per_s(hf_model_owner, steps + args.warmup, args.warmup, root / "hf_a")
+            again = [timed_step(plain) for _ in range(steps)]
+            ours_again = sum(t for _, t in again) / sum(s for s, _ in again)
+            hf_b = hf_trainer_tokens_per_s(hf_model_owner, steps + args.warmup, args.warmup, root / "hf_b")
+            hf_rate = (hf_a + hf_b) / 2
+            ours_plain = (rate["plain"] + ours_again) / 2
+            print(f"hf     {hf_rate:9.1f} tokens/s (transformers.Trainer, plain CE)")
+            result["ours_plain_vs_hf_trainer"] = ours_plain / hf_rate
+            result["ours_nlirg_vs_hf_trainer"] = rate["nlirg"] / hf_rate
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()
