@@ -6,12 +6,14 @@ Torch-free: the CLI and the TUI call this without importing torch.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from trainer_core.config import RunConfig, save_config
-from trainer_core.rundir import CONFIG_FILE, LOG_FILE, new_run_dir, update_trainer_json
+from trainer_core.config import RunConfig, load_config, save_config
+from trainer_core.rundir import CONFIG_FILE, LOG_FILE, new_run_dir, read_json, update_trainer_json
 
 
 def prepare_run(cfg: RunConfig, default_name: str) -> Path:
@@ -36,8 +38,37 @@ def trainer_command(run_dir: Path, resume: Path | None = None, progress: bool = 
     return cmd
 
 
+def launch_command(run_dir: Path, resume: Path | None = None, progress: bool = False) -> list[str]:
+    """The command that trains this run: the trainer itself, or the `deepspeed` launcher running it on every rank."""
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if cfg.distributed.backend == "deepspeed":
+        return deepspeed_command(cfg, trainer_command(run_dir, resume, progress)[3:])
+    return trainer_command(run_dir, resume, progress)
+
+
+def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
+    """`deepspeed [--hostfile F] [--include H:0,1 | --num_gpus N] --master_port P --no_local_rank --module
+    trainer_core ARGS`: the real launcher, which starts one `python -m trainer_core` per rank with RANK,
+    LOCAL_RANK, WORLD_SIZE and MASTER_* set, and ends the other ranks when one fails."""
+    d = cfg.distributed
+    script = Path(sys.executable).with_name("deepspeed")  # the launcher of this environment's DeepSpeed
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "deepspeed.launcher.runner"]
+    if d.hostfile:
+        cmd += ["--hostfile", str(Path(d.hostfile).expanduser().resolve())]
+    if d.include:
+        cmd += ["--include", d.include]
+    elif not d.hostfile or d.num_procs > 1:
+        # On a CPU-only machine the launcher counts NUMA nodes as devices; --num_gpus sets the rank count anyway.
+        cmd += ["--num_gpus", str(d.num_procs)]
+    if not d.hostfile:
+        cmd += ["--master_port", str(_free_port())]  # two runs on one machine must not meet on port 29500
+    return [*cmd, "--no_local_rank", "--module", "trainer_core", *trainer_args]
+
+
 def run_foreground(run_dir: Path, resume: Path | None = None) -> int:
     """Run the trainer attached to this terminal; Ctrl+C reaches it and it stops cleanly."""
+    if load_config(run_dir / CONFIG_FILE).distributed.backend == "deepspeed":
+        return _run_launcher_foreground(run_dir, launch_command(run_dir, resume, progress=True))
     proc = subprocess.Popen(trainer_command(run_dir, resume, progress=True))
     while True:
         try:
@@ -50,12 +81,38 @@ def start_detached(run_dir: Path, resume: Path | None = None) -> int:
     """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid."""
     log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        trainer_command(run_dir, resume), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        launch_command(run_dir, resume), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()
-    update_trainer_json(run_dir, pid=proc.pid)
+    update_trainer_json(run_dir, pid=proc.pid, launcher_pid=proc.pid)  # rank 0 replaces pid with its own
     return proc.pid
+
+
+def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:
+    """The DeepSpeed launcher in its own process group: Ctrl+C asks rank 0 to stop (it shares the stop, every
+    rank saves at the same step and exits 0); a second Ctrl+C ends the whole group."""
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    interrupts = 0
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            interrupts += 1
+            rank0 = (read_json(run_dir / "ranks" / "rank-0.json") or {}).get("pid")
+            try:
+                if interrupts == 1 and rank0:
+                    os.kill(int(rank0), signal.SIGTERM)
+                else:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _absolute(spec: str) -> str:

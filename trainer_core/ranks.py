@@ -1,0 +1,163 @@
+"""The life of a DeepSpeed rank process: which rank this is, what ranks above 0 write, and how a rank that
+sees a collective break finds out which other rank died and why.
+
+Every rank leaves `ranks/rank-N.json` (pid, host, and its fatal error if it had one); ranks above 0 log to
+`ranks/rank-N.log` and write nothing else: trainer.json, events.jsonl, summary.json and the socket are
+rank 0's. Torch-free at import, so `python -m trainer_core` can decide what to be before loading torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer_core.config import ConfigError, load_config
+from trainer_core.control import CommandQueue
+from trainer_core.records import DataError
+from trainer_core.rundir import CONFIG_FILE, read_json, write_json_atomic
+
+RANKS_DIR = "ranks"
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 3
+PEER_WAIT_S = 3.0
+"""How long a rank whose collective broke looks for the dead rank's report before giving a generic error."""
+
+log = logging.getLogger("trainer_core")
+
+
+def launcher_rank() -> int:
+    """This process's rank as a launcher set it; 0 outside a multi-process launch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    return int(os.environ.get("RANK", "0"))
+
+
+def rank_file(run_dir: Path, rank: int) -> Path:
+    return run_dir / RANKS_DIR / f"rank-{rank}.json"
+
+
+def announce(run_dir: Path, rank: int, **fields: Any) -> None:
+    """Record this rank's pid and host (and later its error) so the other ranks can explain its death."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    path = rank_file(run_dir, rank)
+    path.parent.mkdir(exist_ok=True)
+    data = read_json(path) or {}
+    data.update({"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), **fields})
+    write_json_atomic(path, data)
+
+
+class SilentEventLog:
+    """Ranks above 0 build the same events as rank 0 but keep none: rank 0's events.jsonl is the run's log."""
+
+    next_seq = 0
+    last_seq = -1
+
+    def emit(self, type_: str, **payload: Any) -> dict[str, Any]:
+        return {"type": type_, **payload}
+
+    def subscribe(self, listener) -> None:
+        pass
+
+    def unsubscribe(self, listener) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_worker(run_dir: Path, rank: int, resume: Path | None, setup_logging: Callable[..., None],
+               install_signal_handlers: Callable[[CommandQueue], None]) -> int:
+    """A DeepSpeed rank above 0: trains in lockstep with rank 0 and follows the commands rank 0 shares."""
+    (run_dir / RANKS_DIR).mkdir(exist_ok=True)
+    setup_logging(run_dir, echo=True, log_file=f"{RANKS_DIR}/rank-{rank}.log")
+    announce(run_dir, rank, status="starting", error=None)
+    commands = CommandQueue()
+    install_signal_handlers(commands)
+
+    def fail(message: str, code: int) -> int:
+        log.error(message, extra={"quiet": True})
+        announce(run_dir, rank, status="failed", error=message)
+        print(f"error: rank {rank}: {message}", file=sys.stderr, flush=True)
+        return code
+
+    try:
+        cfg = load_config(run_dir / CONFIG_FILE)
+    except ConfigError as exc:
+        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
+    from trainer_core.loop import Trainer
+    from trainer_core.model import ModelLoadError
+    from trainer_core.progress import Progress
+
+    trainer = Trainer(cfg, run_dir, SilentEventLog(), commands, resume=resume, progress=Progress(enabled=False))
+    try:
+        trainer.setup()
+        status = trainer.fit()
+    except (ConfigError, DataError, ModelLoadError) as exc:
+        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        return fail("interrupted twice", EXIT_FAILED)
+    except Exception as exc:  # noqa: BLE001 - recorded for rank 0's message, then re-raised with its traceback
+        peer = failed_peer(run_dir, trainer)
+        if peer is not None:
+            return fail(peer, EXIT_FAILED)
+        fail(f"crashed at step {trainer.step}: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        raise
+    finally:
+        close_backend(trainer)
+    announce(run_dir, rank, status=status)
+    return 0 if status in ("completed", "stopped") else EXIT_FAILED
+
+
+def failed_peer(run_dir: Path, trainer) -> str | None:
+    """Why another rank is gone, when this rank's collective broke because of it; None if no rank is known dead."""
+    me = getattr(trainer, "rank", 0)
+    if getattr(trainer, "world_size", 1) <= 1:
+        return None
+    deadline = time.monotonic() + PEER_WAIT_S
+    while True:
+        dead: list[dict[str, Any]] = []
+        for path in sorted((run_dir / RANKS_DIR).glob("rank-*.json")):
+            info = read_json(path) or {}
+            if info.get("rank") == me:
+                continue
+            if info.get("error"):
+                return f"rank {info['rank']} failed at step {trainer.step}: {info['error']}"
+            if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", 0))):
+                dead.append(info)
+        if dead and time.monotonic() >= deadline - PEER_WAIT_S / 2:  # give a dying rank a moment to write
+            info = dead[0]
+            return (f"rank {info['rank']} (pid {info['pid']}) died at step {trainer.step} without reporting an "
+                    "error: killed by a signal (SIGKILL, or the out-of-memory killer); the other ranks were stopped")
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def close_backend(trainer) -> None:
+    backend = getattr(trainer, "backend", None)
+    if backend is not None:
+        backend.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie counts as dead: it exited and only waits for its parent to notice)."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
