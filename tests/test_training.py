@@ -1,6 +1,7 @@
 """Training behaviour on builtin:tiny, in process: seeds, accumulation, resume, NaN and zeroed steps, LoRA."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -139,3 +140,22 @@ def test_cpt_with_packing_trains(tmp_path):
                                        "training.max_steps=3"])
     assert status == "completed"
     assert json.loads((run / "summary.json").read_text())["train_tokens"] > 0
+
+
+def test_bf16_lora_with_gradient_checkpointing_keeps_float32_adapter(tmp_path, data):
+    trainer, status = train_in_process(tmp_path / "bf", [*TINY, f"data.train={data}", "training.max_steps=2",
+                                                         "model.dtype=bf16", "model.gradient_checkpointing=true",
+                                                         "lora.enabled=true", "lora.r=4"])
+    assert status == "completed"
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    frozen = [p for p in trainer.model.parameters() if not p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+    assert any(p.dtype == torch.bfloat16 for p in frozen)
+    assert all(math.isfinite(x) for x in step_losses(tmp_path / "bf"))
+
+
+def test_save_total_limit_keeps_the_newest_checkpoints(tmp_path, data):
+    run = tmp_path / "keep"
+    train_in_process(run, [*TINY, f"data.train={data}", "training.max_steps=6", "training.save_every=2",
+                           "training.save_total_limit=2"])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-4", "step-6"]
