@@ -23,6 +23,7 @@ class FlaggedTracker:
         self.records = records
         self.cfg = cfg
         self.seen: dict[int, tuple[int, float]] = {}
+        self._by_id: dict[int, Sample] | None = None
 
     def update(self, stats: IntervalStats, telemetry: Telemetry, samples: list[Sample], step: int,
                ) -> list[dict[str, Any]]:
@@ -51,7 +52,9 @@ class FlaggedTracker:
 
     def _describe(self, samples: list[Sample], sid: int, detail, mean: float, zeroed: int, max_loss: float,
                   step: int) -> dict[str, Any]:
-        sample = next(s for s in samples if s.sample_id == sid)
+        if self._by_id is None:  # built once: the sample list never changes during a run
+            self._by_id = {s.sample_id: s for s in samples}
+        sample = self._by_id[sid]
         losses, weights, zones, positions = detail
         ids = sample.input_ids
         n = len(ids)
