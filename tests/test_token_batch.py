@@ -175,6 +175,9 @@ def test_one_epoch_with_batches_of_two_trains_every_target_token_once(tmp_path, 
     assert all(e["target_tokens"] <= 2 * 6 for e in steps)
     epochs = [e["epoch"] for e in steps]
     assert epochs == sorted(epochs) and 0 < epochs[0] < epochs[1] < 1 and epochs[-1] == summary["epochs_done"] == 1
+    done = [e["samples_done"] for e in steps]  # a sample counts once its last window is trained
+    assert done == sorted(done) and done[0] == 0 and done[-1] == len(trainer.samples)
+    assert len(set(done)) == len(trainer.samples) + 1  # the rows of a batch finish at different windows
 
 
 def test_accumulation_normalises_over_all_windows_of_the_step(tmp_path, long_data) -> None:

@@ -157,6 +157,14 @@ class Trainer:
         part = self.windows.share_left if self.windows is not None else 0.0  # a half-trained batch
         return self.epoch + (self.batch_in_epoch - part) / self.batches_per_epoch
 
+    @property
+    def samples_done(self) -> int:
+        """Samples trained through their last target token, over all epochs (token_batch: mid-batch too)."""
+        n, bs = len(self.samples), self.cfg.training.batch_size
+        if self.windows is None or self.windows.batch_finished:
+            return self.epoch * n + min(n, self.batch_in_epoch * bs)
+        return self.epoch * n + (self.batch_in_epoch - 1) * bs + self.windows.rows_finished
+
     # ------------------------------------------------------------------ fit
     def fit(self) -> str:
         """Train until done, stopped or failed; returns the final status."""
@@ -251,6 +259,7 @@ class Trainer:
             self._steady = (now, self.totals["input_tokens"])
         event = {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
+            "samples_done": self.samples_done,
             "loss": stats.loss, "weighted_loss": stats.weighted_loss, "lr": self.scheduler.get_last_lr()[0],
             "grad_norm": grad_norm, "target_tokens": stats.target_tokens, "input_tokens": self._input_tokens,
             "tokens_per_s": self._input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,

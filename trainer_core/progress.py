@@ -36,7 +36,8 @@ class Progress:
         if not self.enabled:
             return
         info = (f"loss {_fmt(event.get('loss'))}  wloss {_fmt(event.get('weighted_loss'))}  "
-                f"{_fmt(event.get('tokens_per_s'), '.0f')} tok/s  zones {event.get('zone_counts')}")
+                f"{_fmt(event.get('tokens_per_s'), '.0f')} tok/s  zones {event.get('zone_counts')}  "
+                f"samples {event.get('samples_done', '-')}")
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task("train", total=total, info=info)

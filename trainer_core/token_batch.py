@@ -151,6 +151,13 @@ class WindowStream:
         self.done = 0
         """Windows of the current batch already trained."""
         self._resume_at = 0
+        self._row_last: list[int] = []
+        """Per row of the current batch: the index of its last window."""
+
+    @property
+    def rows_finished(self) -> int:
+        """Rows of the current batch whose every target token has been trained."""
+        return sum(1 for last in self._row_last if last < self.done)
 
     @property
     def done_in_batch(self) -> int:
@@ -179,6 +186,8 @@ class WindowStream:
         if self.batch_finished:
             self.batch = fetch()
             self.windows = plan_windows(self.batch.labels, row_lengths(self.batch), self.size)
+            rows = range(len(self.batch.sample_ids))
+            self._row_last = [max(w.index for w in self.windows if r in w.rows) for r in rows]
             self.done, self._resume_at = self._resume_at, 0
             if self.done >= len(self.windows):
                 raise ConfigError([f"training.token_batch: the checkpoint stopped after window {self.done} of a batch "
