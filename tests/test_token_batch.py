@@ -250,3 +250,22 @@ def test_resume_mid_batch_with_another_token_batch_is_a_config_error(tmp_path, l
                       resume=tmp_path / "a" / "checkpoints" / "step-5")
     with pytest.raises(ConfigError, match=r"training.token_batch=4"):
         trainer.setup()
+
+
+def test_flagged_tokens_of_later_windows_sit_at_their_own_positions(tmp_path, long_data) -> None:
+    """With one window per logged step, a flagged sample arrives in parts; each part is placed where it belongs."""
+    zero_all = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3"]
+    trainer, _ = train_in_process(tmp_path / "r", [*TINY, f"data.train={long_data}", "training.token_batch=6",
+                                                   "data.max_length=512", "training.max_steps=8", *zero_all])
+    entries = [json.loads(line) for line in (tmp_path / "r" / "flagged.jsonl").read_text().splitlines()]
+    by_id = {s.sample_id: s for s in trainer.samples}
+    starts = set()
+    for e in entries:
+        sample = by_id[e["sample_id"]]
+        targets = [t for t in range(1, len(sample.labels)) if sample.labels[t] != IGNORE]
+        placed = [t for t, loss in enumerate(e["losses"]) if loss is not None]
+        assert len(placed) == e["zeroed_tokens"] <= 6  # one window's tokens...
+        k = targets.index(placed[0])
+        assert placed == targets[k:k + len(placed)]  # ...at that window's own target positions
+        starts.add(k)
+    assert starts > {0}  # later windows were flagged too, not only each sample's first
