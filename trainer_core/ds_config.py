@@ -97,6 +97,8 @@ def resolve_deepspeed_config(cfg: RunConfig, world_size: int | None, dtype: str 
                         "warmup_ratio drive the learning rate")
     _fill_optimizer(ds, cfg, src, fill, problems)
     _fill_zero(ds, cfg)
+    if ds["zero_optimization"]["stage"] not in (1, 2, 3):
+        problems.append(f"{src}: zero_optimization.stage must be 1, 2 or 3 under DeepSpeed (distributed.zero_stage)")
     later = ("bf16.enabled", "fp16.enabled") if dtype is None else ()  # model.dtype auto: filled on the ranks
     problems += [f"{src}: {path} is still \"auto\"; only batch, accumulation, clipping, LR, betas, weight decay "
                  "and precision are filled from the run config" for path in _auto_paths(ds) if path not in later]
@@ -139,12 +141,16 @@ def _fill_zero(ds: dict[str, Any], cfg: RunConfig) -> None:
 
 def deepspeed_problems(cfg: RunConfig) -> list[str]:
     """Conflicts between the run config and its DeepSpeed JSON that can be seen before launching."""
+    problems = []
+    if cfg.training.token_batch:
+        problems.append("training.token_batch: not supported with distributed.backend deepspeed yet (each rank's "
+                        "windows would end its batches at different steps); set it to 0")
     dtype = None if cfg.model.dtype == "auto" else cfg.model.dtype
     try:
         resolve_deepspeed_config(cfg, planned_world_size(cfg), dtype)
     except ConfigError as exc:
-        return exc.problems
-    return []
+        problems += exc.problems
+    return problems
 
 
 def _same(a: Any, b: Any) -> bool:

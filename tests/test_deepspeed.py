@@ -1,0 +1,269 @@
+"""DeepSpeed: the config files filled from the run config, the launcher command, and real 2-rank runs on the CPU
+(gloo) through the real `deepspeed` launcher: ZeRO-2 and ZeRO-3 against one device, resume, stop and a dead rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TINY, make_config, nlirg_cli, step_losses, train_in_process, write_alpaca
+from tests.live_helpers import LONG, live_env, private_runtime_dir, wait_for, wait_for_step
+from trainer_core.config import ConfigError
+from trainer_core.ds_config import resolve_deepspeed_config, template_path
+from trainer_core.events import read_events
+from trainer_core.launch import deepspeed_command, launch_command, prepare_run
+from trainer_core.rundir import read_json
+from trainer_core.runs import LiveClient, pid_alive
+
+DS = ["distributed.backend=deepspeed", "distributed.num_procs=2"]
+# The same global batch: 1 rank x 4 samples against 2 ranks x 2 samples; accumulation and clipping both active.
+COMMON = [*TINY, "training.grad_accum=2", "training.max_grad_norm=0.05", "lora.dropout=0", "data.eval_fraction=0.2",
+          "telemetry.flag_threshold=0.01", "training.save_every=0"]
+ONE_RANK = ["training.batch_size=4"]
+TWO_RANKS = ["training.batch_size=2", *DS]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_alpaca(tmp_path / "train.jsonl", n=24)
+
+
+def ds_env(tmp_path: Path) -> dict[str, str]:
+    # One thread per rank: two ranks on two cores, not four threads fighting over them.
+    return live_env(private_runtime_dir(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def new_run(tmp_path: Path, overrides: list[str], name: str) -> Path:
+    cfg = make_config([*overrides, f"output.root={tmp_path / 'runs'}", f"output.name={name}"])
+    return prepare_run(cfg, name)
+
+
+def launch(run_dir: Path, env: dict[str, str], *trainer_args: str) -> subprocess.CompletedProcess:
+    cmd = launch_command(run_dir)
+    if trainer_args:
+        cmd = deepspeed_command(make_config_from(run_dir), ["--run-dir", str(run_dir), *trainer_args])
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+
+
+def make_config_from(run_dir: Path):
+    from trainer_core.config import load_config
+
+    return load_config(run_dir / "config.yaml")
+
+
+def steps(run_dir: Path) -> list[dict]:
+    return [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"]
+
+
+def rank_info(run_dir: Path, rank: int) -> dict:
+    return read_json(run_dir / "ranks" / f"rank-{rank}.json") or {}
+
+
+def assert_same_steps(two: list[dict], one: list[dict]) -> None:
+    assert [e["step"] for e in two] == [e["step"] for e in one]
+    for a, b in zip(two, one, strict=True):
+        assert a["zone_counts"] == b["zone_counts"], f"step {a['step']}: zone counts not summed over ranks"
+        assert a["target_tokens"] == b["target_tokens"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5), f"step {a['step']} loss"
+        assert a["weighted_loss"] == pytest.approx(b["weighted_loss"], rel=1e-5), f"step {a['step']} weighted loss"
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3), f"step {a['step']} grad norm"
+
+
+# ----------------------------------------------------------------------------------------------- config files
+def test_shipped_configs_fill_every_auto_from_the_run_config(data: Path) -> None:
+    cfg = make_config([*TINY, f"data.train={data}", *DS, "training.grad_accum=3", "training.lr=0.01",
+                       "distributed.zero_stage=3", "distributed.optimizer=deepspeed"])
+    ds = resolve_deepspeed_config(cfg, 2, "bf16")
+    assert ds["train_micro_batch_size_per_gpu"] == 2
+    assert ds["gradient_accumulation_steps"] == 3
+    assert ds["train_batch_size"] == 2 * 3 * 2
+    assert ds["gradient_clipping"] == cfg.training.max_grad_norm
+    assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
+    assert ds["optimizer"]["params"]["lr"] == 0.01
+    assert ds["zero_optimization"]["stage"] == 3
+    assert "auto" not in json.dumps(ds)
+    assert json.loads(template_path(2).read_text())["zero_optimization"]["stage"] == 2
+
+
+def test_torch_optimizer_drops_the_json_optimizer_and_allows_offload(data: Path) -> None:
+    cfg = make_config([*TINY, f"data.train={data}", *DS, "distributed.offload=true", "distributed.zero_stage=3"])
+    ds = resolve_deepspeed_config(cfg, 2, "fp32")
+    assert "optimizer" not in ds
+    assert ds["zero_force_ds_cpu_optimizer"] is False
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
+
+
+def test_a_conflicting_user_json_is_an_error_naming_each_key(data: Path, tmp_path: Path) -> None:
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8, "gradient_accumulation_steps": "auto",
+                                "bf16": {"enabled": True}, "scheduler": {"type": "WarmupLR"},
+                                "optimizer": {"type": "Lamb", "params": {"lr": 0.5}}}))
+    with pytest.raises(ConfigError) as err:
+        make_config([*TINY, f"data.train={data}", *DS, "model.dtype=fp32", f"distributed.deepspeed_config={user}",
+                     "training.token_batch=8"])
+    text = "\n".join(err.value.problems)
+    for needle in ("train_micro_batch_size_per_gpu is 8 but training.batch_size is 2", "bf16.enabled is true",
+                   "\"scheduler\" section", "optimizer.params.lr is 0.5 but training.lr", "optimizer.type is Lamb",
+                   "training.token_batch"):
+        assert needle in text
+    assert all(p.startswith(("distributed.deepspeed_config", "training.token_batch")) for p in err.value.problems)
+
+
+def test_nlirg_train_refuses_a_conflict_with_one_line_and_exit_2(data: Path, tmp_path: Path) -> None:
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"gradient_accumulation_steps": 4}))
+    sets = [*TINY, f"data.train={data}", *DS, f"distributed.deepspeed_config={user}", f"output.root={tmp_path}"]
+    out = nlirg_cli("train", *[a for s in sets for a in ("--set", s)], "--max-steps", "2", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "gradient_accumulation_steps is 4 but training.grad_accum is 1" in out.stderr
+    assert not list(tmp_path.glob("*-2*/config.yaml")), "nothing may be launched"
+
+
+def test_launcher_command_line(data: Path, tmp_path: Path) -> None:
+    cfg = make_config([*TINY, f"data.train={data}", *DS])
+    cmd = deepspeed_command(cfg, ["--run-dir", "R"])
+    assert Path(cmd[0]).name == "deepspeed"
+    assert cmd[cmd.index("--num_gpus") + 1] == "2"
+    assert cmd[-5:] == ["--no_local_rank", "--module", "trainer_core", "--run-dir", "R"]
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("node1 slots=4\nnode2 slots=4\n")
+    cfg = make_config([*TINY, f"data.train={data}", "distributed.backend=deepspeed", f"distributed.hostfile={hostfile}",
+                       "distributed.include=node1:0,1@node2:0,1"])
+    cmd = deepspeed_command(cfg, ["--run-dir", "R"])
+    assert cmd[cmd.index("--hostfile") + 1] == str(hostfile)
+    assert cmd[cmd.index("--include") + 1] == "node1:0,1@node2:0,1"
+    assert "--num_gpus" not in cmd and "--master_port" not in cmd
+
+
+# ----------------------------------------------------------------------------------------------- real runs
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_zero2_two_ranks_match_one_device(data: Path, tmp_path: Path) -> None:
+    lora = ["lora.enabled=true", "lora.r=4", "training.lr=0.03"]
+    ref_dir = tmp_path / "one"
+    train_in_process(ref_dir, [*COMMON, *lora, *ONE_RANK, f"data.train={data}", "training.max_steps=4"])
+    run_dir = new_run(tmp_path, [*COMMON, *lora, *TWO_RANKS, f"data.train={data}", "training.max_steps=4"], "zero2")
+    out = launch(run_dir, ds_env(tmp_path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    summary, ref = read_json(run_dir / "summary.json"), read_json(ref_dir / "summary.json")
+    assert summary["status"] == "completed" and summary["world_size"] == 2 and ref["world_size"] == 1
+    two, one = steps(run_dir), steps(ref_dir)
+    assert_same_steps(two, one)
+    assert summary["zone_counts"] == ref["zone_counts"] == [sum(z) for z in zip(*(e["zone_counts"] for e in two))]
+    assert all(len(e["rank_memory"]) == 2 and all(m["rss"] > 0 for m in e["rank_memory"]) for e in two)
+    evals = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "eval"]
+    assert evals and evals[-1]["eval_loss"] == pytest.approx(read_json(ref_dir / "summary.json")["eval"]["eval_loss"],
+                                                             rel=1e-5)
+    # Flagged samples come from both ranks: every sample the one-device run flagged, rank 1's share included.
+    flagged = {json.loads(line)["sample_id"] for line in (run_dir / "flagged.jsonl").read_text().splitlines()}
+    assert flagged == {json.loads(line)["sample_id"] for line in (ref_dir / "flagged.jsonl").read_text().splitlines()}
+    # Rank 1 wrote only its own log and status: one event stream, one step event per step.
+    seqs = [e["seq"] for e in read_events(run_dir / "events.jsonl")]
+    assert seqs == list(range(len(seqs)))
+    assert sorted(p.name for p in (run_dir / "ranks").iterdir()) == ["rank-0.json", "rank-1.json", "rank-1.log"]
+    assert (run_dir / "final" / "adapter_model.safetensors").is_file()
+    assert (run_dir / "checkpoints" / "step-4" / "deepspeed").is_dir()
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    # ZeRO-3 that really shards even the tiny model's small tensors (the shipped file keeps tensors under 1e5
+    # elements whole on every rank); also exercises a user's own JSON.
+    user = json.loads(template_path(3).read_text())
+    user["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    (tmp_path / "zero3.json").write_text(json.dumps(user))
+    base = [*COMMON, "lora.enabled=false", f"data.train={data}", "training.max_steps=4", "training.save_every=2",
+            "training.save_total_limit=0", "data.eval_fraction=0"]
+    ref_dir = tmp_path / "one"
+    train_in_process(ref_dir, [*base, *ONE_RANK])
+    run_dir = new_run(tmp_path, [*base, *TWO_RANKS, f"distributed.deepspeed_config={tmp_path / 'zero3.json'}"],
+                      "zero3")
+    env = ds_env(tmp_path)
+    out = launch(run_dir, env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "ZeRO stage 3" in (run_dir / "trainer.log").read_text()
+    assert_same_steps(steps(run_dir), steps(ref_dir))
+
+    # The final export gathers the shards into a plain Hugging Face folder equal to the one-device result.
+    exported, expected = load_file(str(run_dir / "final" / "model.safetensors")), \
+        load_file(str(ref_dir / "final" / "model.safetensors"))
+    assert exported.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert exported[key].shape == tensor.shape, key
+        torch.testing.assert_close(exported[key].float(), tensor.float(), rtol=1e-4, atol=1e-5)
+
+    # --resume from the step-2 checkpoint (DeepSpeed's own save/load) repeats steps 3 and 4.
+    again = tmp_path / "again"
+    shutil.copytree(run_dir, again, ignore=shutil.ignore_patterns("final", "step-4"))
+    (again / "events.jsonl").unlink()
+    out = launch(again, env, "--resume", str(again / "checkpoints" / "step-2"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert step_losses(again) == pytest.approx(step_losses(run_dir)[2:], rel=1e-5)
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
+                                 "data.eval_fraction=0"], "stop")
+    proc = subprocess.Popen(launch_command(run_dir), env=ds_env(tmp_path), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_step(run_dir, 2)
+        client = LiveClient.for_run(run_dir)
+        saved = client.command("save")
+        stopped = client.command("stop")
+        assert saved["ok"] and stopped["ok"], (saved, stopped)
+        assert proc.wait(timeout=300) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    ranks = [rank_info(run_dir, r) for r in (0, 1)]
+    assert not any(pid_alive(info["pid"]) for info in ranks), "no rank may outlive the stop"
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "stopped" and summary["world_size"] == 2
+    assert summary["steps"] == stopped["applied_at_step"]
+    assert ranks[1]["status"] == "stopped"
+    # Both ranks saved at the same steps: every checkpoint holds both ranks' ZeRO shards and RNG.
+    for step in {saved["applied_at_step"], stopped["applied_at_step"]}:
+        ckpt = run_dir / "checkpoints" / f"step-{step}"
+        assert {p.name for p in ckpt.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
+        assert len(list((ckpt / "deepspeed").glob("zero_pp_rank_*_optim_states.pt"))) == 2
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "end"
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_a_killed_rank_fails_the_run_and_ends_the_others(data: Path, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
+                                 "data.eval_fraction=0"], "kill")
+    proc = subprocess.Popen(launch_command(run_dir), env=ds_env(tmp_path), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_step(run_dir, 2)
+        victim = rank_info(run_dir, 1)["pid"]
+        os.kill(victim, signal.SIGKILL)
+        assert proc.wait(timeout=300) != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not pid_alive(rank_info(run_dir, 0)["pid"]), "rank 0 must end when rank 1 dies"
+    trainer = read_json(run_dir / "trainer.json")
+    assert trainer["status"] == "failed"
+    assert f"rank 1 (pid {victim}) died" in trainer["error"] and "SIGKILL" in trainer["error"]
+    end = read_events(run_dir / "events.jsonl")[-1]
+    assert end["type"] == "end" and end["status"] == "failed" and "rank 1" in end["reason"]
+    wait_for(lambda: not pid_alive(victim), "the killed rank to be reaped")
