@@ -225,9 +225,13 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
     try:
         wait_for_step(run_dir, 2)
         client = LiveClient.for_run(run_dir)
+        # Rank 1 follows every command through a collective at the same step boundary: a rank that skipped
+        # one would leave the other waiting, and the run would never reach the stop.
+        acks = [client.command("pause"), client.command("set", {"lr_scale": 0.5, "nlirg.loss_deadline": 14.0}),
+                client.command("resume")]
         saved = client.command("save")
         stopped = client.command("stop")
-        assert saved["ok"] and stopped["ok"], (saved, stopped)
+        assert all(a["ok"] for a in [*acks, saved, stopped]), [*acks, saved, stopped]
         assert proc.wait(timeout=300) == 0
     finally:
         if proc.poll() is None:
@@ -243,7 +247,9 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
         ckpt = run_dir / "checkpoints" / f"step-{step}"
         assert {p.name for p in ckpt.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
         assert len(list((ckpt / "deepspeed").glob("zero_pp_rank_*_optim_states.pt"))) == 2
-    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "end"
+    events = read_events(run_dir / "events.jsonl")
+    assert [e["name"] for e in events if e["type"] == "command"] == ["pause", "set", "resume", "save", "stop"]
+    assert events[-1]["type"] == "end"
 
 
 @pytest.mark.deepspeed

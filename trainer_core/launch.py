@@ -62,6 +62,7 @@ def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
         cmd += ["--num_gpus", str(d.num_procs)]
     if not d.hostfile:
         cmd += ["--master_port", str(_free_port())]  # two runs on one machine must not meet on port 29500
+    cmd += ["--log_level", "warning"]  # the launcher's per-rank INFO lines would drown the progress display
     return [*cmd, "--no_local_rank", "--module", "trainer_core", *trainer_args]
 
 
