@@ -11,7 +11,7 @@ from textual.screen import Screen
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from nlirg_tui.settings import load_settings, save_setting
-from nlirg_tui.themes import DEFAULT_THEME, bundled_themes
+from nlirg_tui.theme_files import DEFAULT_THEME, bundled_themes
 
 DEMO_DEFAULTS: list[str] = []
 """`nlirg demo`'s default overrides; cli.py passes its own list so both start the same demo."""

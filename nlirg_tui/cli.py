@@ -32,7 +32,7 @@ def _build_config(config: Path | None, overrides: list[str], max_steps: int | No
 
 
 def _launch(config: Path | None, overrides: list[str], max_steps: int | None, detach: bool, name: str,
-            merge_lora: bool = False, defaults: list[str] | None = None) -> None:
+            merge_lora: bool = False, defaults: list[str] | None = None) -> Path | None:
     try:
         cfg = _build_config(config, overrides, max_steps, defaults or [])
     except ConfigError as exc:
@@ -44,7 +44,7 @@ def _launch(config: Path | None, overrides: list[str], max_steps: int | None, de
         pid = start_detached(run_dir)
         typer.echo(f"trainer started (pid {pid}); follow it with: nlirg attach {run_dir.name}")
         typer.echo(str(run_dir))
-        return
+        return run_dir
     typer.echo(f"run directory: {run_dir}", err=True)
     raise typer.Exit(run_foreground(run_dir))
 
@@ -96,11 +96,20 @@ def demo(
     = False,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
 ) -> None:
-    """Train builtin:smollm2-135m with LoRA on the bundled demo data."""
-    defaults = ["model.path=builtin:smollm2-135m", "data.train=builtin:demo", "data.eval_fraction=0.05",
-                "training.max_steps=60", "training.batch_size=4", "data.max_length=256",
-                "training.eval_every=20", "training.save_every=20"]
-    _launch(None, set_ or [], max_steps, detach, "demo", defaults=defaults)
+    """Train builtin:smollm2-135m with LoRA on the bundled demo data, watched in the workbench (TUI)."""
+    if not headless and not detach and sys.stdout.isatty():
+        # The TUI never hosts the trainer: it starts detached, so quitting the TUI can leave it running.
+        run_dir = _launch(None, set_ or [], max_steps, True, "demo", defaults=DEMO_DEFAULTS)
+        from nlirg_tui.app import run_attached
+
+        run_attached(run_dir)
+        return
+    _launch(None, set_ or [], max_steps, detach, "demo", defaults=DEMO_DEFAULTS)
+
+
+DEMO_DEFAULTS = ["model.path=builtin:smollm2-135m", "data.train=builtin:demo", "data.eval_fraction=0.05",
+                 "training.max_steps=60", "training.batch_size=4", "data.max_length=256",
+                 "training.eval_every=20", "training.save_every=20"]
 
 
 # ------------------------------------------------------------------ live runs (docs/live.md)
@@ -207,6 +216,15 @@ def set_live(
     except LiveCommandError as exc:
         _die(str(exc))
     _command(run, root, "set", args)
+
+
+@app.callback(invoke_without_command=True)
+def home(ctx: typer.Context, root: RootOpt = Path("runs")) -> None:
+    """With no command, `nlirg` opens the workbench's Runs screen."""
+    if ctx.invoked_subcommand is None:
+        from nlirg_tui.app import run_home
+
+        run_home(root, DEMO_DEFAULTS)
 
 
 def main() -> None:

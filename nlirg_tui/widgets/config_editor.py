@@ -41,6 +41,8 @@ class ConfigPane(Vertical):
         super().__init__(**kwargs)
         self.run_dir = run_dir
         self.problems: list[str] = []
+        self.diff_text = ""
+        """The last diff drawn (unified diff, running -> edited)."""
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -87,7 +89,7 @@ class ConfigPane(Vertical):
             self._draw_diff()
 
     def _draw_diff(self) -> None:
-        diff = config_diff(self._running_text(), self.text)
+        diff = self.diff_text = config_diff(self._running_text(), self.text)
         self.query_one("#config-diff", Static).update(
             Syntax(diff, "diff", theme="ansi_dark", background_color="default") if diff
             else Text("no changes from the running config", style="dim"))

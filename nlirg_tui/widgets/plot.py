@@ -31,7 +31,14 @@ class PlotSpec:
 class SeriesPlot(PlotextPlot):
     """Shows one `PlotSpec`; never more points than it has columns."""
 
+    _spec: PlotSpec | None = None
+
+    def on_resize(self) -> None:
+        if self._spec is not None:
+            self.show(self._spec)  # resampled for the new width
+
     def show(self, spec: PlotSpec) -> None:
+        self._spec = spec
         plt = self.plt
         plt.clear_figure()
         plt.title(spec.title)

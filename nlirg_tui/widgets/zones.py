@@ -47,17 +47,31 @@ def heatmap(state: RunState, width: int) -> Text:
     return text
 
 
+class ZoneHeatmap(Static):
+    """Redrawn on resize too: its columns are time buckets, as many as it is wide."""
+
+    _state: RunState | None = None
+
+    def show(self, state: RunState) -> None:
+        self._state = state
+        if self.size.width:  # not laid out yet: on_resize draws it
+            self.update(heatmap(state, self.size.width))
+
+    def on_resize(self) -> None:
+        if self._state is not None:
+            self.show(self._state)
+
+
 class ZonesPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="zones-top"):
             yield Static(id="zones-table")
-            yield Static(id="zones-heatmap")
+            yield ZoneHeatmap(id="zones-heatmap")
         yield SeriesPlot(id="zones-hist")
 
     def update_from(self, state: RunState) -> None:
         self.query_one("#zones-table", Static).update(zone_table(state))
-        heat = self.query_one("#zones-heatmap", Static)
-        heat.update(heatmap(state, heat.size.width or 40))
+        self.query_one(ZoneHeatmap).show(state)
         bins = state.latest_step.get("loss_hist") or state.hist_total
         centers = [HIST_WIDTH * (i + 0.5) for i in range(len(bins))]
         b = state.bounds

@@ -1,0 +1,101 @@
+"""TUI test fixtures: the user's own config and sockets kept out, fixture runs, real detached trainers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nlirg_tui.launching import _start
+from nlirg_tui.processes import pid_alive
+from tests.tui.fixture_run import write_fixture_run
+from trainer_core.config import apply_overrides, config_from_dict
+from trainer_core.rundir import read_json
+
+WAIT_S = 90.0
+"""Upper bound on waiting for a state; never an assertion about speed."""
+
+TINY_LIVE = ["model.path=builtin:tiny", "lora.enabled=false", "training.batch_size=2", "data.max_length=96",
+             "training.max_steps=100000", "training.eval_every=0", "training.save_every=0",
+             # A low deadline puts the untrained tiny model's tokens (loss ~7) in the zeroed zone, so the
+             # Inspector has flagged samples to show.
+             "nlirg.hard_min=5.0", "nlirg.loss_deadline=6.95"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_dirs() -> Iterator[None]:
+    """Sockets and settings in our own temp dirs: tests never meet the user's runs or theme."""
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")}
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="xdg-", dir="/tmp")
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="nlirg-cfg-")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def fixture_run(tmp_path: Path) -> Path:
+    return write_fixture_run(tmp_path / "runs")
+
+
+def write_data(path: Path, n: int = 24) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"instruction": f"What is {i} plus {i}?", "output": f"The answer is {2 * i}."}) + "\n")
+    return path
+
+
+def start_trainer(tmp: Path, extra: list[str] | None = None) -> Path:
+    """A real detached trainer on builtin:tiny (its own session, as `nlirg train --detach` starts it)."""
+    data = tmp / "train.jsonl"
+    if not data.exists():
+        write_data(data)
+    cfg = config_from_dict(apply_overrides({}, [*TINY_LIVE, f"data.train={data}", f"output.root={tmp / 'runs'}",
+                                                *(extra or [])]))
+    return _start(cfg, "live")
+
+
+def stop_trainer(run_dir: Path) -> None:
+    """SIGTERM is the trainer's graceful stop; wait until the process is gone so no test leaves one behind."""
+    pid = (read_json(run_dir / "trainer.json") or {}).get("pid")
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + WAIT_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def live_run(tmp_path: Path) -> Iterator[Path]:
+    run_dir = start_trainer(tmp_path)
+    yield run_dir
+    stop_trainer(run_dir)
+
+
+async def until(pilot: Any, check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    """Let the app run until `check()` is truthy; fail naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
+    return "asyncio"

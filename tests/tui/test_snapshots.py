@@ -1,0 +1,55 @@
+"""The look of the main screens at 80x24 and 160x48, from a fixed finished run (no clocks, no live numbers)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nlirg_tui.app import NlirgApp
+from tests.tui.fixture_run import write_fixture_run
+
+SIZES = [(80, 24), (160, 48)]
+
+
+@pytest.fixture
+def snap_run(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))  # the default theme, whatever the user chose
+    monkeypatch.chdir(tmp_path)  # the Runs screen shows the root as given: `runs`
+    return write_fixture_run(Path("runs"))
+
+
+def replayed(*keys: str):
+    """run_before: wait until the replay is drawn, then press `keys`, then let the panes redraw."""
+
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        while getattr(screen, "link_mode", "replay") != "replay":
+            await pilot.pause(0.05)
+        await pilot.press(*keys)
+        await pilot.pause(0.3)
+        if hasattr(pilot.app.screen, "redraw"):
+            pilot.app.screen.redraw()
+        await pilot.pause(0.1)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+# The Zones pane is left out: its SVG differs between runs by the export's content hash alone (same text and
+# styles); see docs/tui.md. Its content is checked in test_store.py instead.
+@pytest.mark.parametrize("pane", ["loss", "inspector", "memory", "config"])
+def test_run_screen(snap_compare, snap_run, pane, size):
+    key = str(("config", "zones", "loss", "memory", "inspector").index(pane) + 1)
+    assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=size, run_before=replayed(key))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_runs_screen(snap_compare, snap_run, size):
+    shutil.copytree(snap_run, Path("runs") / "fixture-20250101-000001")
+    assert snap_compare(NlirgApp(root=Path("runs")), terminal_size=size, run_before=replayed())
+
+
+def test_nlirg_dialog(snap_compare, snap_run):
+    assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=(80, 24), run_before=replayed("n"))
