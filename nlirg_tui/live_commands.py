@@ -129,7 +129,13 @@ def send_command(run_dir: Path, name: str, args: dict[str, Any] | None = None, w
     with client:
         if wait_end:
             client.send(protocol.replay(client.hello["last_seq"] + 1))
-        ack = client.command(name, args, timeout=timeout)
+        try:
+            ack = client.command(name, args, timeout=timeout)
+        except EOFError:
+            raise LiveCommandError(f"{name}: the trainer closed the connection before answering; "
+                                   f"`nlirg runs` shows what became of the run") from None
+        except TimeoutError as exc:
+            raise LiveCommandError(str(exc)) from None
         if not ack.get("ok"):
             raise LiveCommandError(f"{name} refused: {ack.get('error')}")
         end = None

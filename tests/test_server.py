@@ -225,6 +225,18 @@ def test_commands_are_acked_with_their_step_and_logged(live_run):
         ("pause", paused["id"]), ("set", changed["id"]), ("resume", resumed["id"])]
 
 
+def test_a_client_that_half_closes_after_a_command_still_gets_its_ack(live_run):
+    """What `printf '{...}\\n' | nc -U SOCKET` does: send, shut the write side, read the answer."""
+    client = RawClient(live_run.socket)
+    client.send({"type": "command", "id": "hc", "name": "save"})
+    client.sock.shutdown(socket.SHUT_WR)
+    ack, before = client.read_until(lambda m: m.get("type") == "ack")
+    assert [m["type"] for m in before] == ["hello"]
+    assert ack["id"] == "hc" and ack["ok"] is True
+    assert client.read() is None, "then the server closes"
+    client.close()
+
+
 # ---------------------------------------------------------------------------------------------- churn vs reference
 def test_fifty_connect_replay_disconnect_cycles_lose_no_event_and_change_no_loss(tmp_path):
     env = live_env(private_runtime_dir())
@@ -236,9 +248,11 @@ def test_fifty_connect_replay_disconnect_cycles_lose_no_event_and_change_no_loss
         for cycle in range(50):
             client = RawClient(sock)
             hello = client.read()
-            from_seq = rng.choice([0, max(0, hello["last_seq"] - rng.randint(0, 30)), hello["last_seq"] + 1])
+            live = cycle % 5 == 0  # every fifth cycle also waits for a live event; the rest replay and leave
+            starts = [0, max(0, hello["last_seq"] - rng.randint(0, 30))] + ([hello["last_seq"] + 1] if live else [])
+            from_seq = rng.choice(starts)
             client.send({"type": "replay", "from_seq": from_seq})
-            want = hello["last_seq"] + (1 if cycle % 2 else 3)  # every other cycle waits for live events too
+            want = hello["last_seq"] + (1 if live else 0)
             last, before = client.read_until(lambda m, want=want: m.get("seq") == want)
             got = [m["seq"] for m in [*before, last] if "seq" in m]
             assert got == list(range(from_seq, want + 1)), f"cycle {cycle}: gap or duplicate"

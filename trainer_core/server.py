@@ -1,9 +1,10 @@
 """The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
 
-Threads, never the training thread: one accepts connections; each client has a reader (parses and
-validates its lines, queues commands) and a writer (the only one that sends on its socket). The training
-thread only ever hands an event to a client's bounded queue without blocking (`EventLog` listeners and
-command acks); a client whose queue fills up, or whose socket stays full past `SEND_TIMEOUT_S`, is dropped.
+Threads, never the training thread: one accepts connections; one fans events out (encodes each event once
+and hands the bytes to every streaming client); each client has a reader (parses and validates its lines,
+queues commands) and a writer (the only one that sends on its socket). The training thread's whole cost per
+event is one put on the fan-out queue, whatever the number of clients (and an ack put per command). A
+client whose queue fills up, or whose socket stays full past `SEND_TIMEOUT_S`, is dropped.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ _CLOSE = object()
 """Writer instruction: everything before this has been sent; close the connection."""
 
 
+@dataclass(frozen=True)
+class _Join:
+    """Fan-out instruction: from here on `client` streams; the events before it (seq <= upto) come from the file."""
+    client: Client
+    from_seq: int
+    upto: int
+
+
+_STOP = object()
+"""Fan-out instruction: the run is over; everything before this has been handed out."""
+
+
 def start_server(trainer) -> LiveServer:
     """Serve `trainer` on its run's socket (path recorded in trainer.json) until `.close()`."""
     server = LiveServer(trainer, protocol.socket_path(trainer.run_dir))
@@ -68,6 +81,8 @@ class LiveServer:
         self._accept_thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._ids = itertools.count(1)
+        self._fanout: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._fanout_thread = threading.Thread(target=self._fanout_loop, name="live-fanout", daemon=True)
 
     def start(self) -> None:
         protocol.ensure_socket_dir(self.path.parent)
@@ -84,6 +99,8 @@ class LiveServer:
         sock.listen(64)
         self._sock = sock
         update_trainer_json(self.trainer.run_dir, socket=str(self.path))
+        self.trainer.events.subscribe(self._fanout.put)  # the training thread's only live-link work per event
+        self._fanout_thread.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="live-accept", daemon=True)
         self._accept_thread.start()
         log.info("live socket %s", self.path)
@@ -108,6 +125,37 @@ class LiveServer:
                 self.clients.add(client)
             client.start()
 
+    def join_stream(self, client: Client, from_seq: int) -> None:
+        """Start streaming to `client`: events up to now from the file, later ones live, none twice."""
+        events = self.trainer.events
+        # Under the event-log lock no event is emitted: the file holds exactly seq <= last_seq, and the join
+        # lands in the fan-out queue right behind event last_seq.
+        with events.lock:
+            self._fanout.put(_Join(client, from_seq, events.last_seq))
+
+    def _fanout_loop(self) -> None:
+        streaming: list[Client] = []
+        while True:
+            item = self._fanout.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _Join):
+                item.client.offer(_ReplayFrom(item.from_seq, item.upto))
+                streaming.append(item.client)
+                continue
+            if not streaming:
+                continue
+            try:
+                line = protocol.encode(item)  # once per event, shared by every client
+            except (TypeError, ValueError):
+                log.exception("event seq %s cannot be sent as JSON; clients will find it in events.jsonl",
+                              item.get("seq"))
+                continue
+            for client in streaming:
+                client.offer(line)
+            if any(c.closed.is_set() for c in streaming):
+                streaming = [c for c in streaming if not c.closed.is_set()]
+
     def forget(self, client: Client) -> None:
         with self.lock:
             self.clients.discard(client)
@@ -126,6 +174,10 @@ class LiveServer:
     def close(self) -> None:
         """Send what is queued (the `end` event included), then close every connection and the socket."""
         self._closing.set()
+        self.trainer.events.unsubscribe(self._fanout.put)
+        self._fanout.put(_STOP)
+        if self._fanout_thread.is_alive():
+            self._fanout_thread.join(timeout=10.0)  # every event so far is in the clients' queues after this
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -135,7 +187,7 @@ class LiveServer:
         with self.lock:
             clients = list(self.clients)
         for client in clients:
-            client.finish()
+            client.finish(run_ended=True)
         for client in clients:
             client.join(timeout=2.0)
 
@@ -152,6 +204,7 @@ class Client:
         self.streaming = False
         self.pending: dict[int, Any] = {}
         self._pending_lock = threading.Lock()
+        self._reader_done = False
         self._tokens = itertools.count()
         self._reader = threading.Thread(target=self._read_loop, name=f"live-read-{number}", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name=f"live-write-{number}", daemon=True)
@@ -172,10 +225,6 @@ class Client:
         except queue.Full:
             self.drop(f"{QUEUE_LIMIT} messages behind")
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        """EventLog listener: runs on the training thread under the event-log lock."""
-        self.offer(event)
-
     def drop(self, why: str) -> None:
         if self.closed.is_set():
             return
@@ -184,14 +233,20 @@ class Client:
         with contextlib.suppress(OSError):
             self.conn.shutdown(socket.SHUT_RDWR)  # wakes the reader and a writer stuck in send
 
-    def finish(self) -> None:
-        """End of the run: flush what is queued, then close."""
+    def finish(self, run_ended: bool = False) -> None:
+        """Flush what is queued, then close; at the end of the run, first refuse commands that still wait."""
         if self.closed.is_set():
             return
+        if run_ended:
+            with self._pending_lock:
+                waiting, self.pending = list(self.pending.values()), {}
+            for cmd_id in waiting:
+                self.offer(protocol.ack(cmd_id, False, "the run ended before this command was applied",
+                                        self.server.trainer.step))
         try:
-            self.queue.put(_CLOSE, timeout=1.0)
+            self.queue.put_nowait(_CLOSE)
         except queue.Full:
-            self.drop("still behind when the run ended")
+            self.drop("still behind when the connection closed")
 
     def join(self, timeout: float) -> None:
         self._writer.join(timeout)
@@ -218,10 +273,11 @@ class Client:
         except OSError:
             pass  # the peer went away or we shut the socket down: nothing to tell anyone
         finally:
-            self.server.trainer.events.unsubscribe(self.on_event)
-            if not self.closed.is_set():
+            with self._pending_lock:
+                self._reader_done = True
+                waiting = bool(self.pending)
+            if not waiting:  # else the last ack closes: `printf '<stop command>' | nc -U` still gets its answer
                 self.finish()
-            self.server.forget(self)
 
     def _send_then_close(self, reply: dict[str, Any]) -> None:
         self.offer(reply)
@@ -254,12 +310,7 @@ class Client:
             self.offer(protocol.error_reply("this connection already streams events; reconnect to replay again"))
             return
         self.streaming = True
-        events = self.server.trainer.events
-        # Under the event-log lock no event can be emitted: the file holds exactly seq <= last_seq, and every
-        # later event reaches our queue behind the replay instruction. No gap, no duplicate.
-        with events.lock:
-            self.offer(_ReplayFrom(from_seq, events.last_seq))
-            events.subscribe(self.on_event)
+        self.server.join_stream(self, from_seq)
 
     def _queue_command(self, req: protocol.CommandRequest) -> None:
         trainer = self.server.trainer
@@ -279,7 +330,10 @@ class Client:
         def acked(reply: dict[str, Any]) -> None:  # on the training thread: must not raise or block
             with self._pending_lock:
                 self.pending.pop(token, None)
+                last = self._reader_done and not self.pending
             self.offer(reply)
+            if last:
+                self.finish()
 
         trainer.commands.put(Command(req.name, dict(req.args), req.id, ack=acked, source=self.name))
 
@@ -295,7 +349,7 @@ class Client:
                 if isinstance(item, _ReplayFrom):
                     self._send_history(item)
                     continue
-                chunks = [protocol.encode(item)]
+                chunks = [_as_bytes(item)]
                 size = len(chunks[0])
                 while size < BATCH_BYTES:  # coalesce a burst into one send
                     try:
@@ -305,7 +359,7 @@ class Client:
                     if nxt is _CLOSE or isinstance(nxt, _ReplayFrom):
                         held = nxt
                         break
-                    chunks.append(protocol.encode(nxt))
+                    chunks.append(_as_bytes(nxt))
                     size += len(chunks[-1])
                 self.conn.sendall(b"".join(chunks))
         except TimeoutError:
@@ -317,6 +371,7 @@ class Client:
             with contextlib.suppress(OSError):
                 self.conn.shutdown(socket.SHUT_RDWR)
             self.conn.close()
+            self.server.forget(self)
 
     def _send_history(self, replay: _ReplayFrom) -> None:
         """Stream events.jsonl lines with from_seq <= seq <= upto, as written (no re-encoding)."""
@@ -340,6 +395,11 @@ class Client:
                     batch, size = [], 0
         if batch:
             self.conn.sendall(b"".join(batch))
+
+
+def _as_bytes(item: bytes | dict[str, Any]) -> bytes:
+    """Events arrive encoded by the fan-out thread; replies (hello, ack, error) are encoded here."""
+    return item if isinstance(item, bytes) else protocol.encode(item)
 
 
 def _line_seq(line: bytes) -> int | None:
