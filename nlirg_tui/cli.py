@@ -151,9 +151,9 @@ def attach(
 
 
 def _open_workbench(run_dir: Path) -> bool:
-    """The TUI hook: `nlirg_tui.app.run_attached(run_dir)` once the app provides it; False means stream instead."""
+    """The workbench on the run (`nlirg_tui.app.run_attached`); False when it cannot load: attach streams instead."""
     try:
-        from nlirg_tui.app import run_attached  # type: ignore[attr-defined]
+        from nlirg_tui.app import run_attached
     except ImportError:
         return False
     run_attached(run_dir)
