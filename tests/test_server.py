@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import stat
@@ -83,7 +84,7 @@ def test_hello_then_replay_then_live_without_gap(live_run):
     assert hello["status"] in ("running", "paused") and hello["total_steps"] == LONG
     assert hello["config"]["model"]["path"] == "builtin:tiny" and hello["pid"] == trainer_json(live_run.run_dir)["pid"]
     client.send({"type": "replay", "from_seq": 0})
-    target = hello["last_seq"] + 20
+    target = hello["last_seq"] + 5
     last, before = client.read_until(lambda m: m.get("seq") == target)
     seqs = [m["seq"] for m in [*before, last]]
     assert seqs == list(range(0, target + 1))
@@ -235,6 +236,16 @@ def test_a_client_that_half_closes_after_a_command_still_gets_its_ack(live_run):
     assert ack["id"] == "hc" and ack["ok"] is True
     assert client.read() is None, "then the server closes"
     client.close()
+
+
+def test_a_removed_socket_is_put_back(live_run):
+    """logind empties $XDG_RUNTIME_DIR when the user's last SSH session ends; the run must stay reachable."""
+    shutil.rmtree(live_run.socket.parent)
+    wait_for(live_run.socket.exists, "the trainer to re-create its socket")
+    assert stat.S_IMODE(live_run.socket.parent.stat().st_mode) == 0o700
+    with LiveClient(live_run.socket) as client:
+        assert client.hello["run_id"] == live_run.run_dir.name
+        assert client.command("ping")["ok"]
 
 
 # ---------------------------------------------------------------------------------------------- churn vs reference

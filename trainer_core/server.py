@@ -32,6 +32,8 @@ QUEUE_LIMIT = 4096
 """Messages waiting for one client; a client this far behind is dropped rather than slowing the trainer."""
 SEND_TIMEOUT_S = float(os.environ.get("NLIRG_LIVE_SEND_TIMEOUT", "10"))
 """How long one write may wait on a client that does not read before that client is dropped."""
+REBIND_CHECK_S = 2.0
+"""How often the accept thread checks that the socket file still exists."""
 PENDING_LIMIT = 32
 """Commands one client may have waiting for the next step boundary."""
 BATCH_BYTES = 256 * 1024
@@ -81,6 +83,7 @@ class LiveServer:
         self._accept_thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._ids = itertools.count(1)
+        self._inode = 0
         self._fanout: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._fanout_thread = threading.Thread(target=self._fanout_loop, name="live-fanout", daemon=True)
 
@@ -89,6 +92,15 @@ class LiveServer:
         remove_stale_sockets(self.path.parent)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # our own path: left by an earlier (killed) trainer of this same run
+        self._sock = self._bind()
+        update_trainer_json(self.trainer.run_dir, socket=str(self.path))
+        self.trainer.events.subscribe(self._fanout.put)  # the training thread's only live-link work per event
+        self._fanout_thread.start()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="live-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("live socket %s", self.path)
+
+    def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others could connect
         try:
@@ -97,22 +109,47 @@ class LiveServer:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
         sock.listen(64)
-        self._sock = sock
-        update_trainer_json(self.trainer.run_dir, socket=str(self.path))
-        self.trainer.events.subscribe(self._fanout.put)  # the training thread's only live-link work per event
-        self._fanout_thread.start()
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="live-accept", daemon=True)
-        self._accept_thread.start()
-        log.info("live socket %s", self.path)
+        sock.settimeout(REBIND_CHECK_S)
+        self._inode = self.path.stat().st_ino
+        return sock
+
+    def _rebind_if_removed(self) -> None:
+        """The socket file can vanish under a live trainer: logind empties $XDG_RUNTIME_DIR when the user's
+        last session ends, tmp cleaners age out /tmp. Put it back, or the run could never be reached again."""
+        try:
+            if self.path.stat().st_ino == self._inode:
+                return
+            log.warning("live socket %s now belongs to another process; not taking it back", self.path)
+            self._inode = self.path.stat().st_ino
+            return
+        except FileNotFoundError:
+            pass
+        if self._closing.is_set():
+            return
+        protocol.ensure_socket_dir(self.path.parent)
+        old, self._sock = self._sock, self._bind()
+        if old is not None:
+            old.close()
+        log.warning("live socket %s had been removed; listening on it again", self.path)
 
     def _accept_loop(self) -> None:
-        assert self._sock is not None
         while not self._closing.is_set():
+            assert self._sock is not None
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                try:
+                    self._rebind_if_removed()
+                except OSError as exc:
+                    log.warning("live socket %s cannot be re-created (%s); retrying", self.path, exc)
+                continue
             except OSError:
                 return  # the listening socket was closed
-            pid, uid, _gid = peer_credentials(conn)
+            try:
+                pid, uid, _gid = peer_credentials(conn)
+            except OSError:
+                conn.close()  # gone before we looked
+                continue
             if uid != os.getuid():
                 log.warning("refused a live connection from uid %d (pid %d): not the trainer's user", uid, pid)
                 conn.close()
@@ -182,6 +219,8 @@ class LiveServer:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=REBIND_CHECK_S + 1.0)  # it must not put the socket back
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with self.lock:
@@ -225,11 +264,11 @@ class Client:
         except queue.Full:
             self.drop(f"{QUEUE_LIMIT} messages behind")
 
-    def drop(self, why: str) -> None:
+    def drop(self, why: str, level: int = logging.WARNING) -> None:
         if self.closed.is_set():
             return
         self.closed.set()
-        log.warning("live %s dropped: %s", self.name, why)
+        log.log(level, "live %s dropped: %s", self.name, why)
         with contextlib.suppress(OSError):
             self.conn.shutdown(socket.SHUT_RDWR)  # wakes the reader and a writer stuck in send
 
@@ -365,7 +404,7 @@ class Client:
         except TimeoutError:
             self.drop(f"not reading (socket full for {SEND_TIMEOUT_S:g} s)")
         except OSError:
-            self.drop("connection lost")
+            self.drop("connection lost", logging.INFO)  # the client went away: its own business
         finally:
             self.closed.set()
             with contextlib.suppress(OSError):
