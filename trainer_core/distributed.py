@@ -200,15 +200,25 @@ class DeepSpeedBackend(SingleDevice):
         count = max(float(total.item()), 1.0)  # host sync: one per step (DeepSpeed's overflow check syncs anyway)
         # ZeRO divides the reduced gradients by its loss scale before it measures the norm, clips and steps:
         # scaling that by the global token count gives exactly single-device NLIRG normalisation and clipping.
+        zeroed = total.item() == 0
+        # Every token of the global step zeroed: DeepSpeed has no found_inf, so step with LR 0 to keep the weights.
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if zeroed:
+            for group in self.optimizer.param_groups:
+                group["lr"] = 0.0
         self.zero_opt.loss_scale = self.zero_opt.loss_scale * count
         try:
             self.engine.step()
         finally:
             self.zero_opt.loss_scale = self.zero_opt.loss_scale / count
+            for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr
+        # ZeRO skips a step whose gradient norm is not finite (fp32, and bf16 with check_grad_overflow, the
+        # default); report it as a non-finite norm so the loop's max_nan_steps streak counts it.
+        overflow = bool(getattr(self.zero_opt, "overflow", False))
         norm = self.engine.get_global_grad_norm()
-        norm_t = torch.as_tensor(float(norm) if norm is not None else float("nan"), device=self.device)
-        skipped = bool(getattr(self.zero_opt, "overflow", False)) or total.item() == 0
-        return norm_t, torch.as_tensor(skipped, device=self.device)
+        value = float("nan") if overflow or norm is None else float(norm)
+        return torch.tensor(value, device=self.device), torch.tensor(overflow or zeroed, device=self.device)
 
     # ------------------------------------------------------------------ collectives
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
