@@ -154,11 +154,16 @@ def test_sigkilled_trainer_is_dead_and_its_socket_is_cleaned_by_the_next_launch(
     refused = nlirg("stop", run_dir.name, cwd=tmp_path, env=env)
     assert refused.returncode == 2 and "status dead" in refused.stderr
 
-    second = start_detached(tmp_path, env, max_steps=2)
-    wait_for_socket(second)
-    wait_for_exit(trainer_json(second)["pid"])
+    second = start_detached(tmp_path, env)
+    try:
+        # Straight after the launch, before the trainer has a socket: `stop` waits for it instead of failing.
+        stopped = nlirg("stop", second.name, cwd=tmp_path, env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for_exit(trainer_json(second)["pid"])
+    finally:
+        terminate(second)
     assert not os.path.exists(sock), "the next launch removed the dead run's socket"
-    assert run_info(second).status == "completed"
+    assert run_info(second).status == "stopped"
 
 
 # ---------------------------------------------------------------------------------------------- fast: run lookup

@@ -157,17 +157,25 @@ class LiveClient:
             raise protocol.ProtocolError(f"expected hello, got {self.hello.get('type')!r}")
 
     @classmethod
-    def for_run(cls, run_dir: Path, timeout: float = 10.0) -> LiveClient:
-        """Connect to a run's trainer, or raise NotLive saying why not."""
-        info = run_info(run_dir)
-        if not info.live:
-            raise NotLive(f"{info.name} is not running (status {info.status})")
-        path = info.socket or str(protocol.socket_path(run_dir))
-        try:
-            return cls(path, timeout)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NotLive(f"{info.name}: the trainer (pid {info.pid}) has no live socket yet; retry in a moment")\
-                from None
+    def for_run(cls, run_dir: Path, timeout: float = 10.0, wait_s: float = 60.0) -> LiveClient:
+        """Connect to a run's trainer, or raise NotLive saying why not.
+
+        A trainer that is still starting (importing torch, before its socket exists) is waited for up to
+        `wait_s`: `nlirg stop` right after `nlirg train --detach` must reach it.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            info = run_info(run_dir)
+            if not info.live:
+                raise NotLive(f"{info.name} is not running (status {info.status})")
+            path = info.socket or str(protocol.socket_path(run_dir))
+            try:
+                return cls(path, timeout)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise NotLive(f"{info.name}: the trainer (pid {info.pid}) has no live socket at {path}; "
+                                  "see its trainer.log") from None
+            time.sleep(0.2)
 
     def send(self, message: dict[str, Any]) -> None:
         self.sock.sendall(protocol.encode(message))
