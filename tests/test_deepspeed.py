@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ from trainer_core.launch import deepspeed_command, launch_command, prepare_run
 from trainer_core.rundir import read_json
 from trainer_core.runs import LiveClient, pid_alive
 
+needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
+                                     reason="the deepspeed extra is not installed (pip install -e .[deepspeed])")
 DS = ["distributed.backend=deepspeed", "distributed.num_procs=2"]
 # The same global batch: 1 rank x 4 samples against 2 ranks x 2 samples; accumulation and clipping both active.
 COMMON = [*TINY, "training.grad_accum=2", "training.max_grad_norm=0.05", "lora.dropout=0", "data.eval_fraction=0.2",
@@ -146,6 +149,7 @@ def test_launcher_command_line(data: Path, tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------- real runs
 @pytest.mark.deepspeed
 @pytest.mark.slow
+@needs_deepspeed
 def test_zero2_two_ranks_match_one_device(data: Path, tmp_path: Path) -> None:
     lora = ["lora.enabled=true", "lora.r=4", "training.lr=0.03"]
     ref_dir = tmp_path / "one"
@@ -177,6 +181,7 @@ def test_zero2_two_ranks_match_one_device(data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
+@needs_deepspeed
 def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
@@ -217,6 +222,7 @@ def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
+@needs_deepspeed
 def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_path: Path) -> None:
     run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
                                  "data.eval_fraction=0"], "stop")
@@ -254,6 +260,7 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
+@needs_deepspeed
 def test_a_killed_rank_fails_the_run_and_ends_the_others(data: Path, tmp_path: Path) -> None:
     run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
                                  "data.eval_fraction=0"], "kill")
