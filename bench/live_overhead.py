@@ -213,10 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blocks", type=int, default=31, help="alternating blocks (even: no client, odd: 3 clients)")
     ap.add_argument("--block-steps", type=int, default=12)
     ap.add_argument("--ingest-events", type=int, default=20_000)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads for the trainer (0: torch's default); 1 takes the thread pool's wake-ups "
+                         "out of the measurement on a VM where they dominate")
     ap.add_argument("--client", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:
         return client_main(args.client)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
         result = measure_overhead(Path(tmp), args.blocks, args.block_steps)
