@@ -232,11 +232,14 @@ class RunScreen(Screen):
     @work
     async def _on_relaunch(self, message: ConfigPane.RelaunchRequested) -> None:
         ckpt = latest_checkpoint(self.run_dir)
-        answer = await self.app.push_screen_wait(relaunch_dialog(ckpt.name if ckpt else None))
+        live = self.state.is_live and self.link.connected
+        # A live run's stop writes a checkpoint, so its weights can be resumed even if none exists yet.
+        label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
+        answer = await self.app.push_screen_wait(relaunch_dialog(label))
         if answer == "cancel":
             return
         self._pending_relaunch = (message.text, answer == "resume")
-        if self.state.is_live and self.link.connected:
+        if live:
             self.send("stop")  # the stop saves a checkpoint; the new run starts once the `end` event arrives
             self.state.note("relaunch: stopping this run first")
         else:

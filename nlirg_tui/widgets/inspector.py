@@ -109,19 +109,27 @@ class InspectorPane(Vertical):
         samples = state.flagged_worst_first()
         if [_key(s) for s in samples] == [_key(s) for s in self.samples]:
             return
-        self.samples = samples
         table = self.query_one(DataTable)
-        row = table.cursor_row
+        shown = self.query_one(TokenView).sample
+        keep = _key(shown) if shown else None
+        self.samples = samples
         table.clear()
         for s in samples:
             table.add_row(self._mark(s), str(s.get("zeroed_tokens", 0)), f"{s.get('mean_loss', 0):.3f}",
                           f"{_short(s.get('source'))}:{s.get('line')}")
-        if samples:
-            table.move_cursor(row=min(max(row, 0), len(samples) - 1))
-            self._select(table.cursor_row)
+        if not samples:
+            return
+        # New flagged samples arrive while the user reads one: keep that one selected, cursor and all.
+        keys = [_key(s) for s in samples]
+        row = keys.index(keep) if keep in keys else 0
+        table.move_cursor(row=row)
+        if keys[row] != keep:
+            self._select(row)
 
     @on(DataTable.RowHighlighted)
     def _on_row(self, event: DataTable.RowHighlighted) -> None:
+        if self.samples and _key(self.samples[event.cursor_row]) == _key(self.query_one(TokenView).sample):
+            return  # the table was rebuilt under the same sample: leave its token cursor where it is
         self._select(event.cursor_row)
 
     def _select(self, row: int) -> None:

@@ -19,7 +19,7 @@ from tests.tui.fixture_run import write_fixture_run
 from trainer_core.config import apply_overrides, config_from_dict
 from trainer_core.rundir import read_json
 
-WAIT_S = 90.0
+WAIT_S = 180.0
 """Upper bound on waiting for a state; never an assertion about speed."""
 
 TINY_LIVE = ["model.path=builtin:tiny", "lora.enabled=false", "training.batch_size=2", "data.max_length=96",

@@ -130,12 +130,16 @@ async def test_inspector_export_tabs_and_toggles(live_run):
         await pilot.press("space", "down", "space")
         view = screen.query_one(TokenView)
         view.focus()
+        await pilot.pause()
+        assert screen.focused is view
         first = view.cursor
         assert view.sample["zones"][first] == 3  # the cursor starts on a zeroed token
         await pilot.press("right")
-        assert view.cursor > first
+        assert view.cursor > first and view.sample["zones"][view.cursor] is not None  # the next target token
         await pilot.press("[")
-        assert view.sample["zones"][view.cursor] == 3
+        assert view.cursor == first  # back to the zeroed token before it
+        await pilot.press("]")
+        assert view.cursor > first and view.sample["zones"][view.cursor] == 3  # the next zeroed one
         assert "loss" in str(inspector.query_one("#token-detail").render())
         await pilot.press("e")
         lines = (live_run / "review.jsonl").read_text().splitlines()
