@@ -102,12 +102,24 @@ def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:
             interrupts += 1
             rank0 = (read_json(run_dir / "ranks" / "rank-0.json") or {}).get("pid")
             try:
-                if interrupts == 1 and rank0:
+                if interrupts == 1 and isinstance(rank0, int) and _descends_from(rank0, proc.pid):
                     os.kill(int(rank0), signal.SIGTERM)
                 else:
                     os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def _descends_from(pid: int, ancestor: int, depth: int = 4) -> bool:
+    """Whether `pid` is a child, grandchild... of `ancestor` (a rank-0.json left by an earlier launch is not)."""
+    for _ in range(depth):
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
 
 
 def _free_port() -> int:
