@@ -198,7 +198,7 @@ def run_case(case: Case, token_batch: int | None = None, repeats: int = 3) -> di
         "rows": len(case.targets), "windows": len(windows), "speedup": round(t_ref / t_ours, 3),
         "ceiling": round(ceiling, 3), "ceiling_tokens": round(ceiling_tokens, 3),
         "reference_s": round(t_ref, 3), "ours_s": round(t_ours, 3), "max_grad_diff": max_grad_diff,
-        "max_abs_grad": max_grad, "max_loss_diff": max_loss_diff,
+        "max_abs_grad": max_grad, "rel_grad_diff": max_grad_diff / max(max_grad, 1e-30), "max_loss_diff": max_loss_diff,
     }
 
 
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {**{k: head[k] for k in ("speedup", "ceiling", "ceiling_tokens", "token_batch", "target_tokens",
                                        "case")},
                "max_grad_diff": max(r["max_grad_diff"] for r in results),
+               "max_rel_grad_diff": max(r["rel_grad_diff"] for r in results),
                "max_loss_diff": max(r["max_loss_diff"] for r in results),
                "threads": torch.get_num_threads(), "device": "cuda" if torch.cuda.is_available() else "cpu",
                "cases": results}
