@@ -28,10 +28,10 @@ def replayed(*keys: str):
         while getattr(screen, "link_mode", "replay") != "replay":
             await pilot.pause(0.05)
         await pilot.press(*keys)
-        await pilot.pause(0.3)
+        await pilot.pause(1.0)  # generous: a loaded CI machine draws slowly, and a half-drawn pane is a diff
         if hasattr(pilot.app.screen, "redraw"):
             pilot.app.screen.redraw()
-        await pilot.pause(0.1)
+        await pilot.pause(0.5)
 
     return run_before
 

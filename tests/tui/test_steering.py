@@ -123,11 +123,12 @@ async def test_inspector_export_tabs_and_toggles(live_run):
             assert screen.query_one("#panes").active == pane
         await pilot.press("5")
         inspector = screen.query_one(InspectorPane)
-        await until(pilot, lambda: len(inspector.samples) >= 2, "the flagged table filled")
+        await until(pilot, lambda: len(inspector.samples) >= 2 and inspector.samples[0]["zeroed_tokens"] >= 2,
+                    "the flagged table filled, its worst sample with two zeroed tokens")
         worst = inspector.samples
         assert worst[0]["zeroed_tokens"] >= worst[-1]["zeroed_tokens"]  # worst first
         inspector.query_one("#flagged-table").focus()
-        await pilot.press("space", "down", "space")
+        await pilot.press("space", "down", "space", "up")  # mark the two worst, show the worst one
         view = screen.query_one(TokenView)
         view.focus()
         await pilot.pause()
