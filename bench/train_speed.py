@@ -100,11 +100,15 @@ def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir
     tokens: list[int] = []
 
     class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
+        """Step-end to step-end, so the Trainer's data loading counts as ours does (collate is in our step)."""
+
+        def on_train_begin(self, args, state, control, **kw):
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t0)
+            now = time.perf_counter()
+            times.append(now - self.t0)
+            self.t0 = now
 
     args = TrainingArguments(
         output_dir=str(out_dir), per_device_train_batch_size=reference.cfg.training.batch_size, max_steps=steps,
