@@ -12,6 +12,7 @@ from trainer_core.data import IGNORE, Sample
 from trainer_core.records import Record
 from trainer_core.rundir import FLAGGED_FILE
 from trainer_core.telemetry import IntervalStats, Telemetry
+from trainer_core.token_text import token_texts
 
 
 class FlaggedTracker:
@@ -69,6 +70,6 @@ class FlaggedTracker:
             "sample_id": sid, "step": step, "source": record.source if record else None,
             "line": record.line if record else None, "mean_loss": round(mean, 4), "max_loss": round(max_loss, 4),
             "zeroed_tokens": zeroed, "target_tokens": len(targets),
-            "tokens": [self.tokenizer.decode([i]) for i in ids],
+            "tokens": token_texts(self.tokenizer, ids),
             "losses": token_loss, "weights": token_weight, "zones": token_zone,
         }
