@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from trainer_core.config import apply_overrides, config_from_dict
-from trainer_core.data import collate
+from trainer_core.data import collate, epoch_order
 from trainer_core.events import EventLog
 from trainer_core.loop import Trainer
 
@@ -50,6 +50,11 @@ def timed_step(trainer: Trainer) -> tuple[float, int]:
     return time.perf_counter() - t0, trainer.totals["input_tokens"] - before
 
 
+def ordered_samples(trainer: Trainer) -> list:
+    """The samples in the trainer's first-epoch order, so every variant trains the very same batches."""
+    return [trainer.samples[i] for i in epoch_order(len(trainer.samples), trainer.cfg.training.seed, 0)]
+
+
 class BareLoop:
     """Plain CE the usual way: model(input_ids, labels=...).loss, backward, clip, AdamW. No telemetry."""
 
@@ -59,10 +64,11 @@ class BareLoop:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=reference.cfg.training.lr)
         self.pos = 0
+        self.ordered = ordered_samples(reference)
 
     def step(self) -> tuple[float, int]:
         bs = self.ref.cfg.training.batch_size
-        samples = [self.ref.samples[(self.pos + i) % len(self.ref.samples)] for i in range(bs)]
+        samples = [self.ordered[(self.pos + i) % len(self.ordered)] for i in range(bs)]
         self.pos += bs
         batch = collate(samples, self.ref.tokenizer.pad_token_id).to(self.ref.device)
         tokens = sum(len(s.input_ids) for s in samples)
@@ -82,8 +88,10 @@ def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir
     from transformers import Trainer as HFTrainer
     from transformers import TrainerCallback, TrainingArguments
 
-    samples = reference.samples
+    samples = ordered_samples(reference)
     pad = reference.tokenizer.pad_token_id
+    times: list[float] = []
+    tokens: list[int] = []
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
@@ -94,10 +102,12 @@ def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir
 
     def collator(rows):
         b = collate(rows, pad)
+        tokens.append(int(b.attention_mask.sum()))  # called in the order the batches are consumed
         return {"input_ids": b.input_ids, "attention_mask": b.attention_mask, "labels": b.labels}
 
-    times: list[float] = []
-    tokens: list[int] = []
+    class InOrder(HFTrainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
 
     class Clock(TrainerCallback):
         """Step-end to step-end, so the Trainer's data loading counts as ours does (collate is in our step)."""
@@ -116,17 +126,11 @@ def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir
         use_cpu=reference.device.type == "cpu", dataloader_num_workers=0, remove_unused_columns=False,
         optim="adamw_torch", max_grad_norm=1.0, disable_tqdm=True, seed=reference.cfg.training.seed,
     )
-    hf = HFTrainer(model=reference.model, args=args, train_dataset=Rows(), data_collator=collator,
-                   callbacks=[Clock()])
-    order = iter(hf.get_train_dataloader())
-    for _ in range(steps):  # the token count of each step, from the same loader order the Trainer uses
-        try:
-            tokens.append(int(next(order)["attention_mask"].sum()))
-        except StopIteration:
-            break
-    hf.train()
+    InOrder(model=reference.model, args=args, train_dataset=Rows(), data_collator=collator,
+            callbacks=[Clock()]).train()
+    tokens = tokens[: len(times)]  # a look-ahead batch may have been collated but not trained
     kept = slice(warmup, None)
-    return sum(tokens[kept]) / sum(times[kept][: len(tokens[kept])])
+    return sum(tokens[kept]) / sum(times[kept])
 
 
 def main() -> None:
@@ -149,11 +153,18 @@ def main() -> None:
         ours = build_trainer(root, "nlirg", [*common, "nlirg.weighting=nlirg"])
         plain = build_trainer(root, "plain", [*common, "nlirg.weighting=plain"])
         bare = BareLoop(build_trainer(root, "bare", common))
+        hf_owner = None if args.no_hf else build_trainer(root, "hf", [*common, "nlirg.weighting=plain"])
+        n = steps + args.warmup
+        hf_rates = []
+        if hf_owner is not None:  # HF before and after the interleaved block: drift hits both sides alike
+            hf_rates.append(hf_trainer_tokens_per_s(hf_owner, n, args.warmup, root / "hf_a"))
         runs: dict[str, list[tuple[float, int]]] = {"nlirg": [], "plain": [], "bare": []}
-        for _ in range(steps + args.warmup):
+        for _ in range(n):
             runs["nlirg"].append(timed_step(ours))
             runs["plain"].append(timed_step(plain))
             runs["bare"].append(bare.step())
+        if hf_owner is not None:
+            hf_rates.append(hf_trainer_tokens_per_s(hf_owner, n, args.warmup, root / "hf_b"))
         rate = {k: sum(t for _, t in v[args.warmup:]) / sum(s for s, _ in v[args.warmup:]) for k, v in runs.items()}
         for k, v in runs.items():
             median = statistics.median(s for s, _ in v[args.warmup:])
@@ -165,16 +176,11 @@ def main() -> None:
             "telemetry_and_loop_cost": 1 - rate["plain"] / rate["bare"],
             "peak_memory_bytes": ours._write_summary("bench")["peak_memory_bytes"],
         }
-        if not args.no_hf:
-            hf_model_owner = build_trainer(root, "hf", [*common, "nlirg.weighting=plain"])
-            hf_a = hf_trainer_tokens_per_s(hf_model_owner, steps + args.warmup, args.warmup, root / "hf_a")
-            again = [timed_step(plain) for _ in range(steps)]
-            ours_again = sum(t for _, t in again) / sum(s for s, _ in again)
-            hf_b = hf_trainer_tokens_per_s(hf_model_owner, steps + args.warmup, args.warmup, root / "hf_b")
-            hf_rate = (hf_a + hf_b) / 2
-            ours_plain = (rate["plain"] + ours_again) / 2
-            print(f"hf     {hf_rate:9.1f} tokens/s (transformers.Trainer, plain CE)")
-            result["ours_plain_vs_hf_trainer"] = ours_plain / hf_rate
+        if hf_rates:
+            hf_rate = sum(hf_rates) / len(hf_rates)
+            print(f"hf     {hf_rate:9.1f} tokens/s (transformers.Trainer, plain CE; runs {hf_rates[0]:.1f}, "
+                  f"{hf_rates[1]:.1f})")
+            result["ours_plain_vs_hf_trainer"] = rate["plain"] / hf_rate
             result["ours_nlirg_vs_hf_trainer"] = rate["nlirg"] / hf_rate
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 
