@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nlirg_tui.series import BoundedSeries
+from trainer_core.config import NlirgParams
+
+_DEFAULT_NLIRG = NlirgParams()
 
 ZONE_NAMES = ("easy-cut", "boost", "hard-cut", "zeroed")
 HIST_BINS = 41
@@ -23,9 +26,11 @@ TERMINAL = ("completed", "stopped", "failed")
 
 @dataclass
 class ZoneBounds:
-    easy_max: float = 1.45
-    hard_min: float = 6.6
-    loss_deadline: float = 15.0
+    """The run's zone bounds (from its config or a `set`); the defaults are the trainer's own."""
+
+    easy_max: float = _DEFAULT_NLIRG.easy_max
+    hard_min: float = _DEFAULT_NLIRG.hard_min
+    loss_deadline: float = _DEFAULT_NLIRG.loss_deadline
 
 
 @dataclass

@@ -28,6 +28,13 @@ def replayed(*keys: str):
         while getattr(screen, "link_mode", "replay") != "replay":
             await pilot.pause(0.05)
         await pilot.press(*keys)
+        if "5" in keys:  # the Inspector fills its table, then shows the worst sample: wait for both
+            from nlirg_tui.widgets.inspector import TokenView
+
+            for _ in range(200):
+                if pilot.app.screen.query_one(TokenView).sample:
+                    break
+                await pilot.pause(0.05)
         await pilot.pause(1.0)  # generous: a loaded CI machine draws slowly, and a half-drawn pane is a diff
         if hasattr(pilot.app.screen, "redraw"):
             pilot.app.screen.redraw()
