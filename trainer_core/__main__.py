@@ -124,11 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_server(trainer):
-    """The live socket server (rank 0); absent until trainer_core.server exists."""
-    try:
-        from trainer_core.server import start_server
-    except ImportError:
-        return None
+    """The live socket server of rank 0."""
+    from trainer_core.server import start_server
+
     return start_server(trainer)
 
 
