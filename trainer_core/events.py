@@ -46,7 +46,10 @@ class EventLog:
         self.lock = threading.RLock()
         existing = read_events(self.path)
         self.next_seq = (existing[-1]["seq"] + 1) if existing else 0
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = self.path.open("ab", buffering=0)  # one write call per event, nothing held in a buffer
+        self._pending = bytearray()
+        """Bytes not yet on disk (a full disk): kept, and written first once space returns."""
+        self._disk_error: str | None = None
         self._listeners: list[Listener] = []
 
     def emit(self, type_: str, **payload: Any) -> dict[str, Any]:
@@ -54,8 +57,8 @@ class EventLog:
             event = {"v": PROTOCOL_VERSION, "type": type_, "seq": self.next_seq, "ts": round(time.time(), 3)}
             event.update(clean(payload))
             self.next_seq += 1
-            self._fh.write(json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
-            self._fh.flush()
+            line = json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
+            self._write(line.encode("utf-8"))
             for listener in list(self._listeners):
                 try:
                     listener(event)
@@ -63,6 +66,24 @@ class EventLog:
                     logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener)
                     self._listeners.remove(listener)
         return event
+
+    def _write(self, data: bytes) -> None:
+        """Append to events.jsonl; on a full disk keep the bytes and go on, so training never dies of it."""
+        self._pending += data
+        try:
+            while self._pending:
+                written = self._fh.write(self._pending)
+                del self._pending[:written]
+        except OSError as exc:
+            if self._disk_error is None:
+                self._disk_error = exc.strerror or str(exc)
+                logging.getLogger("trainer_core").error(
+                    "cannot write %s (%s): events are kept in memory until there is space; free disk space",
+                    self.path, self._disk_error)
+            return
+        if self._disk_error is not None:
+            logging.getLogger("trainer_core").warning("%s is writable again; held events written", self.path)
+            self._disk_error = None
 
     @property
     def last_seq(self) -> int:

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -203,9 +204,9 @@ class Trainer:
         if reason == "completed" and (self.last_eval or {}).get("step") != self.step:
             self.validate()
         self.save()
-        if reason == "completed":
-            self.save_final()
-        status = {"completed": "completed", "stopped": "stopped", "nan": "failed"}[reason]
+        if reason == "completed" and not self.save_final():
+            reason = "disk"
+        status = {"completed": "completed", "stopped": "stopped", "nan": "failed", "disk": "failed"}[reason]
         self._finish(status, reason)
         return status
 
@@ -388,9 +389,17 @@ class Trainer:
     def _set_status(self, status: str) -> None:
         self.status = status
         if self.backend.is_main:
-            update_trainer_json(self.run_dir, status=status)
+            self._record(status=status)
         if status in ("paused", "running") and hasattr(self, "_interval_start"):
             self.events.emit("status", status=status, step=self.step, total_steps=self.total_steps)
+
+    def _record(self, **fields: Any) -> None:
+        """Update trainer.json; a full disk leaves the old one whole (atomic rename) and training goes on."""
+        try:
+            update_trainer_json(self.run_dir, **fields)
+        except OSError as exc:
+            log.error("trainer.json not updated (%s); free disk space under %s", exc.strerror or exc,
+                      self.run_dir.parent)
 
     # ------------------------------------------------------------------ save / restore
     def _state(self) -> dict[str, Any]:
@@ -423,18 +432,32 @@ class Trainer:
         self.lr_scale = state.get("lr_scale", 1.0)
         log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, self.step, self.epoch, self.batch_in_epoch)
 
-    def save_final(self) -> None:
+    def save_final(self) -> bool:
+        """Write final/ (HF format) through a temp folder; False, with an error event, when the disk refuses."""
         final = self.run_dir / FINAL
         gathered = self.backend.full_state_dict()  # ZeRO-3: every rank helps gather the shards; rank 0 writes
         if not self.backend.is_main:
-            return
-        self.model.save_pretrained(final, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
-        self.tokenizer.save_pretrained(final)
-        if self.cfg.lora.enabled and self.cfg.output.merge_lora:
-            merged = self.backend.merged_model(self.model, final, self.cfg)
-            merged.save_pretrained(final / "merged", safe_serialization=True)
-            self.tokenizer.save_pretrained(final / "merged")
+            return True
+        tmp = self.run_dir / f".tmp-{FINAL}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            self.model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
+            self.tokenizer.save_pretrained(tmp)
+            if self.cfg.lora.enabled and self.cfg.output.merge_lora:
+                merged = self.backend.merged_model(self.model, tmp, self.cfg)
+                merged.save_pretrained(tmp / "merged", safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp / "merged")
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            msg = (f"final model not written ({exc.strerror or exc}); the last checkpoint is intact: free disk "
+                   f"space under {self.run_dir.parent} and run nlirg train --resume {self.run_dir}")
+            log.error(msg)
+            self.events.emit("error", message=msg, step=self.step)
+            return False
         self.events.emit("log", level="info", message=f"final model written to {final}")
+        return True
 
     def _write_summary(self, status: str, reason: str | None = None) -> dict[str, Any]:
         steady = None
@@ -455,14 +478,18 @@ class Trainer:
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
         }
         if self.backend.is_main:
-            write_json_atomic(self.run_dir / SUMMARY_FILE, clean(summary))
+            try:
+                write_json_atomic(self.run_dir / SUMMARY_FILE, clean(summary))
+            except OSError as exc:  # a full disk: the old summary stays whole (atomic rename); training goes on
+                log.error("summary.json not updated (%s); free disk space under %s", exc.strerror or exc,
+                          self.run_dir.parent)
         return summary
 
     def _finish(self, status: str, reason: str) -> None:
         self.status = status
         summary = self._write_summary(status, reason)
         if self.backend.is_main:
-            update_trainer_json(self.run_dir, status=status, ended=time.time())
+            self._record(status=status, ended=time.time())
         self.events.emit("end", status=status, reason=reason, summary=summary)
         self.progress.close(status, summary)
         if self.tb is not None:

@@ -1,0 +1,71 @@
+"""A full disk never kills the run or corrupts what was written: a real, tiny tmpfs fills up under a trainer."""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests.helpers import TINY, make_config, write_alpaca
+from trainer_core.events import EventLog, read_events
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk):
+    filler = disk / f"filler-{uuid.uuid4().hex}"
+    with open(filler, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler
+
+
+def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns(tmp_path, tiny_disk):
+    from trainer_core.loop import Trainer
+
+    data = write_alpaca(tmp_path / "d.jsonl")
+    run_dir = tiny_disk / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    seen = []
+    events.subscribe(seen.append)
+    cfg = make_config([*TINY, f"data.train={data}", "training.max_steps=4", "training.save_every=2",
+                       "training.eval_at_start=false"])
+    trainer = Trainer(cfg, run_dir, events)
+    trainer.setup()
+    filler = _fill(tiny_disk)
+    status = trainer.fit()  # must not raise
+
+    assert status == "failed" and trainer.step == 4  # trained to the end; only the writes failed
+    errors = [e["message"] for e in seen if e["type"] == "error"]
+    assert any("checkpoint at step 2 failed" in m and "free disk space" in m for m in errors)
+    assert any("final model not written" in m for m in errors)
+    assert seen[-1]["type"] == "end" and seen[-1]["reason"] == "disk"
+    assert not list((run_dir / "checkpoints").glob(".tmp-*")) if (run_dir / "checkpoints").exists() else True
+    assert not (run_dir / "final").exists() and not (run_dir / ".tmp-final").exists()
+
+    os.unlink(filler)  # space returns: the held events are written, in order, before the next one
+    events.emit("log", level="info", message="space is back")
+    events.close()
+    on_disk = read_events(run_dir / "events.jsonl")
+    assert [e["seq"] for e in on_disk] == [e["seq"] for e in seen] == list(range(len(seen)))  # the listener saw it too
+    assert on_disk[-1]["message"] == "space is back"
