@@ -258,6 +258,7 @@ class Trainer:
         self.totals["skipped_steps"] += int(skipped)
         if self._steady is None and self.step >= 2:
             self._steady = (now, self.totals["input_tokens"])
+        memory = memory_reading(self.device)
         event = {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
             "samples_done": self.samples_done,
@@ -266,8 +267,8 @@ class Trainer:
             "tokens_per_s": self._input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
             "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
-            "skipped_steps": int(skipped), "memory": memory_reading(self.device), "step_time_s": elapsed / steps,
-            "rank_memory": self.backend.gather(memory_reading(self.device)), "world_size": self.world_size,
+            "skipped_steps": int(skipped), "memory": memory, "step_time_s": elapsed / steps,
+            "rank_memory": self.backend.gather(memory), "world_size": self.world_size,
         }
         self.last = stats
         self.events.emit("step", **event)
