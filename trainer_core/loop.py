@@ -138,11 +138,19 @@ class Trainer:
         return max(1, math.ceil(t.epochs * self.batches_per_epoch / t.grad_accum))
 
     # ------------------------------------------------------------------ data
+    def _epoch_order(self) -> list[int]:
+        """This epoch's sample order, shuffled once per epoch (not per micro-batch: a shuffle is O(samples))."""
+        cached = getattr(self, "_order_cache", None)
+        if cached is None or cached[0] != self.epoch:
+            cached = self._order_cache = (self.epoch, epoch_order(len(self.samples), self.cfg.training.seed,
+                                                                  self.epoch))
+        return cached[1]
+
     def _next_micro_batch(self) -> Batch:
         if self.batch_in_epoch >= self.batches_per_epoch:
             self.epoch += 1
             self.batch_in_epoch = 0
-        order = epoch_order(len(self.samples), self.cfg.training.seed, self.epoch)
+        order = self._epoch_order()
         bs = self.cfg.training.batch_size
         start = (self.batch_in_epoch * self.world_size + self.rank) * bs  # this rank's share of the global batch
         # The epoch's last global batch may leave a rank short: it refills from the epoch's start, as torch's
