@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from trainer_core import protocol
+from trainer_core.live import protocol
 
 SKIP_AFTER_RESUME = 2
 """Steps after a resume whose timing includes the pause or the clients' start-up."""
@@ -44,7 +44,7 @@ def client_main(path: str) -> int:
     Attached, a thread reads and decodes every line, as a TUI would. The process lives through the whole
     bench, so attaching costs a connect, not an interpreter start.
     """
-    from trainer_core.runs import LiveClient
+    from trainer_core.live.client import LiveClient
 
     client: LiveClient | None = None
     reader: threading.Thread | None = None
@@ -70,8 +70,8 @@ def client_main(path: str) -> int:
 
 def _tiny_trainer(tmp: Path, steps: int):
     from trainer_core.config import apply_overrides, config_from_dict
-    from trainer_core.events import EventLog
-    from trainer_core.loop import Trainer
+    from trainer_core.live.events import EventLog
+    from trainer_core.train.loop import Trainer
 
     data = tmp / "train.jsonl"
     with data.open("w", encoding="utf-8") as fh:
@@ -90,8 +90,8 @@ def _tiny_trainer(tmp: Path, steps: int):
 
 
 def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]:
-    from trainer_core.control import Command
-    from trainer_core.server import start_server
+    from trainer_core.live.control import Command
+    from trainer_core.live.server import start_server
 
     trainer = _tiny_trainer(tmp, 10 * blocks * block_steps)  # never ends by itself: stopped after the last block
     server = start_server(trainer)
@@ -168,10 +168,11 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]
 def measure_ingest(tmp: Path, n_events: int) -> dict[str, Any]:
     """Replay throughput into one client that decodes every line (in this process: one server thread pair)."""
     from trainer_core.config import RunConfig
-    from trainer_core.control import CommandQueue
-    from trainer_core.events import EventLog, read_events
-    from trainer_core.runs import LiveClient
-    from trainer_core.server import LiveServer
+    from trainer_core.live.client import LiveClient
+    from trainer_core.live.control import CommandQueue
+    from trainer_core.live.events import EventLog, read_events
+    from trainer_core.live.server import LiveServer
+    from trainer_core.live.sockets import socket_path
 
     template = next(e for e in read_events(tmp / "run" / "events.jsonl") if e["type"] == "step")
     payload = {k: v for k, v in template.items() if k not in ("v", "type", "seq", "ts")}
@@ -182,7 +183,7 @@ def measure_ingest(tmp: Path, n_events: int) -> dict[str, Any]:
         events.emit("step", **{**payload, "step": i})
     owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="completed", step=0,
                             total_steps=n_events, cfg=RunConfig())
-    server = LiveServer(owner, protocol.socket_path(run_dir))
+    server = LiveServer(owner, socket_path(run_dir))
     server.start()
     with LiveClient(server.path) as client:
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@
 
 For every window both methods start from the same weights: the reference runs the whole batch through the
 model, takes full-vocabulary float32 logits and the NLIRG loss of the window's labels; ours runs only the
-window's rows up to its last label and the LM head only on its labels (`trainer_core.token_batch`). Losses
+window's rows up to its last label and the LM head only on its labels (`trainer_core.train.token_batch`). Losses
 and gradients are compared at every window, then one AdamW step (timed, counted for both) moves to the next
 window. Windows alternate which method runs first, so neither gets the warmer cache.
 
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from trainer_core.config import LoraConfig, NlirgParams
-from trainer_core.data import IGNORE, Batch, Sample, collate
-from trainer_core.nlirg import nlirg_weights
-from trainer_core.step import loss_step
-from trainer_core.token_batch import Window, plan_windows, row_lengths, select
+from trainer_core.train.data import IGNORE, Batch, Sample, collate
+from trainer_core.train.nlirg import nlirg_weights
+from trainer_core.train.step import loss_step
+from trainer_core.train.token_batch import Window, plan_windows, row_lengths, select
 
 
 @dataclass
@@ -70,11 +70,11 @@ def build_model(name: str, lora: bool) -> torch.nn.Module:
                           num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     else:
-        from trainer_core.builtin import resolve_model_path
+        from trainer_core.train.builtin import resolve_model_path
 
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name), dtype=torch.float32)
     if lora:
-        from trainer_core.model import apply_lora
+        from trainer_core.train.model import apply_lora
 
         model = apply_lora(model, LoraConfig(r=16, alpha=32, dropout=0.0))  # no dropout: both sides see one mask
     return model.train()

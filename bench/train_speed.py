@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from trainer_core.config import apply_overrides, config_from_dict
-from trainer_core.data import collate, epoch_order
-from trainer_core.events import EventLog
-from trainer_core.loop import Trainer
+from trainer_core.live.events import EventLog
+from trainer_core.train.data import collate, epoch_order
+from trainer_core.train.loop import Trainer
 
 
 def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:

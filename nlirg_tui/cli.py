@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from trainer_core.config import ConfigError, apply_overrides, config_from_dict, read_yaml
-from trainer_core.launch import prepare_run, run_foreground, start_detached
-from trainer_core.rundir import CONFIG_FILE, checkpoint_dirs
+from trainer_core.live.launch import prepare_run, run_foreground, start_detached
+from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="NLIRG workbench: train, watch and steer.")
 

@@ -1,7 +1,7 @@
 """The live link to one run: the only code that reads the trainer's socket or tails its events.jsonl.
 
 `RunLink` is an invisible widget so its worker's messages bubble to the screen that mounts it. It connects
-to the run's socket (trainer_core.protocol), asks for a replay of everything after the last event it has,
+to the run's socket (trainer_core.live.protocol), asks for a replay of everything after the last event it has,
 and posts batches of events. Without a socket (the trainer is still loading, or the run is over) it follows
 `events.jsonl` instead, so a finished run replays from its directory alone. A dropped link is retried.
 """
@@ -20,8 +20,9 @@ from textual.worker import Worker, WorkerState
 
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.processes import pid_alive
-from trainer_core.protocol import LineReader, ProtocolError, command, decode, encode, is_event, replay, socket_path
-from trainer_core.rundir import EVENTS_FILE, TRAINER_FILE, read_json
+from trainer_core.live.protocol import LineReader, ProtocolError, command, decode, encode, is_event, replay
+from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
+from trainer_core.live.sockets import socket_path
 
 RETRY_S = 1.0
 FILE_POLL_S = 0.3

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from nlirg_tui.config_check import check_config_text
 from trainer_core.config import RunConfig, apply_overrides, config_from_dict, load_config
-from trainer_core.launch import prepare_run, start_detached
-from trainer_core.rundir import TRAINER_FILE, checkpoint_dirs, read_json
+from trainer_core.live.launch import prepare_run, start_detached
+from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
 
 
 class LaunchError(ValueError):

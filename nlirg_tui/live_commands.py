@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from trainer_core import protocol
 from trainer_core.config import ConfigError, parse_override
-from trainer_core.events import read_events
-from trainer_core.rundir import EVENTS_FILE
-from trainer_core.runs import LiveClient, NotLive, RunInfo, RunNotFound, find_runs, resolve_run, run_info
+from trainer_core.live import protocol
+from trainer_core.live.client import LiveClient, NotLive
+from trainer_core.live.events import read_events
+from trainer_core.live.rundir import EVENTS_FILE
+from trainer_core.live.runs import RunInfo, RunNotFound, find_runs, resolve_run, run_info
 
 Echo = Callable[[str], None]
 

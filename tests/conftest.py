@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_path() -> str:
-    from trainer_core.builtin import resolve_model_path
+    from trainer_core.train.builtin import resolve_model_path
 
     return resolve_model_path("builtin:tiny")
 

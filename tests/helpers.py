@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import RunConfig, apply_overrides, config_from_dict
-from trainer_core.events import read_events
+from trainer_core.live.events import read_events
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,8 @@ def make_config(overrides: list[str]) -> RunConfig:
 
 def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None):
     """Run a Trainer in this process (fast: no interpreter start); return (trainer, status)."""
-    from trainer_core.events import EventLog
-    from trainer_core.loop import Trainer
+    from trainer_core.live.events import EventLog
+    from trainer_core.train.loop import Trainer
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = make_config(overrides)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import TINY, write_alpaca
-from trainer_core import protocol
-from trainer_core.events import read_events
-from trainer_core.rundir import read_json
+from trainer_core.live import protocol
+from trainer_core.live.events import read_events
+from trainer_core.live.rundir import read_json
 
 LONG = 100_000
 """max_steps of runs that a test stops itself (long enough never to end on their own)."""
@@ -83,7 +83,7 @@ def wait_for_step(run_dir: Path, step: int) -> None:
 
 def wait_for_exit(pid: int) -> None:
     """Wait for a detached trainer (not our child) to be gone."""
-    from trainer_core.runs import pid_alive
+    from trainer_core.live.runs import pid_alive
 
     wait_for(lambda: not pid_alive(pid), f"pid {pid} to exit", every=0.1)
 
@@ -91,7 +91,7 @@ def wait_for_exit(pid: int) -> None:
 def terminate(run_dir: Path) -> None:
     """Leave no trainer behind, whatever the test did."""
     pid = trainer_json(run_dir).get("pid")
-    from trainer_core.runs import pid_alive
+    from trainer_core.live.runs import pid_alive
 
     if isinstance(pid, int) and pid_alive(pid):
         os.kill(pid, signal.SIGKILL)

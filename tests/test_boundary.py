@@ -12,14 +12,14 @@ def _modules_after_import(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["nlirg_tui", "nlirg_tui.cli", "trainer_core.config", "trainer_core.launch",
-                                    "trainer_core.records"])
+@pytest.mark.parametrize("module", ["nlirg_tui", "nlirg_tui.cli", "trainer_core.config", "trainer_core.live.launch",
+                                    "trainer_core.train.records"])
 def test_cli_side_never_imports_torch(module):
     mods = _modules_after_import(module)
     assert "torch" not in mods and "transformers" not in mods
 
 
-@pytest.mark.parametrize("module", ["trainer_core", "trainer_core.loop", "trainer_core.__main__"])
+@pytest.mark.parametrize("module", ["trainer_core", "trainer_core.train.loop", "trainer_core.__main__"])
 def test_trainer_never_imports_textual_or_the_tui(module):
     mods = _modules_after_import(module)
     assert "textual" not in mods

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.helpers import TINY, nlirg_cli, write_alpaca
-from trainer_core.events import read_events
+from trainer_core.live.events import read_events
 
 pytestmark = pytest.mark.slow
 

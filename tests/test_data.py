@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from trainer_core.data import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
-from trainer_core.records import DataError, Record, read_records
-from trainer_core.step import token_losses
+from trainer_core.train.data import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
+from trainer_core.train.records import DataError, Record, read_records
+from trainer_core.train.step import token_losses
 
 
 def _write(path, rows):

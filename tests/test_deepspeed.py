@@ -17,11 +17,12 @@ import pytest
 from tests.helpers import TINY, make_config, nlirg_cli, step_losses, train_in_process, write_alpaca
 from tests.live_helpers import LONG, live_env, private_runtime_dir, wait_for, wait_for_step
 from trainer_core.config import ConfigError
-from trainer_core.ds_config import resolve_deepspeed_config, template_path
-from trainer_core.events import read_events
-from trainer_core.launch import deepspeed_command, launch_command, prepare_run
-from trainer_core.rundir import read_json
-from trainer_core.runs import LiveClient, pid_alive
+from trainer_core.config.deepspeed import resolve_deepspeed_config, template_path
+from trainer_core.live.client import LiveClient
+from trainer_core.live.events import read_events
+from trainer_core.live.launch import deepspeed_command, launch_command, prepare_run
+from trainer_core.live.rundir import read_json
+from trainer_core.live.runs import pid_alive
 
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
                                      reason="the deepspeed extra is not installed (pip install -e .[deepspeed])")

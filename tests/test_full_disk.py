@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.helpers import TINY, make_config, write_alpaca
-from trainer_core.events import EventLog, read_events
+from trainer_core.live.events import EventLog, read_events
 
 
 @pytest.fixture()
@@ -40,7 +40,7 @@ def _fill(disk):
 
 
 def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns(tmp_path, tiny_disk):
-    from trainer_core.loop import Trainer
+    from trainer_core.train.loop import Trainer
 
     data = write_alpaca(tmp_path / "d.jsonl")
     run_dir = tiny_disk / "run"

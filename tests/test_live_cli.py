@@ -26,11 +26,11 @@ from tests.live_helpers import (
     wait_for_socket,
     wait_for_step,
 )
-from trainer_core import protocol
-from trainer_core.events import read_events
-from trainer_core.launch import prepare_run
-from trainer_core.rundir import read_json, write_json_atomic
-from trainer_core.runs import RunNotFound, find_runs, pid_alive, resolve_run, run_info
+from trainer_core.live import sockets
+from trainer_core.live.events import read_events
+from trainer_core.live.launch import prepare_run
+from trainer_core.live.rundir import read_json, write_json_atomic
+from trainer_core.live.runs import RunNotFound, find_runs, pid_alive, resolve_run, run_info
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_detach_list_steer_stop_and_replay(tmp_path, env):
         pid = info["pid"]
         assert os.getsid(pid) == pid, "the trainer leads its own session: a dropped SSH session cannot reach it"
         sock = wait_for_socket(run_dir)
-        assert len(str(sock).encode()) <= protocol.SOCKET_PATH_LIMIT
+        assert len(str(sock).encode()) <= sockets.SOCKET_PATH_LIMIT
         wait_for_step(run_dir, 2)
 
         listed = nlirg("runs", "--root", str(tmp_path / "runs"), cwd=tmp_path, env=env)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer_core import control, events, protocol
-from trainer_core.protocol import ProtocolError
+from trainer_core.live import control, events, protocol, sockets
+from trainer_core.live.protocol import ProtocolError
 
 
 def test_encode_decode_round_trip_adds_version_and_one_line():
@@ -103,26 +103,26 @@ def test_replies_have_no_seq_and_events_do():
 def test_socket_path_fits_the_limit_for_any_run_depth(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     deep = tmp_path.joinpath(*(["a_rather_long_folder_name"] * 20), "run-20260101-000000")
-    path = protocol.socket_path(deep)
-    assert len(str(path).encode()) <= protocol.SOCKET_PATH_LIMIT
+    path = sockets.socket_path(deep)
+    assert len(str(path).encode()) <= sockets.SOCKET_PATH_LIMIT
     assert path.parent == Path("/tmp") / f"nlirg-{os.getuid()}"
-    assert protocol.socket_path(deep) == path and protocol.socket_path(tmp_path) != path
+    assert sockets.socket_path(deep) == path and sockets.socket_path(tmp_path) != path
 
 
 def test_socket_dir_prefers_xdg_runtime_dir_and_falls_back_when_too_long(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-    assert protocol.socket_dir() == Path("/run/user/1000/nlirg")
+    assert sockets.socket_dir() == Path("/run/user/1000/nlirg")
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/" + "x" * 120)
-    assert protocol.socket_dir() == Path("/tmp") / f"nlirg-{os.getuid()}"
-    assert len(str(protocol.socket_path(tmp_path)).encode()) <= protocol.SOCKET_PATH_LIMIT
+    assert sockets.socket_dir() == Path("/tmp") / f"nlirg-{os.getuid()}"
+    assert len(str(sockets.socket_path(tmp_path)).encode()) <= sockets.SOCKET_PATH_LIMIT
 
 
 def test_ensure_socket_dir_is_private(tmp_path):
     loose = tmp_path / "nlirg"
     loose.mkdir(mode=0o755)
     os.chmod(loose, 0o755)
-    protocol.ensure_socket_dir(loose)
+    sockets.ensure_socket_dir(loose)
     assert stat.S_IMODE(loose.stat().st_mode) == 0o700
     fresh = tmp_path / "fresh" / "nlirg"
-    protocol.ensure_socket_dir(fresh)
+    sockets.ensure_socket_dir(fresh)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700

@@ -34,11 +34,11 @@ from tests.live_helpers import (
     wait_for_socket,
     wait_for_step,
 )
-from trainer_core import protocol
-from trainer_core.control import CommandQueue
-from trainer_core.events import EventLog, read_events
-from trainer_core.runs import LiveClient
-from trainer_core.server import LiveServer
+from trainer_core.live import protocol, sockets
+from trainer_core.live.client import LiveClient
+from trainer_core.live.control import CommandQueue
+from trainer_core.live.events import EventLog, read_events
+from trainer_core.live.server import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def step_of(msg) -> int:
 
 def test_socket_is_private_and_short_however_deep_the_run(live_run):
     assert len(str(live_run.run_dir)) > 300
-    assert len(str(live_run.socket).encode()) <= protocol.SOCKET_PATH_LIMIT
+    assert len(str(live_run.socket).encode()) <= sockets.SOCKET_PATH_LIMIT
     assert stat.S_IMODE(live_run.socket.stat().st_mode) == 0o600
     assert stat.S_IMODE(live_run.socket.parent.stat().st_mode) == 0o700
     assert str(live_run.socket).startswith(live_run.env["XDG_RUNTIME_DIR"])
@@ -300,7 +300,7 @@ def test_replay_races_a_fast_emitter_without_gap_or_duplicate(tmp_path, monkeypa
     events = EventLog(run_dir / "events.jsonl")
     owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
                             total_steps=3000, cfg=make_config([*TINY, f"data.train={data}"]))
-    server = LiveServer(owner, protocol.socket_path(run_dir))
+    server = LiveServer(owner, sockets.socket_path(run_dir))
     server.start()
     total = 3000
     results: dict[int, list[int]] = {}

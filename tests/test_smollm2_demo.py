@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.helpers import nlirg_cli
-from trainer_core.events import read_events
+from trainer_core.live.events import read_events
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 

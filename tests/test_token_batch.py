@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from tests.helpers import TINY, make_config, step_losses, train_in_process
 from trainer_core.config import ConfigError, NlirgParams
-from trainer_core.data import IGNORE, Batch, build_samples, collate
-from trainer_core.events import read_events
-from trainer_core.nlirg import nlirg_weights
-from trainer_core.records import read_records
-from trainer_core.step import loss_step
-from trainer_core.token_batch import plan_windows, row_lengths, select
+from trainer_core.live.events import read_events
+from trainer_core.train.data import IGNORE, Batch, build_samples, collate
+from trainer_core.train.nlirg import nlirg_weights
+from trainer_core.train.records import read_records
+from trainer_core.train.step import loss_step
+from trainer_core.train.token_batch import plan_windows, row_lengths, select
 
 # ----------------------------------------------------------------------------- window arithmetic
 
@@ -121,7 +121,7 @@ def test_windows_match_the_full_sequence_method_at_every_window(tmp_path, tiny_p
     from transformers import AutoModelForCausalLM
 
     from trainer_core.config import LoraConfig
-    from trainer_core.model import apply_lora
+    from trainer_core.train.model import apply_lora
 
     samples, _ = build_samples(tiny_tokenizer, read_records([_long_answers(tmp_path / "d.jsonl")], "auto", None),
                                "sft", 512)
@@ -216,7 +216,7 @@ def test_accumulation_normalises_over_all_windows_of_the_step(tmp_path, long_dat
 
 
 def _first_batch(trainer):
-    from trainer_core.data import epoch_order
+    from trainer_core.train.data import epoch_order
 
     order = epoch_order(len(trainer.samples), trainer.cfg.training.seed, 0)
     return [trainer.samples[i] for i in order[:trainer.cfg.training.batch_size]]
@@ -238,8 +238,8 @@ def test_resume_continues_inside_a_sample_windows(tmp_path, long_data) -> None:
 
 
 def test_resume_mid_batch_with_another_token_batch_is_a_config_error(tmp_path, long_data) -> None:
-    from trainer_core.events import EventLog
-    from trainer_core.loop import Trainer
+    from trainer_core.live.events import EventLog
+    from trainer_core.train.loop import Trainer
 
     base = [*TINY, f"data.train={long_data}", "data.max_length=512", "training.max_steps=6"]
     train_in_process(tmp_path / "a", [*base, "training.token_batch=4", "training.save_every=5"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import TINY, step_losses, train_in_process, write_alpaca, write_text
-from trainer_core.events import read_events
+from trainer_core.live.events import read_events
 
 
 @pytest.fixture()

@@ -16,12 +16,12 @@ import time
 import warnings
 from pathlib import Path
 
-from trainer_core import ranks
 from trainer_core.config import ConfigError, load_config
-from trainer_core.control import Command, CommandQueue
-from trainer_core.events import EventLog
-from trainer_core.records import DataError
-from trainer_core.rundir import CONFIG_FILE, EVENTS_FILE, LOG_FILE, update_trainer_json
+from trainer_core.live.control import Command, CommandQueue
+from trainer_core.live.events import EventLog
+from trainer_core.live.rundir import CONFIG_FILE, EVENTS_FILE, LOG_FILE, update_trainer_json
+from trainer_core.train import ranks
+from trainer_core.train.records import DataError
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 3
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
 
-    from trainer_core.loop import Trainer  # torch is imported only past config validation
-    from trainer_core.model import ModelLoadError
-    from trainer_core.progress import Progress
+    from trainer_core.train.loop import Trainer  # torch is imported only past config validation
+    from trainer_core.train.model import ModelLoadError
+    from trainer_core.train.progress import Progress
 
     trainer = Trainer(cfg, run_dir, events, commands, resume=args.resume, progress=Progress(args.progress))
     server = _start_server(trainer)  # before setup: clients can attach (and stop) while the model loads
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_server(trainer):
     """The live socket server of rank 0."""
-    from trainer_core.server import start_server
+    from trainer_core.live.server import start_server
 
     return start_server(trainer)
 

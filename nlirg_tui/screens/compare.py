@@ -13,7 +13,7 @@ from textual.widgets import Footer, Static
 
 from nlirg_tui.series import BoundedSeries
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
-from trainer_core.rundir import EVENTS_FILE
+from trainer_core.live.rundir import EVENTS_FILE
 
 COLORS = ("red", "cyan", "green", "orange", "magenta")
 

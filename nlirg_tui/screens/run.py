@@ -28,7 +28,7 @@ from nlirg_tui.widgets.log import LogPane
 from nlirg_tui.widgets.loss import LossPane
 from nlirg_tui.widgets.memory import MemoryPane
 from nlirg_tui.widgets.zones import ZonesPane
-from trainer_core.rundir import CONFIG_FILE, TRAINER_FILE, read_json
+from trainer_core.live.rundir import CONFIG_FILE, TRAINER_FILE, read_json
 
 REDRAWS_PER_S = 4
 PANES = ("config", "zones", "loss", "memory", "inspector", "log")

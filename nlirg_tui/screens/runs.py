@@ -17,8 +17,8 @@ from nlirg_tui.screens.compare import CompareScreen
 from nlirg_tui.screens.dialogs import ValueDialog, confirm_dialog
 from nlirg_tui.screens.run import RunScreen
 from trainer_core.config import ConfigError
-from trainer_core.rundir import EVENTS_FILE
-from trainer_core.runs import RunInfo, find_runs, last_step_event
+from trainer_core.live.rundir import EVENTS_FILE
+from trainer_core.live.runs import RunInfo, find_runs, last_step_event
 
 REFRESH_S = 2.0
 

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from nlirg_tui.config_check import check_config_text, config_diff
-from trainer_core.rundir import CONFIG_FILE
+from trainer_core.live.rundir import CONFIG_FILE
 
 VALIDATE_DELAY_S = 0.3
 

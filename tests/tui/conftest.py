@@ -17,7 +17,7 @@ from nlirg_tui.launching import _start
 from nlirg_tui.processes import pid_alive
 from tests.tui.fixture_run import write_fixture_run
 from trainer_core.config import apply_overrides, config_from_dict
-from trainer_core.rundir import read_json
+from trainer_core.live.rundir import read_json
 
 WAIT_S = 180.0
 """Upper bound on waiting for a state; never an assertion about speed."""

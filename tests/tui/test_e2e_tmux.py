@@ -15,7 +15,7 @@ import pytest
 
 from nlirg_tui.processes import pid_alive
 from tests.tui.conftest import WAIT_S, stop_trainer, write_data
-from trainer_core.rundir import read_json
+from trainer_core.live.rundir import read_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]

@@ -20,8 +20,8 @@ from nlirg_tui.widgets.config_editor import ConfigPane
 from nlirg_tui.widgets.inspector import InspectorPane, TokenView
 from nlirg_tui.widgets.loss import LossPane
 from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until
-from trainer_core.events import read_events
-from trainer_core.rundir import read_json
+from trainer_core.live.events import read_events
+from trainer_core.live.rundir import read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from trainer_core import checkpoint as ckpt_io
 from trainer_core.config import ConfigError, NlirgParams, RunConfig
-from trainer_core.control import Command
-from trainer_core.data import Batch
-from trainer_core.step import LossStep, loss_step
+from trainer_core.live.control import Command
+from trainer_core.train import checkpoint as ckpt_io
+from trainer_core.train.data import Batch
+from trainer_core.train.step import LossStep, loss_step
 
 log = logging.getLogger("trainer_core")
 
@@ -159,7 +159,7 @@ class DeepSpeedBackend(SingleDevice):
                 ) -> torch.optim.Optimizer:
         import deepspeed
 
-        from trainer_core.ds_config import resolve_deepspeed_config
+        from trainer_core.config.deepspeed import resolve_deepspeed_config
 
         name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
         ds_cfg = resolve_deepspeed_config(cfg, self.world_size, name)
@@ -290,7 +290,7 @@ class DeepSpeedBackend(SingleDevice):
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        from trainer_core.model import resolve
+        from trainer_core.train.model import resolve
 
         base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), dtype=torch.float32,
                                                     trust_remote_code=cfg.model.trust_remote_code)

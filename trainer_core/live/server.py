@@ -16,15 +16,15 @@ import os
 import queue
 import re
 import socket
-import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer_core import protocol
-from trainer_core.control import Command, validate_command
-from trainer_core.rundir import TRAINER_FILE, read_json, update_trainer_json
+from trainer_core.live import protocol
+from trainer_core.live.control import Command, validate_command
+from trainer_core.live.rundir import TRAINER_FILE, read_json, update_trainer_json
+from trainer_core.live.sockets import ensure_socket_dir, peer_credentials, remove_stale_sockets, socket_path
 
 log = logging.getLogger("trainer_core")
 
@@ -55,7 +55,7 @@ _CLOSE = object()
 @dataclass(frozen=True)
 class _Join:
     """Fan-out instruction: from here on `client` streams; the events before it (seq <= upto) come from the file."""
-    client: Client
+    client: Connection
     from_seq: int
     upto: int
 
@@ -66,7 +66,7 @@ _STOP = object()
 
 def start_server(trainer) -> LiveServer:
     """Serve `trainer` on its run's socket (path recorded in trainer.json) until `.close()`."""
-    server = LiveServer(trainer, protocol.socket_path(trainer.run_dir))
+    server = LiveServer(trainer, socket_path(trainer.run_dir))
     server.start()
     return server
 
@@ -77,7 +77,7 @@ class LiveServer:
     def __init__(self, trainer, path: Path):
         self.trainer = trainer
         self.path = path
-        self.clients: set[Client] = set()
+        self.connections: set[Connection] = set()
         self.lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -88,7 +88,7 @@ class LiveServer:
         self._fanout_thread = threading.Thread(target=self._fanout_loop, name="live-fanout", daemon=True)
 
     def start(self) -> None:
-        protocol.ensure_socket_dir(self.path.parent)
+        ensure_socket_dir(self.path.parent)
         remove_stale_sockets(self.path.parent)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # our own path: left by an earlier (killed) trainer of this same run
@@ -126,7 +126,7 @@ class LiveServer:
             pass
         if self._closing.is_set():
             return
-        protocol.ensure_socket_dir(self.path.parent)
+        ensure_socket_dir(self.path.parent)
         old, self._sock = self._sock, self._bind()
         if old is not None:
             old.close()
@@ -154,15 +154,15 @@ class LiveServer:
                 log.warning("refused a live connection from uid %d (pid %d): not the trainer's user", uid, pid)
                 conn.close()
                 continue
-            client = Client(self, conn, next(self._ids), pid)
+            client = Connection(self, conn, next(self._ids), pid)
             with self.lock:
                 if self._closing.is_set():
                     conn.close()
                     return
-                self.clients.add(client)
+                self.connections.add(client)
             client.start()
 
-    def join_stream(self, client: Client, from_seq: int) -> None:
+    def join_stream(self, client: Connection, from_seq: int) -> None:
         """Start streaming to `client`: events up to now from the file, later ones live, none twice."""
         events = self.trainer.events
         # Under the event-log lock no event is emitted: the file holds exactly seq <= last_seq, and the join
@@ -171,7 +171,7 @@ class LiveServer:
             self._fanout.put(_Join(client, from_seq, events.last_seq))
 
     def _fanout_loop(self) -> None:
-        streaming: list[Client] = []
+        streaming: list[Connection] = []
         while True:
             item = self._fanout.get()
             if item is _STOP:
@@ -193,9 +193,9 @@ class LiveServer:
             if any(c.closed.is_set() for c in streaming):
                 streaming = [c for c in streaming if not c.closed.is_set()]
 
-    def forget(self, client: Client) -> None:
+    def forget(self, client: Connection) -> None:
         with self.lock:
-            self.clients.discard(client)
+            self.connections.discard(client)
 
     def hello(self) -> dict[str, Any]:
         """Works from the moment the Trainer object exists: the model may still be loading."""
@@ -224,14 +224,14 @@ class LiveServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with self.lock:
-            clients = list(self.clients)
+            clients = list(self.connections)
         for client in clients:
             client.finish(run_ended=True)
         for client in clients:
             client.join(timeout=2.0)
 
 
-class Client:
+class Connection:
     """One connection: a reader thread, a writer thread and the bounded queue between the trainer and the writer."""
 
     def __init__(self, server: LiveServer, conn: socket.socket, number: int, pid: int):
@@ -447,29 +447,3 @@ def _line_seq(line: bytes) -> int | None:
         return None
     match = _SEQ_AT_START.search(line, 0, 200)
     return int(match.group(1)) if match else None
-
-
-def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process that connected (Linux SO_PEERCRED)."""
-    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return pid, uid, gid
-
-
-def remove_stale_sockets(directory: Path) -> list[Path]:
-    """Delete sockets in `directory` that nobody listens on (left by a killed trainer); return them."""
-    removed = []
-    for path in directory.glob("*.sock"):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1.0)
-            probe.connect(str(path))
-        except ConnectionRefusedError:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            removed.append(path)
-        except OSError:
-            pass  # busy or not ours to judge: leave it
-        finally:
-            probe.close()
-    return removed

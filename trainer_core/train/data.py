@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_core.records import DataError, Record
+from trainer_core.train.records import DataError, Record
 
 IGNORE = -100
 

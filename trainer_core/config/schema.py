@@ -1,20 +1,15 @@
-"""The run config: documented dataclasses, YAML load/save, `--set` overrides, and validation
-that reports every problem by its key path before anything heavy is loaded.
+"""The run config's schema: one documented dataclass per section, each checking its own values.
 
-Torch-free on purpose: the TUI and the CLI validate configs without importing torch.
+Every field's docstring is its user documentation (README points here). Imports nothing but the standard
+library and reads no file: parsing and YAML live in `config.parse`, the DeepSpeed JSON in `config.deepspeed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 BUILTIN_DATA = {
     "builtin:demo": "demo/sft.jsonl",
@@ -332,172 +327,14 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-
     def check(self) -> list[str]:
         problems: list[str] = []
         for f in dataclasses.fields(self):
             problems += getattr(self, f.name).check()
         if self.data.pack_length > 0 and self.training.type != "cpt":
             problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
-        if self.distributed.backend == "deepspeed" and not problems:
-            from trainer_core.ds_config import deepspeed_problems  # torch-free; imported late (it imports this module)
-
-            problems += deepspeed_problems(self)
         return problems
 
 
 def _looks_like_path(value: str) -> bool:
     return value.startswith(("/", "./", "../", "~")) or Path(value).expanduser().exists()
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
-    """Check `value` against a field's type hint; return the value to use (coerced where harmless)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is list:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args[0] is str:
-            value = [str(value)]
-        if not isinstance(value, list):
-            problems.append(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-            return None
-        return [_coerce(v, args[0], f"{key}[{i}]", problems) for i, v in enumerate(value)]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        problems.append(f"{key}: expected true or false, got {value!r}")
-        return None
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        problems.append(f"{key}: expected an integer, got {value!r}")
-        return None
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        problems.append(f"{key}: expected a number, got {value!r}")
-        return None
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        problems.append(f"{key}: expected a string, got {value!r}")
-        return None
-    return value
-
-
-def _build_section(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        problems.append(f"{prefix}: expected a mapping of keys, got {type(raw).__name__}")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in raw.items():
-        path = f"{prefix}.{key}"
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}.{close[0]}'?)" if close else f"; valid keys: {', '.join(names)}"
-            problems.append(f"{path}: unknown key{hint}")
-            continue
-        before = len(problems)
-        coerced = _coerce(value, hints[key], path, problems)
-        if len(problems) == before:
-            kwargs[key] = coerced
-    return cls(**kwargs)
-
-
-def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
-    """Build and validate a RunConfig; raise ConfigError listing every problem."""
-    problems: list[str] = []
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): expected a mapping of sections, got {type(raw).__name__}"], source)
-    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
-    hints = typing.get_type_hints(RunConfig)
-    built = {}
-    for key, value in raw.items():
-        if key not in sections:
-            close = difflib.get_close_matches(str(key), list(sections), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; sections: {', '.join(sections)}"
-            problems.append(f"{key}: unknown section{hint}")
-            continue
-        built[key] = _build_section(hints[key], value, key, problems)
-    cfg = RunConfig(**built)
-    problems += cfg.check()  # fields with type errors kept their defaults, so this is still meaningful
-    if problems:
-        raise ConfigError(problems, source)
-    return cfg
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`training.lr=1e-4` -> ("training.lr", 1e-4); the value is read as YAML."""
-    if "=" not in text:
-        raise ConfigError([f"--set {text}: expected KEY=VALUE, e.g. training.lr=1e-4"], "--set")
-    key, _, value = text.partition("=")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    return key.strip(), parsed
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `--set a.b=value` overrides to a raw config mapping (in place) and return it."""
-    for text in overrides:
-        key, value = parse_override(text)
-        parts = key.split(".")
-        node = raw
-        for part in parts[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = node[part] = {}
-            node = nxt
-        node[parts[-1]] = value
-    return raw
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a YAML syntax error becomes a one-line ConfigError with the line number."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError([f"config file '{path}' not found"], str(path))
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{where}YAML syntax error: {problem}"], str(path)) from None
-    return raw if raw is not None else {}
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a YAML config (or the embedded default when `path` is None), apply overrides, validate."""
-    raw = read_yaml(path) if path else {}
-    source = str(path) if path else "default config"
-    return config_from_dict(apply_overrides(raw, list(overrides or [])), source)
-
-
-def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(cfg.to_yaml(), encoding="utf-8")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import ConfigError, load_config
-from trainer_core.control import CommandQueue
-from trainer_core.records import DataError
-from trainer_core.rundir import CONFIG_FILE, read_json, write_json_atomic
+from trainer_core.live.control import CommandQueue
+from trainer_core.live.rundir import CONFIG_FILE, read_json, write_json_atomic
+from trainer_core.train.records import DataError
 
 RANKS_DIR = "ranks"
 EXIT_USER_ERROR = 2
@@ -91,9 +91,9 @@ def run_worker(run_dir: Path, rank: int, resume: Path | None, setup_logging: Cal
         cfg = load_config(run_dir / CONFIG_FILE)
     except ConfigError as exc:
         return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
-    from trainer_core.loop import Trainer
-    from trainer_core.model import ModelLoadError
-    from trainer_core.progress import Progress
+    from trainer_core.train.loop import Trainer
+    from trainer_core.train.model import ModelLoadError
+    from trainer_core.train.progress import Progress
 
     trainer = Trainer(cfg, run_dir, SilentEventLog(), commands, resume=resume, progress=Progress(enabled=False))
     try:

@@ -1,22 +1,17 @@
-"""Finding runs on disk, telling live ones from dead ones, and a small synchronous client for the CLI.
+"""Finding runs on disk and telling live ones from dead ones.
 
 Torch-free: `nlirg runs/attach/stop/...` import this without importing torch.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import socket
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer_core import protocol
-from trainer_core.rundir import CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, TRAINER_FILE, read_json
+from trainer_core.live.rundir import CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, TRAINER_FILE, read_json
 
 LIVE_STATUSES = ("starting", "running", "paused")
 """trainer.json statuses that mean a trainer process should exist; with its pid gone the run is `dead`."""
@@ -25,10 +20,6 @@ TAIL_BYTES = 256 * 1024
 
 class RunNotFound(ValueError):
     """RUN names no run, or several; the message says which and what to type instead."""
-
-
-class NotLive(RuntimeError):
-    """The run has no trainer to talk to (finished or dead)."""
 
 
 @dataclass
@@ -139,98 +130,3 @@ def resolve_run(spec: str, root: str | Path = "runs") -> Path:
         shown = ", ".join(sorted(p.name for p in matches)[:5])
         raise RunNotFound(f"{spec}: matches {len(matches)} runs ({shown}); give more of the name")
     return matches[0].resolve()
-
-
-# ---------------------------------------------------------------------------------------------- client
-class LiveClient:
-    """A blocking client of one trainer's socket (the CLI's; the TUI has its own async one)."""
-
-    def __init__(self, path: str | Path, timeout: float = 10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self._lines = protocol.LineReader()
-        self._ready: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
-        self.hello = self.read()
-        if self.hello.get("type") != "hello":
-            raise protocol.ProtocolError(f"expected hello, got {self.hello.get('type')!r}")
-
-    @classmethod
-    def for_run(cls, run_dir: Path, timeout: float = 10.0, wait_s: float = 60.0) -> LiveClient:
-        """Connect to a run's trainer, or raise NotLive saying why not.
-
-        A trainer that is still starting (importing torch, before its socket exists) is waited for up to
-        `wait_s`: `nlirg stop` right after `nlirg train --detach` must reach it.
-        """
-        deadline = time.monotonic() + wait_s
-        while True:
-            info = run_info(run_dir)
-            if not info.live:
-                raise NotLive(f"{info.name} is not running (status {info.status})")
-            path = info.socket or str(protocol.socket_path(run_dir))
-            try:
-                return cls(path, timeout)
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise NotLive(f"{info.name}: the trainer (pid {info.pid}) has no live socket at {path}; "
-                                  "see its trainer.log") from None
-            time.sleep(0.2)
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.sock.sendall(protocol.encode(message))
-
-    def read(self) -> dict[str, Any]:
-        """The next message; raises EOFError when the trainer closes the connection."""
-        while not self._ready:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise EOFError("the trainer closed the connection")
-            self._ready.extend(protocol.decode(line) for line in self._lines.feed(data))
-        return self._ready.pop(0)
-
-    def messages(self) -> Iterator[dict[str, Any]]:
-        """Messages until the connection closes."""
-        while True:
-            try:
-                yield self.read()
-            except EOFError:
-                return
-
-    def stream(self, from_seq: int = 0) -> Iterator[dict[str, Any]]:
-        """Events from `from_seq` (replayed, then live) until `end` or the connection closes."""
-        self.send(protocol.replay(from_seq))
-        for msg in self.messages():
-            if protocol.is_event(msg):
-                yield msg
-                if msg["type"] == "end":
-                    return
-
-    def command(self, name: str, args: dict[str, Any] | None = None, timeout: float = 120.0) -> dict[str, Any]:
-        """Send a command and wait for its ack (events that arrive meanwhile are kept for `read`)."""
-        cmd_id = f"cli-{os.getpid()}-{next(self._ids)}"
-        self.send(protocol.command(cmd_id, name, args))
-        deadline = time.monotonic() + timeout
-        kept: list[dict[str, Any]] = []
-        try:
-            while time.monotonic() < deadline:
-                msg = self.read()
-                if msg.get("type") == "ack" and msg.get("id") == cmd_id:
-                    return msg
-                if msg.get("type") == "end":
-                    kept.append(msg)
-                    return {"type": "ack", "id": cmd_id, "ok": False, "applied_at_step": msg.get("summary", {})
-                            .get("steps"), "error": f"the run ended ({msg.get('status')}) before the command applied"}
-                kept.append(msg)
-            raise TimeoutError(f"no ack for {name} within {timeout:g} s (is the trainer paused in a long save?)")
-        finally:
-            self._ready[:0] = kept
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> LiveClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -6,9 +6,9 @@ import logging
 
 import torch
 
-from trainer_core.builtin import resolve_model_path
 from trainer_core.config import LoraConfig, ModelConfig
-from trainer_core.records import DataError
+from trainer_core.train.builtin import resolve_model_path
+from trainer_core.train.records import DataError
 
 log = logging.getLogger("trainer_core")
 

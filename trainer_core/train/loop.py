@@ -21,18 +21,18 @@ import numpy as np
 import torch
 
 from trainer_core.config import ConfigError, RunConfig, save_config
-from trainer_core.control import Command, CommandQueue, parse_set_args, validate_command
-from trainer_core.data import Batch, build_samples, collate, epoch_order, split_eval
-from trainer_core.distributed import make_backend
-from trainer_core.events import EventLog, clean
-from trainer_core.flagged import FlaggedTracker
-from trainer_core.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
-from trainer_core.progress import Progress
-from trainer_core.records import read_records
-from trainer_core.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
-from trainer_core.schedule import make_scheduler
-from trainer_core.telemetry import IntervalStats, Telemetry, memory_reading
-from trainer_core.token_batch import WindowStream, count_windows
+from trainer_core.live.control import Command, CommandQueue, parse_set_args, validate_command
+from trainer_core.live.events import EventLog, clean
+from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
+from trainer_core.train.data import Batch, build_samples, collate, epoch_order, split_eval
+from trainer_core.train.distributed import make_backend
+from trainer_core.train.flagged import FlaggedTracker
+from trainer_core.train.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
+from trainer_core.train.progress import Progress
+from trainer_core.train.records import read_records
+from trainer_core.train.schedule import make_scheduler
+from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
+from trainer_core.train.token_batch import WindowStream, count_windows
 
 log = logging.getLogger("trainer_core")
 

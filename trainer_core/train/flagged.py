@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import TelemetryConfig
-from trainer_core.data import IGNORE, Sample
-from trainer_core.records import Record
-from trainer_core.rundir import FLAGGED_FILE
-from trainer_core.telemetry import IntervalStats, Telemetry
-from trainer_core.token_text import token_texts
+from trainer_core.live.rundir import FLAGGED_FILE
+from trainer_core.train.data import IGNORE, Sample
+from trainer_core.train.records import Record
+from trainer_core.train.telemetry import IntervalStats, Telemetry
+from trainer_core.train.token_text import token_texts
 
 
 class FlaggedTracker:

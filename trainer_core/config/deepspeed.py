@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainer_core.config import ConfigError, RunConfig
+from trainer_core.config.schema import ConfigError, RunConfig
 
-ASSETS = Path(__file__).parent / "assets" / "deepspeed"
+ASSETS = Path(__file__).parent.parent / "assets" / "deepspeed"
 AUTO = "auto"
 # Only these optimizer types are the AdamW that torch's optimizer stands in for with distributed.optimizer: torch.
 ADAMW_TYPES = ("adamw", "adam", "fusedadam", "cpuadam")

@@ -1,6 +1,6 @@
 """The live-link protocol v1 (DESIGN §4, contract): the vocabulary the trainer and every client share.
 
-Torch-free and textual-free: both `trainer_core.server` and `nlirg_tui` import it.
+Torch-free and textual-free: both `trainer_core.live.server` and `nlirg_tui` import it.
 
 Framing: one JSON object per line, UTF-8, at most `MAX_LINE_BYTES` a line, every object has `v` (1) and
 `type`. Two kinds of message go from the trainer to a client:
@@ -21,24 +21,19 @@ A client sends:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
 """The longest line either side accepts, newline excluded; a longer one closes the connection."""
-SOCKET_PATH_LIMIT = 107
-"""sun_path holds 108 bytes including the terminating NUL."""
 
 EVENT_TYPES = ("status", "step", "eval", "flagged", "checkpoint", "log", "error", "command", "end")
 REPLY_TYPES = ("hello", "ack", "error")
 CLIENT_TYPES = ("replay", "command")
 COMMAND_NAMES = ("pause", "resume", "save", "stop", "set", "ping")
-"""The same list as `trainer_core.control.COMMAND_NAMES` (kept here so clients need not import control)."""
+"""The same list as `trainer_core.live.control.COMMAND_NAMES` (kept here so clients need not import control)."""
 
 
 class ProtocolError(ValueError):
@@ -169,34 +164,3 @@ def error_reply(message: str, cmd_id: Any = None) -> dict[str, Any]:
 
 def is_event(message: dict[str, Any]) -> bool:
     return "seq" in message
-
-
-# ---------------------------------------------------------------------------------------------- socket path
-def socket_dir() -> Path:
-    """`$XDG_RUNTIME_DIR/nlirg/` when that is short enough, else `/tmp/nlirg-<uid>/`; created 0700."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    candidates = [Path(runtime) / "nlirg"] if runtime and os.path.isabs(runtime) else []
-    candidates.append(Path("/tmp") / f"nlirg-{os.getuid()}")  # not $TMPDIR: that may be long or per-session
-    for path in candidates:
-        if len(str(path)) + 1 + _SOCKET_NAME_LEN <= SOCKET_PATH_LIMIT:
-            return path
-    return candidates[-1]
-
-
-_SOCKET_NAME_LEN = len("0123456789abcdef.sock")
-
-
-def socket_path(run_dir: str | Path) -> Path:
-    """The socket of a run: a short hash of its absolute directory, so any depth fits the 107-byte limit."""
-    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
-    return socket_dir() / f"{digest}.sock"
-
-
-def ensure_socket_dir(path: Path) -> None:
-    """Create the socket directory 0700, or tighten it; refuse one owned by another user."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to uid {st.st_uid}, not to you; remove it or set XDG_RUNTIME_DIR")
-    if st.st_mode & 0o777 != 0o700:
-        os.chmod(path, 0o700)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer_core.config import ConfigError, NlirgParams, _coerce
+from trainer_core.config.parse import _coerce
+from trainer_core.config.schema import ConfigError, NlirgParams
 
 COMMAND_NAMES = ("pause", "resume", "save", "stop", "set", "ping")
 Ack = Callable[[dict[str, Any]], None]

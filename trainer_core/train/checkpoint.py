@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer_core.rundir import CHECKPOINTS, checkpoint_dirs
+from trainer_core.live.rundir import CHECKPOINTS, checkpoint_dirs
 
 STATE_FILE = "trainer_state.json"
 

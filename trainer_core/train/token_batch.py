@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from trainer_core.config import ConfigError
-from trainer_core.data import IGNORE, Batch, Sample, epoch_order
+from trainer_core.train.data import IGNORE, Batch, Sample, epoch_order
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig, load_config, save_config
-from trainer_core.rundir import CONFIG_FILE, LOG_FILE, new_run_dir, read_json, update_trainer_json
+from trainer_core.live.rundir import CONFIG_FILE, LOG_FILE, new_run_dir, read_json, update_trainer_json
 
 
 def prepare_run(cfg: RunConfig, default_name: str) -> Path:

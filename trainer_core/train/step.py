@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from trainer_core.config import NlirgParams
-from trainer_core.data import IGNORE, Batch
-from trainer_core.nlirg import nlirg_weights, weighted_loss_sum
+from trainer_core.train.data import IGNORE, Batch
+from trainer_core.train.nlirg import nlirg_weights, weighted_loss_sum
 
 CE_CHUNK = 4096
 """Target tokens per LM-head/cross-entropy chunk: bounds the float32 logits to CE_CHUNK x vocab."""

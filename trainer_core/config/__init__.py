@@ -1,0 +1,37 @@
+"""The run config (a package): `schema` holds the documented dataclasses, `parse` turns YAML and `--set`
+overrides into a validated `RunConfig`, `deepspeed` fills and checks the DeepSpeed JSON of a run.
+
+Torch-free: the TUI and the CLI validate configs without importing torch (import-linter checks it).
+"""
+
+from trainer_core.config.parse import (
+    apply_overrides,
+    config_from_dict,
+    config_to_yaml,
+    load_config,
+    parse_override,
+    read_yaml,
+    save_config,
+)
+from trainer_core.config.schema import (
+    BUILTIN_DATA,
+    BUILTIN_MODELS,
+    DATA_FORMATS,
+    ConfigError,
+    DataConfig,
+    DistributedConfig,
+    LoraConfig,
+    ModelConfig,
+    NlirgParams,
+    OutputConfig,
+    RunConfig,
+    TelemetryConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS", "ConfigError", "DataConfig", "DistributedConfig",
+    "LoraConfig", "ModelConfig", "NlirgParams", "OutputConfig", "RunConfig", "TelemetryConfig", "TrainingConfig",
+    "apply_overrides", "config_from_dict", "config_to_yaml", "load_config", "parse_override", "read_yaml",
+    "save_config",
+]
