@@ -193,6 +193,11 @@ class RunState:
         self.log_count += 1
 
     # ------------------------------------------------------------------ queries
+    def loss_histogram(self) -> tuple[list[float], list[int]]:
+        """(bin centres, counts) of the newest step's token losses; the whole run's until a step carries one."""
+        counts = self.latest_step.get("loss_hist") or self.hist_total
+        return [HIST_WIDTH * (i + 0.5) for i in range(len(counts))], list(counts)
+
     def flagged_worst_first(self) -> list[dict[str, Any]]:
         return sorted(self.flagged.values(), key=lambda s: (-(s.get("zeroed_tokens") or 0),
                                                             -(s.get("mean_loss") or 0.0)))

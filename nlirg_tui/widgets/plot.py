@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from textual_plotext import PlotextPlot
 
+from nlirg_tui.axis import Y_AXIS_CELLS, Tick, fit_ticks
 from nlirg_tui.series import resample
 
 
@@ -26,6 +27,9 @@ class PlotSpec:
     vlines: list[tuple[float, str]] = field(default_factory=list)
     log_y: bool = False
     xlabel: str = ""
+    xlim: tuple[float, float] | None = None
+    xticks: list[Tick] = field(default_factory=list)
+    """Ticks in priority order (needs `xlim`); those the plot's width has no room for are left out."""
 
 
 class SeriesPlot(PlotextPlot):
@@ -61,4 +65,8 @@ class SeriesPlot(PlotextPlot):
             plt.yscale("log")
         if spec.xlabel:
             plt.xlabel(spec.xlabel)
+        if spec.xlim is not None:
+            plt.xlim(*spec.xlim)
+            if spec.xticks:
+                plt.xticks(*fit_ticks(spec.xticks, *spec.xlim, self.size.width - Y_AXIS_CELLS))
         self.refresh()

@@ -9,8 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from nlirg_tui.axis import loss_ticks
 from nlirg_tui.series import resample
-from nlirg_tui.state import HIST_WIDTH, ZONE_NAMES, RunState
+from nlirg_tui.state import HIST_BINS, HIST_WIDTH, ZONE_NAMES, RunState
 from nlirg_tui.widgets.plot import PlotSpec, SeriesPlot
 
 ZONE_STYLES = ("#5B9BD5", "#62C073", "#E5B94E", "bold #FFFFFF on #C0392B")
@@ -29,6 +30,16 @@ def zone_table(state: RunState) -> Table:
     for name, style, n, total, share in zip(ZONE_NAMES, ZONE_STYLES, counts, totals, shares, strict=False):
         table.add_row(Text(name, style=style), str(n), str(total), f"{(share or 0.0) * 100:5.1f}%")
     return table
+
+
+def histogram_spec(state: RunState, title: str) -> PlotSpec:
+    """The token-loss histogram with the zone bounds drawn and ticked (the Zones pane and the Overview)."""
+    b = state.bounds
+    bounds = (b.easy_max, b.hard_min, b.loss_deadline)
+    x_max = HIST_BINS * HIST_WIDTH
+    return PlotSpec(title, bars=state.loss_histogram(),
+                    vlines=[(b.easy_max, "blue"), (b.hard_min, "orange"), (b.loss_deadline, "red")],
+                    xlabel="token loss", xlim=(0.0, x_max), xticks=loss_ticks(bounds, x_max))
 
 
 def heatmap(state: RunState, width: int) -> Text:
@@ -72,10 +83,5 @@ class ZonesPane(Vertical):
     def update_from(self, state: RunState) -> None:
         self.query_one("#zones-table", Static).update(zone_table(state))
         self.query_one(ZoneHeatmap).show(state)
-        bins = state.latest_step.get("loss_hist") or state.hist_total
-        centers = [HIST_WIDTH * (i + 0.5) for i in range(len(bins))]
-        b = state.bounds
-        spec = PlotSpec("Token loss histogram (this step) · zone bounds", bars=(centers, list(bins)),
-                        vlines=[(b.easy_max, "blue"), (b.hard_min, "orange"), (b.loss_deadline, "red")],
-                        xlabel="loss")
+        spec = histogram_spec(state, "Token loss histogram (this step) · zone bounds")
         self.query_one("#zones-hist", SeriesPlot).show(spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import tempfile
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.geometry import Region
 
 from nlirg_tui.launching import _start
 from nlirg_tui.processes import pid_alive
@@ -82,6 +84,18 @@ def live_run(tmp_path: Path) -> Iterator[Path]:
     run_dir = start_trainer(tmp_path)
     yield run_dir
     stop_trainer(run_dir)
+
+
+def shown(widget: Any) -> str:
+    """The text a widget shows on screen now, line by line (what the user reads, not what the store holds)."""
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, *widget.size)))
+
+
+def axis_labels(plot: Any) -> list[str]:
+    """The numbers on the plot's x axis line (the line under the frame's bottom edge)."""
+    lines = shown(plot).splitlines()
+    bottom = max(i for i, line in enumerate(lines) if "└" in line)
+    return re.findall(r"\d+(?:\.\d+)?", lines[bottom + 1])
 
 
 async def until(pilot: Any, check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
