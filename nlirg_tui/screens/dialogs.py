@@ -1,22 +1,62 @@
-"""Small modal dialogs: quit (leave the run going by default), confirm, one value, relaunch."""
+"""Small modal dialogs: quit (leave the run going by default), confirm, one value, relaunch; and `ask`, the one
+way a screen opens a dialog.
+
+A dialog answers exactly once: a key that repeats (Enter held, or two Enters in one read over a slow SSH link)
+or an Enter that also presses a button cannot send its command twice. `ask` pushes the dialog at once (no
+worker in between), so a second key press that arrives before the dialog is drawn lands on the dialog, not on
+the screen behind it: one key, one dialog.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label
 
+T = TypeVar("T")
 
-class Choice(ModalScreen[str]):
-    """A question and buttons; dismisses with the pressed button's id; escape gives `cancel_id`."""
+
+class Dialog(ModalScreen[T]):
+    """A modal that dismisses once; later answers (a repeated Enter, a second button press) are dropped."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, question: str, choices: list[tuple[str, str]], default: str, cancel_id: str = "cancel"):
+    answered = False
+    """True once the dialog has given its answer; nothing after that reaches the caller."""
+
+    def __init__(self) -> None:
         super().__init__(classes="dialog-screen")
+
+    def answer(self, result: T | None) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        self.dismiss(result)
+
+    def action_cancel(self) -> None:
+        self.answer(None)
+
+
+def ask(screen: Screen, dialog: Dialog[T], then: Callable[[T | None], Any]) -> bool:
+    """Open `dialog` over `screen` and call `then` with its answer; False (and nothing opened) when something is
+    already open over the screen, so a key pressed twice never stacks two dialogs that each send a command."""
+    if screen.app.screen is not screen:
+        return False
+    screen.app.push_screen(dialog, then)
+    return True
+
+
+class Choice(Dialog[str]):
+    """A question and buttons; answers with the pressed button's id; escape gives `cancel_id`."""
+
+    def __init__(self, question: str, choices: list[tuple[str, str]], default: str, cancel_id: str = "cancel"):
+        super().__init__()
         self.question = question
         self.choices = choices
         self.default = default
@@ -35,10 +75,10 @@ class Choice(ModalScreen[str]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id)
+        self.answer(event.button.id)
 
     def action_cancel(self) -> None:
-        self.dismiss(self.cancel_id)
+        self.answer(self.cancel_id)
 
 
 def quit_dialog(run_name: str) -> Choice:
@@ -58,13 +98,12 @@ def relaunch_dialog(checkpoint: str | None) -> Choice:
                   [("resume", "Resume weights"), ("fresh", "Fresh weights"), ("cancel", "Cancel")], default="resume")
 
 
-class ValueDialog(ModalScreen[str | None]):
-    """One value typed by the user; Enter submits, escape cancels (None)."""
-
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+class ValueDialog(Dialog[str]):
+    """One value typed by the user; Enter submits, escape cancels (None). The value starts selected, so typing
+    replaces it."""
 
     def __init__(self, prompt: str, value: str = "", placeholder: str = ""):
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.prompt = prompt
         self.value = value
         self.placeholder = placeholder
@@ -73,11 +112,12 @@ class ValueDialog(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.prompt, classes="dialog-question")
             yield Input(self.value, placeholder=self.placeholder, id="value")
-            yield Label("", id="value-error", classes="dialog-error")
+            yield Label("Enter: submit · Esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        event.stop()
+        self.answer(event.value.strip())

@@ -1,7 +1,7 @@
 """The NLIRG dialog: weighting, thresholds and curve parameters, with a live plot of the weight curve.
 
-It dismisses with only the changed keys (the `set` command's args), or None when cancelled; the values are
-checked with the trainer's own rules before anything is sent.
+It answers (once: see `Dialog`) with only the changed keys (the `set` command's args), or None when cancelled;
+the values are checked with the trainer's own rules before anything is sent.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from nlirg_tui.screens.dialogs import Dialog
 from nlirg_tui.weight_curve import curve
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
 from trainer_core.config import NlirgParams
@@ -24,11 +24,11 @@ NUMBER_FIELDS = ("max_lr", "k", "x0", "loss_threshold", "fall_center", "fall_slo
                  "easy_max", "hard_min")
 
 
-class NlirgDialog(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "apply", "apply")]
+class NlirgDialog(Dialog[dict[str, Any]]):
+    BINDINGS = [Binding("ctrl+s", "apply", "apply")]
 
     def __init__(self, current: dict[str, Any]):
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         known = {f.name for f in dataclasses.fields(NlirgParams)}
         self.current = NlirgParams(**{k: v for k, v in current.items() if k in known})
 
@@ -91,8 +91,8 @@ class NlirgDialog(ModalScreen[dict[str, Any] | None]):
         if changes is None:
             self.notify("fix the values first", severity="error")
             return
-        self.dismiss(changes)
+        self.answer(changes)
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -19,7 +19,7 @@ from nlirg_tui.client import RunLink
 from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.review import export_review
-from nlirg_tui.screens.dialogs import ValueDialog, confirm_dialog, quit_dialog, relaunch_dialog
+from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog, relaunch_dialog
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.config_editor import ConfigPane
@@ -160,16 +160,18 @@ class RunScreen(Screen):
     def action_save(self) -> None:
         self.send("save")
 
-    @work
-    async def action_stop(self) -> None:
-        if await self.app.push_screen_wait(confirm_dialog(f"Stop {self.state.name}? It saves a checkpoint first.",
-                                                          "Stop")) == "yes":
+    def action_stop(self) -> None:
+        question = confirm_dialog(f"Stop {self.state.name}? It saves a checkpoint first.", "Stop")
+        ask(self, question, self._stop_answer)
+
+    def _stop_answer(self, answer: str | None) -> None:
+        if answer == "yes":
             self.send("stop")
 
-    @work
-    async def action_lr_scale(self) -> None:
-        value = await self.app.push_screen_wait(
-            ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", "1.0"))
+    def action_lr_scale(self) -> None:
+        ask(self, ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", "1.0"), self._lr_scale)
+
+    def _lr_scale(self, value: str | None) -> None:
         if value is None:
             return
         try:
@@ -181,9 +183,10 @@ class RunScreen(Screen):
             return
         self.send("set", {"lr_scale": scale})
 
-    @work
-    async def action_nlirg(self) -> None:
-        changes = await self.app.push_screen_wait(NlirgDialog(self.state.config.get("nlirg") or {}))
+    def action_nlirg(self) -> None:
+        ask(self, NlirgDialog(self.state.config.get("nlirg") or {}), self._nlirg)
+
+    def _nlirg(self, changes: dict | None) -> None:
         if changes:
             self.send("set", changes)
         elif changes is not None:
@@ -209,12 +212,13 @@ class RunScreen(Screen):
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
 
-    @work
-    async def action_quit_run(self) -> None:
+    def action_quit_run(self) -> None:
         if not self.state.is_live or not self.link.connected:
             self._leave()
-            return
-        answer = await self.app.push_screen_wait(quit_dialog(self.state.name))
+        else:
+            ask(self, quit_dialog(self.state.name), self._quit_answer)
+
+    async def _quit_answer(self, answer: str | None) -> None:
         if answer == "stop":
             self.send("stop")
             await self.link.flush()
@@ -229,16 +233,17 @@ class RunScreen(Screen):
 
     # ------------------------------------------------------------------ relaunch
     @on(ConfigPane.RelaunchRequested)
-    @work
-    async def _on_relaunch(self, message: ConfigPane.RelaunchRequested) -> None:
+    def _on_relaunch(self, message: ConfigPane.RelaunchRequested) -> None:
         ckpt = latest_checkpoint(self.run_dir)
         live = self.state.is_live and self.link.connected
         # A live run's stop writes a checkpoint, so its weights can be resumed even if none exists yet.
         label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
-        answer = await self.app.push_screen_wait(relaunch_dialog(label))
-        if answer == "cancel":
+        ask(self, relaunch_dialog(label), lambda answer: self._relaunch_answer(message.text, live, answer))
+
+    def _relaunch_answer(self, text: str, live: bool, answer: str | None) -> None:
+        if answer in ("cancel", None):
             return
-        self._pending_relaunch = (message.text, answer == "resume")
+        self._pending_relaunch = (text, answer == "resume")
         if live:
             self.send("stop")  # the stop saves a checkpoint; the new run starts once the `end` event arrives
             self.state.note("relaunch: stopping this run first")

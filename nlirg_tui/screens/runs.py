@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 from nlirg_tui.launching import launch_config_file, launch_demo
 from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.screens.compare import CompareScreen
-from nlirg_tui.screens.dialogs import ValueDialog, confirm_dialog
+from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog
 from nlirg_tui.screens.run import RunScreen
 from trainer_core.config import ConfigError
 from trainer_core.live.rundir import EVENTS_FILE
@@ -96,16 +96,15 @@ class RunsScreen(Screen):
             return
         self.app.push_screen(CompareScreen(chosen))
 
-    @work
-    async def action_stop(self) -> None:
+    def action_stop(self) -> None:
         run = self.current()
         if run is None:
             return
         if not run.live:
             self.notify(f"{run.run_dir.name} is not running ({run.status})", severity="warning")
             return
-        if await self.app.push_screen_wait(confirm_dialog(f"Stop {run.run_dir.name}?", "Stop")) == "yes":
-            self._send_stop(run.run_dir)
+        ask(self, confirm_dialog(f"Stop {run.run_dir.name}?", "Stop"),
+            lambda answer: self._send_stop(run.run_dir) if answer == "yes" else None)
 
     @work(thread=True, group="runs-stop")
     def _send_stop(self, run_dir: Path) -> None:
@@ -116,23 +115,25 @@ class RunsScreen(Screen):
             return
         self.app.call_from_thread(self.notify, f"stop acked at step {ack.get('applied_at_step')}")
 
-    @work
-    async def action_delete(self) -> None:
+    def action_delete(self) -> None:
         run = self.current()
         if run is None:
             return
         if run.live:
             self.notify(f"{run.run_dir.name} is running; stop it first (x)", severity="error")
             return
-        if await self.app.push_screen_wait(confirm_dialog(f"Delete {run.run_dir} and everything in it?",
-                                                          "Delete")) == "yes":
-            shutil.rmtree(run.run_dir)
-            self.marked.discard(run.run_dir)
-            self.action_refresh()
+        ask(self, confirm_dialog(f"Delete {run.run_dir} and everything in it?", "Delete"),
+            lambda answer: self._delete(run.run_dir) if answer == "yes" else None)
 
-    @work
-    async def action_new_run(self) -> None:
-        path = await self.app.push_screen_wait(ValueDialog("Config file to launch (YAML):", "", "runs/my.yaml"))
+    def _delete(self, run_dir: Path) -> None:
+        shutil.rmtree(run_dir)
+        self.marked.discard(run_dir)
+        self.action_refresh()
+
+    def action_new_run(self) -> None:
+        ask(self, ValueDialog("Config file to launch (YAML):", "", "runs/my.yaml"), self._launch)
+
+    def _launch(self, path: str | None) -> None:
         if not path:
             return
         try:

@@ -16,6 +16,7 @@ import pytest
 from textual.geometry import Region
 
 from nlirg_tui.launching import _start
+from nlirg_tui.messages import CommandAcked
 from nlirg_tui.processes import pid_alive
 from tests.tui.fixture_run import write_fixture_run
 from trainer_core.config import apply_overrides, config_from_dict
@@ -84,6 +85,31 @@ def live_run(tmp_path: Path) -> Iterator[Path]:
     run_dir = start_trainer(tmp_path)
     yield run_dir
     stop_trainer(run_dir)
+
+
+@pytest.fixture(scope="session")
+def shared_live_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One real trainer for every test that only looks and steers gently (pause/resume, save, `set` of lr_scale
+    or the curve's k): started once a session, since a trainer start is most of a TUI test's time. A test that
+    pauses it resumes it before it ends; none stops it."""
+    run_dir = start_trainer(tmp_path_factory.mktemp("shared-run"))
+    yield run_dir
+    stop_trainer(run_dir)
+
+
+def acks_of(messages: list, name: str) -> list[dict]:
+    """Acks seen for `name`, once each (the hook sees a bubbling message at every node it reaches)."""
+    unique = {id(m): m for m in messages if isinstance(m, CommandAcked) and m.name == name}
+    return [m.ack for m in unique.values()]
+
+
+async def attach(pilot: Any, app: Any) -> Any:
+    """The Run screen, once its link is live and two steps have arrived."""
+    from nlirg_tui.screens.run import RunScreen
+
+    screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen, "the Run screen")
+    await until(pilot, lambda: screen.link_mode == "live" and screen.state.step >= 2, "a live link and two steps")
+    return screen
 
 
 def shown(widget: Any) -> str:

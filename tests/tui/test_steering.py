@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Input
 
 from nlirg_tui.app import NlirgApp
-from nlirg_tui.messages import CommandAcked
 from nlirg_tui.processes import pid_alive
 from nlirg_tui.screens.dialogs import Choice, ValueDialog
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
@@ -19,23 +18,11 @@ from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.config_editor import ConfigPane
 from nlirg_tui.widgets.inspector import InspectorPane, TokenView
 from nlirg_tui.widgets.loss import LossPane
-from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until
+from tests.tui.conftest import WAIT_S, acks_of, attach, start_trainer, stop_trainer, until
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
-
-
-def acks_of(messages: list, name: str) -> list[dict]:
-    """Acks seen for `name`, once each (the hook sees a bubbling message at every node it reaches)."""
-    unique = {id(m): m for m in messages if isinstance(m, CommandAcked) and m.name == name}
-    return [m.ack for m in unique.values()]
-
-
-async def attach(pilot, app: NlirgApp) -> RunScreen:
-    screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen, "the Run screen")
-    await until(pilot, lambda: screen.link_mode == "live" and screen.state.step >= 2, "a live link and two steps")
-    return screen
 
 
 def header(screen: RunScreen) -> str:
