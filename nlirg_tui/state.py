@@ -70,6 +70,7 @@ class RunState:
         self.log_count = 0
         """Lines ever logged (the deque keeps the last MAX_LOG_LINES); the log pane writes only new ones."""
         self.last_ack: str = ""
+        """The newest command's fate for the header: sent and waiting, applied at a step, or refused."""
         self.events_seen = 0
 
     # ------------------------------------------------------------------ ingest
@@ -175,6 +176,11 @@ class RunState:
         self.status = e.get("status", "ended")
         self.ended = True
         self._log(f"run ended: {self.status} ({e.get('reason')})")
+
+    def note_sent(self, name: str, shown_args: str) -> None:
+        """A command left for the trainer: shown at once, so a key is never silent while its ack is on its way."""
+        self.last_ack = f"{name}: sent, waiting for the trainer"
+        self.note(f"sent {name} {shown_args}".rstrip())
 
     def note_ack(self, name: str, ack: dict[str, Any]) -> None:
         if ack.get("ok"):

@@ -2,6 +2,10 @@
 
 Events land in a `RunState` as they arrive; the panes are redrawn from it by one timer, at most
 `REDRAWS_PER_S` times a second and only the visible pane, so a fast run never floods the terminal.
+
+Keys: the pane keys (1-6) and the steering keys work wherever the focus is, except inside a text field, where
+they are text (the footer then hides them). Showing a pane moves the focus to the part of it that takes keys
+(the Config editor, the Inspector's sample list, the log), so no pane needs a Tab before it answers.
 """
 
 from __future__ import annotations
@@ -13,17 +17,21 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
+from textual.widgets.tabbed_content import ContentTabs
 
 from nlirg_tui.client import RunLink
 from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
+from nlirg_tui.panes import PANE_KEY, PANES
 from nlirg_tui.review import export_review
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog, relaunch_dialog
+from nlirg_tui.screens.keys_help import KeysDialog, KeySection
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
 from nlirg_tui.state import RunState
-from nlirg_tui.widgets.config_editor import ConfigPane
-from nlirg_tui.widgets.inspector import InspectorPane
+from nlirg_tui.widgets.config_editor import ConfigEditor, ConfigPane
+from nlirg_tui.widgets.inspector import FlaggedTable, InspectorPane
 from nlirg_tui.widgets.log import LogPane
 from nlirg_tui.widgets.loss import LossPane
 from nlirg_tui.widgets.memory import MemoryPane
@@ -31,22 +39,27 @@ from nlirg_tui.widgets.zones import ZonesPane
 from trainer_core.live.rundir import CONFIG_FILE, TRAINER_FILE, read_json
 
 REDRAWS_PER_S = 4
-PANES = ("config", "zones", "loss", "memory", "inspector", "log")
+LOSS_ONLY = ("toggle_smoothing", "toggle_log_scale")
+"""Actions of the Loss pane's keys: shown and live only while it is."""
 
 
 class RunScreen(Screen):
+    AUTO_FOCUS = ""  # none: the shown pane decides (see _focus_pane)
     BINDINGS = [
-        Binding("q", "quit_run", "quit"),
-        Binding("p", "pause_resume", "pause/resume"),
-        Binding("s", "save", "save"),
-        Binding("x", "stop", "stop"),
-        Binding("l", "lr_scale", "LR"),
-        Binding("n", "nlirg", "NLIRG"),
-        Binding("e", "export", "export"),
-        Binding("m", "toggle_smoothing", "smooth"),
-        Binding("g", "toggle_log_scale", "log y"),
-        *[Binding(str(i + 1), f"show_pane('{pane}')", pane, show=False) for i, pane in enumerate(PANES)],
+        Binding("q", "quit_run", "quit", tooltip="leave (asks whether to stop the run)"),
+        Binding("p", "pause_resume", "pause", tooltip="pause or resume at the next step"),
+        Binding("s", "save", "save", tooltip="save a checkpoint at the next step"),
+        Binding("x", "stop", "stop", tooltip="checkpoint, then stop the run (asks)"),
+        Binding("l", "lr_scale", "LR", tooltip="scale the learning rate schedule"),
+        Binding("n", "nlirg", "NLIRG", tooltip="NLIRG weighting, thresholds and curve"),
+        Binding("m", "toggle_smoothing", "smooth", tooltip="Loss pane: smoothing on/off"),
+        Binding("g", "toggle_log_scale", "log y", tooltip="Loss pane: log scale on/off"),
+        Binding("question_mark", "keys", "keys", tooltip="this list"),
+        *[Binding(key, f"show_pane('{pane}')", title, show=False, tooltip=f"show the {title} pane")
+          for pane, title in PANES for key in [PANE_KEY[pane]]],
     ]
+    TYPED_KEYS = {b.action.split("(")[0] for b in BINDINGS if len(b.key) == 1 or b.key == "question_mark"}
+    """Actions on printable keys: inside a text field those keys are text, so the footer hides them there."""
 
     def __init__(self, run_dir: Path, *, standalone: bool = True) -> None:
         super().__init__()
@@ -65,27 +78,37 @@ class RunScreen(Screen):
         yield Static(id="run-header")
         yield Static(id="banner")
         with TabbedContent(initial="loss", id="panes"):
-            with TabPane("Config", id="config"):
+            with TabPane(self._tab_label("config"), id="config"):
                 yield ConfigPane(self.run_dir)
-            with TabPane("Zones", id="zones"):
+            with TabPane(self._tab_label("zones"), id="zones"):
                 yield ZonesPane()
-            with TabPane("Loss", id="loss"):
+            with TabPane(self._tab_label("loss"), id="loss"):
                 yield LossPane()
-            with TabPane("Memory", id="memory"):
+            with TabPane(self._tab_label("memory"), id="memory"):
                 yield MemoryPane()
-            with TabPane("Inspector", id="inspector"):
+            with TabPane(self._tab_label("inspector"), id="inspector"):
                 yield InspectorPane()
-            with TabPane("Log", id="log"):
+            with TabPane(self._tab_label("log"), id="log"):
                 yield LogPane()
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns hold the keys; `?` lists ctrl+p
+
+    @staticmethod
+    def _tab_label(pane: str) -> str:
+        return f"[b]{PANE_KEY[pane]}[/b] {dict(PANES)[pane]}"  # the key on the tab: no footer space spent on it
 
     def on_mount(self) -> None:
         self.query_one("#banner").display = False
+        self.query_one(ContentTabs).can_focus = False  # its ←/→ would switch panes from under the Inspector
         config = read_json_yaml(self.run_dir / CONFIG_FILE)
         if config:
             self.state.set_config(config)
+        self._focus_pane(self.active_pane)
         self.set_interval(1 / REDRAWS_PER_S, self.redraw)
         self.redraw()
+
+    @property
+    def active_pane(self) -> str:
+        return self.query_one(TabbedContent).active
 
     @property
     def link(self) -> RunLink:
@@ -128,13 +151,15 @@ class RunScreen(Screen):
         if self._header_drawn != self.state.version:
             self._header_drawn = self.state.version
             self.query_one("#run-header", Static).update(self._header_text())
-        active = self.query_one(TabbedContent).active
+        active = self.active_pane
         if active and self._drawn.get(active) != self.state.version and active != "config":
             self._drawn[active] = self.state.version
             self.query_one(f"#{active} > *").update_from(self.state)
 
     @on(TabbedContent.TabActivated)
     def _on_tab(self) -> None:
+        self._focus_pane(self.active_pane)  # a click on a tab too
+        self.refresh_bindings()  # the footer shows the shown pane's keys
         self.call_after_refresh(self.redraw)  # the pane has its size only after the switch
 
     def _header_text(self) -> Text:
@@ -145,14 +170,48 @@ class RunScreen(Screen):
                              f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
                              (f"  [{self.link_mode}]", "dim"))
         if s.last_ack:
-            text.append(f"  ack {s.last_ack}", style="italic")
+            text.append(f"  {s.last_ack}", style="italic")
         return text
+
+    # ------------------------------------------------------------------ keys and focus
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.TYPED_KEYS and _typing(self.focused):
+            return False
+        if action in LOSS_ONLY:
+            return self.active_pane == "loss"
+        return True
+
+    def action_show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+        # Focus now, before the old pane hides: a focused widget that hides hands its focus to a sibling,
+        # which pulls the old pane straight back (the Inspector's sample list did that to every pane key).
+        self._focus_pane(pane)
+
+    def _focus_pane(self, pane: str) -> None:
+        """Give the keys to the part of `pane` that takes them; panes without one leave them to the screen."""
+        home: Widget | None = {"config": self.query_one("#config-editor"), "inspector": self.query_one(FlaggedTable),
+                               "log": self.query_one(LogPane)}.get(pane)
+        self.set_focus(home)
+
+    def action_keys(self) -> None:
+        ask(self, KeysDialog(self.key_sections()), lambda _: None)
+
+    def key_sections(self) -> list[KeySection]:
+        own = {b.action: b for b in self.BINDINGS}
+        panes = [b for b in self.BINDINGS if b.action.startswith("show_pane")]
+        return [("Panes (anywhere but a text field)", panes),
+                ("Run", [b for a, b in own.items() if not a.startswith("show_pane") and a not in LOSS_ONLY]
+                 + [Binding("ctrl+p", "", tooltip="command palette: steering, themes")]),
+                ("Loss pane", [own[a] for a in LOSS_ONLY]),
+                ("Config pane", [*ConfigEditor.BINDINGS, *ConfigPane.BINDINGS]),
+                ("Inspector", [*InspectorPane.BINDINGS]),
+                ("Dialogs", [Binding("enter", "", tooltip="submit (once)"), Binding("escape", "", tooltip="cancel"),
+                             Binding("ctrl+s", "", tooltip="NLIRG dialog: apply")])]
 
     # ------------------------------------------------------------------ steering
     def send(self, name: str, args: dict | None = None) -> None:
         self.link.send(name, args)
-        shown = " ".join(f"{k}={v}" for k, v in (args or {}).items())
-        self.state.note(f"sent {name} {shown}".rstrip())
+        self.state.note_sent(name, " ".join(f"{k}={v}" for k, v in (args or {}).items()))
 
     def action_pause_resume(self) -> None:
         self.send("resume" if self.state.status == "paused" else "pause")
@@ -208,9 +267,6 @@ class RunScreen(Screen):
     def action_toggle_log_scale(self) -> None:
         pane = self.query_one(LossPane)
         pane.log_scale = not pane.log_scale
-
-    def action_show_pane(self, pane: str) -> None:
-        self.query_one(TabbedContent).active = pane
 
     def action_quit_run(self) -> None:
         if not self.state.is_live or not self.link.connected:
@@ -269,6 +325,11 @@ def read_json_yaml(path: Path) -> dict:
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _typing(widget: Widget | None) -> bool:
+    """True when `widget` takes printable keys as text."""
+    return isinstance(widget, Input) or (isinstance(widget, TextArea) and not widget.read_only)
 
 
 def _status_style(status: str) -> str:

@@ -1,5 +1,10 @@
 """The Config pane: the run's YAML in an editor, validated as you type, with a diff against the running
-config and a relaunch request (the Run screen asks whether to resume weights and does the relaunch)."""
+config and a relaunch request (the Run screen asks whether to resume weights and does the relaunch).
+
+Showing the pane puts the cursor in the editor, so typing edits at once (digits and letters included); Escape
+leaves the editor for the pane, where the Run screen's keys work again and Enter goes back in. The editor's
+border says which of the two has the keys.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -23,11 +28,39 @@ from trainer_core.live.rundir import CONFIG_FILE
 VALIDATE_DELAY_S = 0.3
 
 
-class ConfigPane(Vertical):
+EDITING = "editing · Esc: leave for the pane keys"
+NOT_EDITING = "Enter: edit"
+
+
+class ConfigEditor(TextArea):
+    """The YAML editor. Escape hands the keys back to the pane (TextArea's own Escape moves to the next widget,
+    which would land right back in this one, the only one in the pane)."""
+
+    BINDINGS = [Binding("escape", "leave", "leave editor", tooltip="leave the editor (the pane keys work again)")]
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "escape":  # TextArea takes Escape before any binding sees it
+            event.stop()
+            event.prevent_default()
+            self.action_leave()
+            return
+        await super()._on_key(event)
+
+    def action_leave(self) -> None:
+        self.screen.set_focus(self.parent)
+
+    def on_focus(self) -> None:
+        self.border_subtitle = EDITING
+
+    def on_blur(self) -> None:
+        self.border_subtitle = NOT_EDITING
+
+
+class ConfigPane(Vertical, can_focus=True):
     BINDINGS = [
-        Binding("ctrl+t", "toggle_diff", "diff"),
-        Binding("ctrl+r", "relaunch", "relaunch"),
-        Binding("escape", "leave_editor", "leave editor", show=False),
+        Binding("ctrl+t", "toggle_diff", "diff", tooltip="show or hide the diff against the running config"),
+        Binding("ctrl+r", "relaunch", "relaunch", tooltip="stop this run and start one from the edited config"),
+        Binding("enter", "edit", "edit", tooltip="back into the editor (Esc leaves it)"),
     ]
 
     show_diff: reactive[bool] = reactive(False, init=False)
@@ -46,9 +79,11 @@ class ConfigPane(Vertical):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        editor = TextArea(self._running_text(), id="config-editor", show_line_numbers=True, tab_behavior="indent")
+        editor = ConfigEditor(self._running_text(), id="config-editor", show_line_numbers=True, tab_behavior="indent")
         if "yaml" in editor.available_languages:
             editor.language = "yaml"
+        editor.border_title = CONFIG_FILE
+        editor.border_subtitle = NOT_EDITING
         yield editor
         yield Static(id="config-problems")
         with VerticalScroll(id="config-diff-box"):
@@ -104,5 +139,8 @@ class ConfigPane(Vertical):
             return
         self.post_message(self.RelaunchRequested(self.text))
 
-    def action_leave_editor(self) -> None:
-        self.screen.focus_next()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "edit" and self.query_one(ConfigEditor).has_focus)  # Enter is a newline there
+
+    def action_edit(self) -> None:
+        self.screen.set_focus(self.query_one(ConfigEditor))

@@ -1,5 +1,9 @@
 """The Inspector pane: flagged samples worst first (zeroed tokens, then mean loss); the selected one shown
-token by token, coloured by zone, with the loss and weight of the token under the cursor."""
+token by token, coloured by zone, with the loss and weight of the token under the cursor.
+
+Its keys belong to the pane, not to one of its two parts: ↑/↓ pick a sample and ←/→ move over its tokens
+whether the sample list or the token view has focus, so the pane never needs a Tab first.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from textual.widgets import DataTable, Static
 
 from nlirg_tui.state import ZONE_NAMES, RunState
 from nlirg_tui.widgets.zones import ZONE_STYLES
+
+ZEROED = Binding.Group("zeroed", compact=True)
+"""`[` and `]` share one footer entry."""
 
 
 def token_text(sample: dict[str, Any], cursor: int) -> Text:
@@ -37,14 +44,7 @@ def target_positions(sample: dict[str, Any]) -> list[int]:
 
 
 class TokenView(Static, can_focus=True):
-    """The selected sample; left/right move over target tokens, [ and ] jump between zeroed ones."""
-
-    BINDINGS = [
-        Binding("left", "move(-1)", "prev token", show=False),
-        Binding("right", "move(1)", "next token", show=False),
-        Binding("[", "jump_zeroed(-1)", "prev zeroed"),
-        Binding("]", "jump_zeroed(1)", "next zeroed"),
-    ]
+    """The selected sample; the Inspector's keys move its cursor over target tokens or between zeroed ones."""
 
     cursor: reactive[int] = reactive(-1, init=False)
     """Index into the sample's tokens of the token under the cursor (-1: none)."""
@@ -69,25 +69,53 @@ class TokenView(Static, can_focus=True):
         self.update(token_text(self.sample, self.cursor))
         self.post_message(self.Moved(self.sample, self.cursor))
 
-    def action_move(self, delta: int) -> None:
-        self._step(target_positions(self.sample), delta)
+    def move(self, delta: int) -> str | None:
+        """Move to the next (+1) or previous (-1) target token; says why not when there is none."""
+        return self._step(target_positions(self.sample), delta, "target token")
 
-    def action_jump_zeroed(self, delta: int) -> None:
+    def jump_zeroed(self, delta: int) -> str | None:
         zones = self.sample.get("zones") or []
-        self._step([i for i in target_positions(self.sample) if zones[i] == 3], delta)
+        return self._step([i for i in target_positions(self.sample) if zones[i] == 3], delta, "zeroed token")
 
-    def _step(self, positions: list[int], delta: int) -> None:
+    def _step(self, positions: list[int], delta: int, what: str) -> str | None:
+        if not self.sample:
+            return "no sample selected"
         if not positions:
-            return
+            return f"this sample has no {what}"
         after = [p for p in positions if (p - self.cursor) * delta > 0]
-        if after:
-            self.cursor = after[0] if delta > 0 else after[-1]
+        if not after:
+            return f"no {what} {'after' if delta > 0 else 'before'} this one"
+        self.cursor = after[0] if delta > 0 else after[-1]
+        return None
+
+
+class FlaggedTable(DataTable, inherit_bindings=False):
+    """The flagged samples. It keeps DataTable's up/down/page keys but not left/right, which move over the
+    tokens of the selected sample (the Inspector's binding) instead of scrolling this narrow table sideways."""
+
+    BINDINGS = [
+        Binding("up", "cursor_up", "sample up", show=False),
+        Binding("down", "cursor_down", "sample down", show=False),
+        Binding("pageup", "page_up", show=False),
+        Binding("pagedown", "page_down", show=False),
+        Binding("home", "scroll_top", show=False),
+        Binding("end", "scroll_bottom", show=False),
+    ]
 
 
 class InspectorPane(Vertical):
-    """Space marks samples, `e` (on the Run screen) exports the marked ones, or the current one."""
+    """Space marks samples, `e` exports the marked ones, or the current one (the Run screen writes the file)."""
 
-    BINDINGS = [Binding("space", "toggle_mark", "mark")]
+    BINDINGS = [
+        Binding("left", "move_token(-1)", "token", show=False, tooltip="previous target token"),
+        Binding("right", "move_token(1)", "token", show=False, tooltip="next target token"),
+        Binding("up", "move_sample(-1)", show=False, tooltip="previous flagged sample"),
+        Binding("down", "move_sample(1)", show=False, tooltip="next flagged sample"),
+        Binding("[", "jump_zeroed(-1)", "zeroed", tooltip="previous zeroed token", group=ZEROED),
+        Binding("]", "jump_zeroed(1)", "zeroed", tooltip="next zeroed token", group=ZEROED),
+        Binding("space", "toggle_mark", "mark", key_display="␣", tooltip="mark the sample for export"),
+        Binding("e", "screen.export", "export", tooltip="export the marked samples (or this one) to review.jsonl"),
+    ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -96,11 +124,14 @@ class InspectorPane(Vertical):
         self._shown_version = -1
 
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(id="flagged-table", cursor_type="row", zebra_stripes=True)
+        table = FlaggedTable(id="flagged-table", cursor_type="row", zebra_stripes=True, classes="pane-part")
         table.add_columns("", "zeroed", "mean loss", "source:line")
+        table.border_title = "flagged samples, worst first · ↑↓"
         yield table
         yield Static("No flagged samples yet.", id="token-detail")
-        yield TokenView(id="token-view")
+        view = TokenView(id="token-view", classes="pane-part")
+        view.border_title = "tokens · ←→ move · [ ] zeroed"
+        yield view
 
     def update_from(self, state: RunState) -> None:
         if state.version == self._shown_version:
@@ -128,6 +159,8 @@ class InspectorPane(Vertical):
 
     @on(DataTable.RowHighlighted)
     def _on_row(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != self.query_one(FlaggedTable).cursor_row:
+            return  # stale: a rebuild's clear() highlighted row 0 before the cursor went back to the shown sample
         if self.samples and _key(self.samples[event.cursor_row]) == _key(self.query_one(TokenView).sample):
             return  # the table was rebuilt under the same sample: leave its token cursor where it is
         self._select(event.cursor_row)
@@ -148,14 +181,31 @@ class InspectorPane(Vertical):
             f"  loss {s['losses'][i]:.3f}  weight {s['weights'][i]:.3g}  zone ",
             (ZONE_NAMES[zone], ZONE_STYLES[zone])))
 
+    def action_move_token(self, delta: int) -> None:
+        self._say(self.query_one(TokenView).move(delta))
+
+    def action_jump_zeroed(self, delta: int) -> None:
+        self._say(self.query_one(TokenView).jump_zeroed(delta))
+
+    def action_move_sample(self, delta: int) -> None:
+        """↑/↓ while the token view has focus: the sample list's cursor moves all the same."""
+        table = self.query_one(FlaggedTable)
+        table.move_cursor(row=max(table.cursor_row + delta, 0))
+
+    def _say(self, problem: str | None) -> None:
+        if problem:
+            self.notify(problem, timeout=2)
+
     def action_toggle_mark(self) -> None:
         table = self.query_one(DataTable)
         row = table.cursor_row
         if not 0 <= row < len(self.samples):
+            self.notify("no flagged sample to mark", severity="warning", timeout=2)
             return
         key = _key(self.samples[row])
         self.marked ^= {key}
         table.update_cell_at((row, 0), self._mark(self.samples[row]))
+        table.border_subtitle = f"{len(self.marked)} marked · e exports them" if self.marked else ""
 
     def selected(self) -> list[dict[str, Any]]:
         """The marked samples, or the one under the cursor when none is marked."""

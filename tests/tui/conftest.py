@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from textual.geometry import Region
+from textual.notifications import Notify
 
 from nlirg_tui.launching import _start
 from nlirg_tui.messages import CommandAcked
@@ -101,6 +102,12 @@ def acks_of(messages: list, name: str) -> list[dict]:
     """Acks seen for `name`, once each (the hook sees a bubbling message at every node it reaches)."""
     unique = {id(m): m for m in messages if isinstance(m, CommandAcked) and m.name == name}
     return [m.ack for m in unique.values()]
+
+
+def notes(messages: list) -> list[str]:
+    """The notifications (toasts) the app showed, once each, oldest first."""
+    unique = {id(m): m for m in messages if isinstance(m, Notify)}
+    return [m.notification.message for m in unique.values()]
 
 
 async def attach(pilot: Any, app: Any) -> Any:
