@@ -21,6 +21,7 @@ HIST_BINS = 41
 HIST_WIDTH = 0.5
 MAX_FLAGGED = 500
 MAX_LOG_LINES = 2000
+MAX_ACKS = 20
 TERMINAL = ("completed", "stopped", "failed")
 
 
@@ -71,6 +72,9 @@ class RunState:
         """Lines ever logged (the deque keeps the last MAX_LOG_LINES); the log pane writes only new ones."""
         self.last_ack: str = ""
         """The newest command's fate for the header: sent and waiting, applied at a step, or refused."""
+        self.acks: deque[str] = deque(maxlen=MAX_ACKS)
+        """The last acks, oldest first (the Overview lists them): every command the trainer applied, whichever
+        client sent it (its `command` event), and this client's refused ones (a refusal has no event)."""
         self.events_seen = 0
 
     # ------------------------------------------------------------------ ingest
@@ -164,6 +168,7 @@ class RunState:
         text = " ".join(f"{k}={v}" for k, v in args.items())
         self._log(f"command {e.get('name')} {text} applied at step {e.get('applied_at_step')} "
                   f"({e.get('source', 'client')})".replace("  ", " "))
+        self.acks.append(f"{e.get('name')} {text}: ok at step {e.get('applied_at_step')}".replace(" :", ":"))
         if e.get("name") == "set":
             # The trainer applied new NLIRG knobs: keep the zone bounds drawn on the histogram in step.
             nlirg = dict(self.config.get("nlirg") or {})
@@ -187,6 +192,7 @@ class RunState:
             self.last_ack = f"{name}: ok at step {ack.get('applied_at_step')}"
         else:
             self.last_ack = f"{name}: refused: {ack.get('error')}"
+            self.acks.append(self.last_ack)
         self._log(f"ack {self.last_ack}")
         self.version += 1
 

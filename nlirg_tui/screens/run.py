@@ -1,9 +1,9 @@
-"""The Run screen: one run's Config, Zones, Loss, Memory, Inspector and Log panes, and the steering keys.
+"""The Run screen: one run's Overview, Config, Zones, Loss, Memory, Inspector and Log panes, and the steering keys.
 
 Events land in a `RunState` as they arrive; the panes are redrawn from it by one timer, at most
 `REDRAWS_PER_S` times a second and only the visible pane, so a fast run never floods the terminal.
 
-Keys: the pane keys (1-6) and the steering keys work wherever the focus is, except inside a text field, where
+Keys: the pane keys (0-6) and the steering keys work wherever the focus is, except inside a text field, where
 they are text (the footer then hides them). Showing a pane moves the focus to the part of it that takes keys
 (the Config editor, the Inspector's sample list, the log), so no pane needs a Tab before it answers.
 """
@@ -24,7 +24,7 @@ from textual.widgets.tabbed_content import ContentTabs
 from nlirg_tui.client import RunLink
 from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
-from nlirg_tui.panes import PANE_KEY, PANES
+from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog, relaunch_dialog
 from nlirg_tui.screens.keys_help import KeysDialog, KeySection
@@ -35,6 +35,7 @@ from nlirg_tui.widgets.inspector import FlaggedTable, InspectorPane
 from nlirg_tui.widgets.log import LogPane
 from nlirg_tui.widgets.loss import LossPane
 from nlirg_tui.widgets.memory import MemoryPane
+from nlirg_tui.widgets.overview import Box, OverviewPane
 from nlirg_tui.widgets.zones import ZonesPane
 from trainer_core.live.rundir import CONFIG_FILE, TRAINER_FILE, read_json
 
@@ -77,7 +78,9 @@ class RunScreen(Screen):
         yield RunLink(self.run_dir)
         yield Static(id="run-header")
         yield Static(id="banner")
-        with TabbedContent(initial="loss", id="panes"):
+        with TabbedContent(initial=default_pane(self.app.size.width), id="panes"):
+            with TabPane(self._tab_label("overview"), id="overview"):
+                yield OverviewPane()
             with TabPane(self._tab_label("config"), id="config"):
                 yield ConfigPane(self.run_dir)
             with TabPane(self._tab_label("zones"), id="zones"):
@@ -161,6 +164,10 @@ class RunScreen(Screen):
         self._focus_pane(self.active_pane)  # a click on a tab too
         self.refresh_bindings()  # the footer shows the shown pane's keys
         self.call_after_refresh(self.redraw)  # the pane has its size only after the switch
+
+    @on(Box.Jump)
+    def _on_box(self, message: Box.Jump) -> None:
+        self.action_show_pane(message.pane)
 
     def _header_text(self) -> Text:
         s = self.state

@@ -116,7 +116,7 @@ async def test_every_key_gives_feedback_and_the_footer_fits_80_columns(shared_li
     app = NlirgApp(run_dir=shared_live_run)
     async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
         screen = await attach(pilot, app)
-        wanted = {"loss": RUN_KEYS | {"m", "g"}, "memory": RUN_KEYS,
+        wanted = {"loss": RUN_KEYS | {"m", "g"}, "overview": RUN_KEYS, "memory": RUN_KEYS,
                   "inspector": RUN_KEYS | {"left_square_bracket", "right_square_bracket", "space", "e"}}
         for pane, keys in wanted.items():
             screen.action_show_pane(pane)

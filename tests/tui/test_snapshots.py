@@ -1,4 +1,5 @@
-"""The look of the main screens at 80x24 and 160x48, from a fixed finished run (no clocks, no live numbers)."""
+"""The look of the main screens at 80x24 and 160x48 (the Overview at 120x40 and 160x48), from a fixed finished
+run (no clocks, no live numbers)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def replayed(*keys: str):
 def test_run_screen(snap_compare, snap_run, pane, size):
     assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=size,
                         run_before=replayed(PANE_KEY[pane]))
+
+
+@pytest.mark.parametrize("size", [(120, 40), (160, 48)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_overview(snap_compare, snap_run, size):
+    """No key pressed: from 120 columns the Run screen opens on the Overview."""
+    assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=size, run_before=replayed())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

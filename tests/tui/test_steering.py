@@ -105,7 +105,8 @@ async def test_inspector_export_tabs_and_toggles(live_run):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await attach(pilot, app)
         await until(pilot, lambda: len(screen.state.flagged) >= 2, "two flagged samples")
-        for key, pane in zip("123456", ("config", "zones", "loss", "memory", "inspector", "log"), strict=True):
+        for key, pane in zip("0123456", ("overview", "config", "zones", "loss", "memory", "inspector", "log"),
+                             strict=True):
             await pilot.press(key)
             assert screen.query_one("#panes").active == pane
             if pane == "config":

@@ -1,0 +1,84 @@
+"""The Overview pane (issue 14, item 12): the default at 120 columns and more, every box filled from the store
+of a real run, each a key (or a click) away from its full pane. Its histogram's ticks: test_loss_axis.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nlirg_tui.app import NlirgApp
+from nlirg_tui.panes import PANE_KEY
+from nlirg_tui.state import RunState
+from nlirg_tui.widgets.overview import WORST, OverviewPane
+from nlirg_tui.widgets.plot import SeriesPlot
+from tests.tui.conftest import acks_of, attach, axis_labels, shown, until
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_store_keeps_applied_commands_and_refusals_as_acks():
+    state = RunState()
+    state.ingest([{"type": "command", "seq": 0, "name": "set", "args": {"lr_scale": 0.5}, "applied_at_step": 30}])
+    state.note_sent("pause", "")
+    assert state.last_ack == "pause: sent, waiting for the trainer"
+    state.note_ack("pause", {"ok": False, "error": "the run has ended"})
+    assert list(state.acks) == ["set lr_scale=0.5: ok at step 30", "pause: refused: the run has ended"]
+
+
+@pytest.mark.parametrize(("width", "pane"), [(119, "loss"), (120, "overview")])
+async def test_the_overview_is_the_default_from_120_columns(fixture_run, width, pane):
+    app = NlirgApp(run_dir=fixture_run)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await until(pilot, lambda: app.screen.link_mode == "replay", "the replay")
+        assert app.screen.active_pane == pane
+
+
+@pytest.mark.slow
+async def test_overview_shows_the_live_run_at_a_glance_and_jumps_to_each_full_pane(shared_live_run):
+    seen: list = []
+    app = NlirgApp(run_dir=shared_live_run)
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        screen = await attach(pilot, app)
+        assert screen.active_pane == "overview"
+        state = screen.state
+        await until(pilot, lambda: len(state.flagged) >= WORST and state.memory, "flagged samples and memory")
+        await pilot.press("p")
+        await until(pilot, lambda: acks_of(seen, "pause"), "the pause ack")
+        await pilot.press("p")
+        await until(pilot, lambda: acks_of(seen, "resume"), "the resume ack")
+        overview = screen.query_one(OverviewPane)
+        pause_at, resume_at = (acks_of(seen, name)[0]["applied_at_step"] for name in ("pause", "resume"))
+        acks = overview.query_one("#ov-acks-list")
+        await until(pilot, lambda: f"resume: ok at step {resume_at}" in shown(acks), "the acks listed")
+        assert f"pause: ok at step {pause_at}" in shown(acks)
+
+        screen.redraw()
+        await pilot.pause(0.3)
+        loss = overview.query_one("#ov-loss-plot", SeriesPlot)
+        assert [line.label for line in loss._spec.lines] == ["loss", "weighted"]
+        assert all(len(line.xs) >= 2 for line in loss._spec.lines)
+        assert re.search(r"loss \d+\.\d{4} · weighted \d+\.\d{4}", str(overview.query_one("#ov-loss").border_subtitle))
+        zones = shown(overview.query_one("#ov-zone-table"))
+        for row in ("easy-cut", "boost", "hard-cut", "zeroed", "grad share", "total"):
+            assert row in zones
+        b = state.bounds
+        assert {f"{b.easy_max:g}", f"{b.hard_min:g}", f"{b.loss_deadline:g}"} <= set(
+            axis_labels(overview.query_one("#ov-hist", SeriesPlot)))
+        assert re.search(r"tokens/s [\d,]+", shown(overview.query_one("#ov-tps")))
+        assert "cpu rss" in shown(overview.query_one("#ov-memory-table"))
+        flagged = shown(overview.query_one("#ov-flagged-table")).splitlines()
+        rows = [line.split() for line in flagged[1:] if line.strip()]
+        assert len(rows) == WORST  # the five worst, zeroed-token counts first, worst first
+        zeroed = [int(r[0]) for r in rows]
+        assert zeroed == sorted(zeroed, reverse=True) and zeroed[0] >= 1
+        assert all(r[-1].startswith("train.jsonl:") for r in rows)
+
+        for pane in ("zones", "loss", "memory", "inspector", "log"):  # each box a key away from its pane
+            await pilot.press(PANE_KEY["overview"])
+            assert screen.active_pane == "overview"
+            await pilot.press(PANE_KEY[pane])
+            assert screen.active_pane == pane
+        await pilot.press(PANE_KEY["overview"])
+        await pilot.click("#ov-memory")  # or a click on the box
+        assert screen.active_pane == "memory"
