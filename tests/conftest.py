@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tokenized corpora are cached in a folder of this session only (subprocess trainers inherit it): a test never
+# reads a cache entry left by another session or writes into the user's own cache.
+_DATA_CACHE = tempfile.mkdtemp(prefix="nlirg-test-data-")
+os.environ["NLIRG_DATA_CACHE"] = _DATA_CACHE
+atexit.register(shutil.rmtree, _DATA_CACHE, True)
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,7 @@ def test_packing_never_attends_across_documents_or_padding(tiny_tokenizer, tiny_
 def test_packed_labels_do_not_cross_documents():
     rows = pack_documents([(0, [5, 6, 7]), (1, [8, 9])], 10)
     assert len(rows) == 1
-    assert rows[0].labels == [5, 6, 7, IGNORE, 9]
+    assert rows[0].labels == [IGNORE, 6, 7, IGNORE, 9]  # a segment's first token is never predicted
     assert rows[0].segments == [0, 0, 0, 1, 1]
 
 

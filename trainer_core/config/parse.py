@@ -22,6 +22,8 @@ from trainer_core.config.schema import ConfigError, RunConfig
 
 def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
     """Check `value` against a field's type hint; return the value to use (coerced where harmless)."""
+    if hint is Any:  # checked by the section's own `check` (e.g. data sources: a path or a mapping)
+        return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -30,12 +32,19 @@ def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is list:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args[0] is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args[0] in (str, Any):
             value = [str(value)]
+        if isinstance(value, dict) and args[0] is Any:  # one source given as a mapping
+            value = [value]
         if not isinstance(value, list):
             problems.append(f"{key}: expected a list, got {type(value).__name__} {value!r}")
             return None
         return [_coerce(v, args[0], f"{key}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+            return None
+        return value
     if hint is bool:
         if isinstance(value, bool):
             return value

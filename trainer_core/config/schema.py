@@ -11,13 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BUILTIN_DATA = {
-    "builtin:demo": "demo/sft.jsonl",
-    "builtin:demo-chat": "demo/chat.jsonl",
-    "builtin:general": "demo/general.jsonl",
-}
+from trainer_core.config.sources import BUILTIN_DATA, DATA_FORMATS, SourceSpec, check_columns, parse_sources
+
 BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m")
-DATA_FORMATS = ("auto", "alpaca", "messages", "prompt_response", "qa", "text")
+__all__ = ["BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS"]
 
 
 class ConfigError(ValueError):
@@ -60,20 +57,44 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train: list[str] = field(default_factory=lambda: ["builtin:demo"])
-    """Training data: files (json, jsonl, parquet, csv), folders, or `builtin:demo`; a string or a list."""
+    train: list[Any] = field(default_factory=lambda: ["builtin:demo"])
+    """Training data: files (json, jsonl, parquet, csv, arrow), folders, `save_to_disk` folders, a hub dataset id in
+    the local Hugging Face cache, or `builtin:demo`; a string, a list, or a list of sources with their own settings
+    (`{path, format, ratio, text_field, columns, system_prompt, split, subset}`; docs/data.md)."""
     format: str = "auto"
     """Record format: auto (detected per file), alpaca, messages, prompt_response, qa, text."""
-    eval: list[str] = field(default_factory=list)
-    """Evaluation data files; empty to use `eval_fraction` of the training data."""
+    eval: list[Any] = field(default_factory=list)
+    """Evaluation data, given like `train`; empty to use `eval_fraction` of the training data."""
     eval_fraction: float = 0.0
     """Share of the training records held out for evaluation when `eval` is empty (0 = none)."""
     max_length: int = 1024
-    """Longest tokenized sample; longer ones are truncated (and counted in the log)."""
+    """Longest tokenized SFT sample (longer ones are truncated, counted in the log); CPT rows without packing."""
     pack_length: int = 0
-    """CPT only: pack documents into rows of this many tokens (0 = one document per row)."""
+    """CPT only: pack documents into rows of this many tokens, splitting long ones; no token is dropped (0 = off)."""
     system_prompt: str | None = None
     """System prompt for records that bring none."""
+    text_field: str | None = None
+    """Field holding a CPT record's text (default: `text`, else `output` as in Y-Trainer's CPT files)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Our field name -> your data's field name, e.g. {instruction: question, output: answer}."""
+    group_by_length: bool = False
+    """Batch samples of similar length together (less padding); deterministic with the seed, resumable."""
+    pad_to_multiple_of: int = 8
+    """Pad every batch's width to a multiple of this (tensor-core friendly); 1 = pad to the longest row only."""
+    num_proc: int = 0
+    """Processes that tokenize a corpus on a cold start (0 = one per CPU core, at most 16)."""
+    cache_dir: str | None = None
+    """Where tokenized corpora are cached (default: $NLIRG_DATA_CACHE, else $XDG_CACHE_HOME/nlirg/data, else
+    ~/.cache/nlirg/data); `nlirg data cache` lists and clears it."""
+
+    def source_defaults(self) -> dict[str, Any]:
+        """The section's settings that a source entry may override."""
+        return {"format": self.format, "text_field": self.text_field, "columns": dict(self.columns),
+                "system_prompt": self.system_prompt}
+
+    def sources(self, which: str = "train") -> list[SourceSpec]:
+        """The entries of `train` or `eval` as sources with every setting filled in (call after `check`)."""
+        return parse_sources(getattr(self, which), f"data.{which}", self.source_defaults())[0]
 
     def check(self) -> list[str]:
         out = []
@@ -81,19 +102,23 @@ class DataConfig:
             out.append(f"data.format: '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
         if not self.train:
             out.append("data.train: no training data given")
-        for key, paths in (("data.train", self.train), ("data.eval", self.eval)):
-            for p in paths:
-                if p.startswith("builtin:"):
-                    if p not in BUILTIN_DATA:
-                        out.append(f"{key}: unknown builtin '{p}'; known: {', '.join(BUILTIN_DATA)}")
-                elif not Path(p).expanduser().exists():
-                    out.append(f"{key}: file '{p}' not found")
+        out += check_columns(self.columns, "data.columns")
+        if not out:
+            for which in ("train", "eval"):
+                specs, problems = parse_sources(getattr(self, which), f"data.{which}", self.source_defaults())
+                out += problems
+                if which == "eval" and any(s.ratio is not None for s in specs):
+                    out.append("data.eval: ratios are for training sources; evaluation uses every record once")
         if not 0.0 <= self.eval_fraction < 1.0:
             out.append(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
         if self.max_length < 8:
             out.append(f"data.max_length: {self.max_length} must be at least 8")
         if self.pack_length < 0:
             out.append(f"data.pack_length: {self.pack_length} must be >= 0")
+        if self.pad_to_multiple_of < 1:
+            out.append(f"data.pad_to_multiple_of: {self.pad_to_multiple_of} must be >= 1")
+        if self.num_proc < 0:
+            out.append(f"data.num_proc: {self.num_proc} must be >= 0 (0 = one per core)")
         return out
 
 

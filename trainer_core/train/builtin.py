@@ -13,17 +13,17 @@ folder name carries a recipe version, so changing a recipe means bumping its ver
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from trainer_core.train.cache import file_lock
 
 if TYPE_CHECKING:  # transformers is imported lazily: resolving a hub id or a cached folder needs no torch
     from transformers import PreTrainedTokenizerFast
@@ -144,7 +144,7 @@ def _cached_build(folder: str, build: Callable[[Path], None]) -> Path:
     if target.is_dir():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / f".{folder}.lock"):
+    with file_lock(root / f".{folder}.lock"):
         if target.is_dir():  # another process built it while we waited
             return target
         # Under the lock, any temporary folder left over is from a build that died.
@@ -160,17 +160,6 @@ def _cached_build(folder: str, build: Callable[[Path], None]) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing); the kernel drops it if we die."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # --- builtin:tiny ---------------------------------------------------------------------------------------

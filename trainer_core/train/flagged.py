@@ -9,24 +9,22 @@ from typing import Any
 
 from trainer_core.config import TelemetryConfig
 from trainer_core.live.rundir import FLAGGED_FILE
-from trainer_core.train.data import IGNORE, Sample
-from trainer_core.train.records import Record
+from trainer_core.train.data import IGNORE
 from trainer_core.train.telemetry import IntervalStats, Telemetry
 from trainer_core.train.token_text import token_texts
+from trainer_core.train.tokenized import TokenizedSet
 
 
 class FlaggedTracker:
     """Keeps the worst flagged samples and reports only the ones that are new or changed."""
 
-    def __init__(self, run_dir: Path, tokenizer, records: list[Record], cfg: TelemetryConfig):
+    def __init__(self, run_dir: Path, tokenizer, cfg: TelemetryConfig):
         self.path = run_dir / FLAGGED_FILE
         self.tokenizer = tokenizer
-        self.records = records
         self.cfg = cfg
         self.seen: dict[int, tuple[int, float]] = {}
-        self._by_id: dict[int, Sample] | None = None
 
-    def update(self, stats: IntervalStats, telemetry: Telemetry, samples: list[Sample], step: int,
+    def update(self, stats: IntervalStats, telemetry: Telemetry, samples: TokenizedSet, step: int,
                ) -> list[dict[str, Any]]:
         by_id = {}
         for sid, sum_loss, n, zeroed, max_loss in stats.rows:
@@ -51,11 +49,9 @@ class FlaggedTracker:
                     fh.write(json.dumps(item, ensure_ascii=False) + "\n")
         return out
 
-    def _describe(self, samples: list[Sample], sid: int, detail, mean: float, zeroed: int, max_loss: float,
+    def _describe(self, samples: TokenizedSet, sid: int, detail, mean: float, zeroed: int, max_loss: float,
                   step: int) -> dict[str, Any]:
-        if self._by_id is None:  # built once: the sample list never changes during a run
-            self._by_id = {s.sample_id: s for s in samples}
-        sample = self._by_id[sid]
+        sample = samples[sid]  # a row of the memory-mapped set: sample_id is its index
         losses, weights, zones, positions = detail
         ids = sample.input_ids
         n = len(ids)
@@ -65,10 +61,10 @@ class FlaggedTracker:
         targets = [t for t in range(1, n) if sample.labels[t] != IGNORE]
         for t, loss, w, z in zip(positions or targets, losses, weights, zones, strict=False):  # token_batch: windows
             token_loss[t], token_weight[t], token_zone[t] = round(loss, 4), round(w, 6), int(z)
-        record = self.records[sample.sample_id] if sample.sample_id < len(self.records) else None
+        origin = samples.origin(sid)
         return {
-            "sample_id": sid, "step": step, "source": record.source if record else None,
-            "line": record.line if record else None, "mean_loss": round(mean, 4), "max_loss": round(max_loss, 4),
+            "sample_id": sid, "step": step, "source": origin["source"], "line": origin["line"], "id": origin["id"],
+            "mean_loss": round(mean, 4), "max_loss": round(max_loss, 4),
             "zeroed_tokens": zeroed, "target_tokens": len(targets),
             "tokens": token_texts(self.tokenizer, ids),
             "losses": token_loss, "weights": token_weight, "zones": token_zone,

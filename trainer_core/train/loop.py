@@ -24,15 +24,15 @@ from trainer_core.config import ConfigError, RunConfig, save_config
 from trainer_core.live.control import Command, CommandQueue, parse_set_args, validate_command
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
-from trainer_core.train.data import Batch, build_samples, collate, epoch_order, split_eval
+from trainer_core.train.data import Batch, collate
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
+from trainer_core.train.prepare import data_summary, log_data, make_loader, prepare_data
 from trainer_core.train.progress import Progress
-from trainer_core.train.records import read_records
 from trainer_core.train.schedule import make_scheduler
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
-from trainer_core.train.token_batch import WindowStream, count_windows
+from trainer_core.train.token_batch import WindowStream
 
 log = logging.getLogger("trainer_core")
 
@@ -82,22 +82,12 @@ class Trainer:
         self.backend = make_backend(cfg, self.device)  # DeepSpeed: joins the other ranks here
         self.device, self.rank, self.world_size = self.backend.device, self.backend.rank, self.backend.world_size
         self.dtype = compute_dtype(cfg.model, self.device)
-        records = read_records(cfg.data.train, cfg.data.format, cfg.data.system_prompt)
-        if cfg.data.eval:
-            train_records, eval_records = records, read_records(cfg.data.eval, cfg.data.format, cfg.data.system_prompt)
-        else:
-            train_records, eval_records = split_eval(records, cfg.data.eval_fraction, cfg.training.seed)
-        self.records = train_records
-        self.eval_records = eval_records
         path = resolve(cfg.model)
         self.tokenizer = load_tokenizer(path, cfg.model)
-        kind, max_len, pack = cfg.training.type, cfg.data.max_length, cfg.data.pack_length
-        self.samples, truncated = build_samples(self.tokenizer, train_records, kind, max_len, pack)
-        self.eval_samples, _ = build_samples(self.tokenizer, eval_records, kind, max_len, pack)
-        if not self.samples:
-            raise ConfigError(["data.train: no sample has a target token left after tokenisation"], "data")
-        if truncated:
-            log.warning("%d samples were longer than data.max_length=%d and were truncated", truncated, max_len)
+        # Read, tokenize and cache the corpus once (or map the cached tables): DESIGN §11, docs/data.md.
+        self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
+        self.samples, self.eval_samples = self.data.train, self.data.eval or []
+        self.loader = make_loader(self.data, cfg, self.world_size, self.rank, self.tokenizer.pad_token_id)
         self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
         self.model.train()
         trainable, total = count_parameters(self.model)
@@ -107,14 +97,14 @@ class Trainer:
             fused=self.device.type in ("cuda", "cpu"),
         )
         self.optimizer = self.backend.prepare(self.model, self.optimizer, cfg, self.dtype)
-        # batch_size is per rank: one global batch is batch_size x world_size samples.
-        self.batches_per_epoch = math.ceil(len(self.samples) / (cfg.training.batch_size * self.world_size))
+        # batch_size is per rank: one global batch is batch_size x world_size samples; an epoch's last is partial.
+        self.batches_per_epoch = self.loader.batches_per_epoch
         self.windows = WindowStream(cfg.training.token_batch) if cfg.training.token_batch else None
         self.total_steps = self._total_steps()
         self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
         self.backend.attach_scheduler(self.scheduler)
         self.telemetry = Telemetry(self.device)
-        self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, self.records, cfg.telemetry)
+        self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, cfg.telemetry)
         if not self.backend.is_main:
             self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
         self._nan_streak = torch.zeros((), device=self.device)
@@ -124,6 +114,7 @@ class Trainer:
         if self.resume_from is not None:
             self._restore(self.resume_from)
         self.tb = _tensorboard(self.run_dir / "tb") if self.backend.is_main else None
+        log_data(self.data, self.loader)
         log.info("model %s: %s trainable of %s parameters; %d train samples, %d eval; %d steps on %s (%s)",
                  cfg.model.path, f"{trainable:,}", f"{total:,}", len(self.samples), len(self.eval_samples),
                  self.total_steps, self.device, str(self.dtype).replace("torch.", ""))
@@ -131,35 +122,30 @@ class Trainer:
     def _total_steps(self) -> int:
         t = self.cfg.training
         if t.max_steps:
+            self.loader.plan(None)  # train through as many epochs as max_steps takes
             return t.max_steps
+        planned = self.loader.plan(t.epochs)  # exactly `epochs` passes: no sample repeated to fill a batch
         if t.token_batch:  # one micro-step per window of token_batch target tokens
-            windows = count_windows(self.samples, t.batch_size, t.token_batch, t.epochs, t.seed)
-            return max(1, math.ceil(windows / t.grad_accum))
-        return max(1, math.ceil(t.epochs * self.batches_per_epoch / t.grad_accum))
+            return max(1, math.ceil(self.loader.count_windows(t.token_batch) / t.grad_accum))
+        return max(1, math.ceil(planned / t.grad_accum))
 
     # ------------------------------------------------------------------ data
-    def _epoch_order(self) -> list[int]:
-        """This epoch's sample order, shuffled once per epoch (not per micro-batch: a shuffle is O(samples))."""
-        cached = getattr(self, "_order_cache", None)
-        if cached is None or cached[0] != self.epoch:
-            cached = self._order_cache = (self.epoch, epoch_order(len(self.samples), self.cfg.training.seed,
-                                                                  self.epoch))
-        return cached[1]
-
     def _next_micro_batch(self) -> Batch:
         if self.batch_in_epoch >= self.batches_per_epoch:
             self.epoch += 1
             self.batch_in_epoch = 0
-        order = self._epoch_order()
-        bs = self.cfg.training.batch_size
-        start = (self.batch_in_epoch * self.world_size + self.rank) * bs  # this rank's share of the global batch
-        # The epoch's last global batch may leave a rank short: it refills from the epoch's start, as torch's
-        # DistributedSampler does, so every rank runs the same number of forwards (ZeRO-3 gathers in them).
-        chosen = [self.samples[i] for i in (order[start:start + bs] or order[:bs])]
-        self.batch_in_epoch += 1
-        if self.windows is None:  # token_batch counts input tokens window by window
-            self._input_tokens += sum(len(s.input_ids) for s in chosen)
-        return collate(chosen, self.tokenizer.pad_token_id)
+        batch = self.loader.micro_batch(self.epoch, self.batch_in_epoch)  # this rank's share (sampler.py)
+        if not self.loader.beyond_plan(self.epoch, self.batch_in_epoch):
+            self.batch_in_epoch += 1  # a filler past the planned batches only completes the run's last step
+        if self.windows is None and not batch.filler:  # token_batch counts input tokens window by window
+            self._input_tokens += batch.input_tokens
+        return batch
+
+    def _data_progress(self, phase: str, done: int, total: int) -> None:
+        """Data preparation's progress: a `status` event (Run screen) and the CLI's progress bar."""
+        rate = self.progress.phase(phase, done, total)
+        self.events.emit("status", status="starting", phase=phase, done=done, total=total,
+                         samples_per_s=round(rate, 1))
 
     @property
     def epoch_progress(self) -> float:
@@ -169,10 +155,10 @@ class Trainer:
     @property
     def samples_done(self) -> int:
         """Samples trained through their last target token, over all epochs (token_batch: mid-batch too)."""
-        n, bs = len(self.samples), self.cfg.training.batch_size
+        before = self.loader.sampler.samples_before
         if self.windows is None or self.windows.batch_finished:
-            return self.epoch * n + min(n, self.batch_in_epoch * bs)
-        return self.epoch * n + (self.batch_in_epoch - 1) * bs + self.windows.rows_finished
+            return before(self.epoch, self.batch_in_epoch)
+        return before(self.epoch, self.batch_in_epoch - 1) + self.windows.rows_finished
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> str:
@@ -229,9 +215,14 @@ class Trainer:
             else:  # token_batch: this micro-step is one window, its rows cut to the window's prefix
                 part = self.windows.next(self._next_micro_batch)
                 batch, label_mask = part.batch.to(self.device), part.label_mask.to(self.device)
-                self._input_tokens += part.window.input_tokens
+                self._input_tokens += 0 if batch.filler else part.window.input_tokens
+            if batch.filler and self.world_size == 1:
+                continue  # no other rank to keep in step with: a filler would train nothing
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 out = self.backend.loss_step(batch, self.params, label_mask=label_mask)
+            if batch.filler:  # zero weight: run only so every rank meets DeepSpeed's collectives (sampler.py)
+                self.backend.backward(out.weighted_sum * 0)
+                continue
             self.backend.backward(out.weighted_sum)
             nonzero += out.nonzero
             self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params,
@@ -320,7 +311,7 @@ class Trainer:
         bs = self.cfg.training.batch_size
         for i in range(0, len(self.eval_samples), bs):
             chunk = self.eval_samples[i:i + bs]
-            batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
+            batch = collate(chunk, self.tokenizer.pad_token_id, self.cfg.data.pad_to_multiple_of).to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 out = self.backend.loss_step(batch, self.params)
             tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False)
@@ -485,6 +476,7 @@ class Trainer:
             "zone_counts": self.totals["zone_counts"], "skipped_steps": self.totals["skipped_steps"],
             "eval": self.last_eval, "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
+            "data": data_summary(self.data, self.loader, self.epoch, self.batch_in_epoch),
         }
         if self.backend.is_main:
             try:

@@ -19,6 +19,9 @@ class Progress:
         self.stream = stream or sys.stderr
         self._bar = None
         self._task = None
+        self._phase_tasks: dict[str, Any] = {}
+        self._phase: str | None = None
+        self._phase_t0 = self._phase_shown = 0.0
         self._t0 = time.time()
         if enabled and self.stream.isatty():
             from rich.console import Console
@@ -26,7 +29,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                 console=Console(file=self.stream), refresh_per_second=4,
             )
@@ -46,6 +49,24 @@ class Progress:
         elapsed = time.time() - self._t0
         eta = elapsed / step * (total - step) if step else 0.0
         print(f"step {step}/{total}  {info}  eta {eta:.0f}s", file=self.stream, flush=True)
+
+    def phase(self, name: str, done: int, total: int) -> float:
+        """Data preparation's progress (`tokenizing` 40,000/100,000); returns the rate in items per second."""
+        now = time.time()
+        if self._phase != name:
+            self._phase, self._phase_t0, self._phase_shown = name, now, 0.0
+        rate = done / max(now - self._phase_t0, 1e-9)
+        if not self.enabled:
+            return rate
+        if self._bar is not None:
+            task = self._phase_tasks.get(name)
+            if task is None:
+                task = self._phase_tasks[name] = self._bar.add_task(name, total=total, info="")
+            self._bar.update(task, completed=done, total=total, info=f"{rate:,.0f}/s")
+        elif done >= total or now - self._phase_shown >= 2.0:  # plain lines: every 2 s and at the end
+            self._phase_shown = now
+            print(f"{name} {done:,}/{total:,}  {rate:,.0f}/s", file=self.stream, flush=True)
+        return rate
 
     def note(self, text: str) -> None:
         if not self.enabled:

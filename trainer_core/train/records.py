@@ -1,20 +1,17 @@
-"""Reading training records from files and normalising every format to chat messages or plain text.
+"""Training records: normalising every format to chat messages or plain text, and `read_records`, the simple
+reader of any data spec into a list of `Record`s (for small sets: evaluation files, tests, tools).
 
-Torch-free. Every problem names the file and the line (jsonl, csv) or record index (json, parquet).
-Formats (DESIGN §6): alpaca, messages/conversations, prompt/response, question/answer, text.
+Torch-free. Every problem names the file and the line (jsonl, csv) or record number (json, parquet, arrow).
+Formats (DESIGN §6): alpaca (Y-Trainer's SFT files too), messages/conversations (ShareGPT's from/value too),
+prompt/response, question/answer, text (Y-Trainer's CPT `{id, output}` too). Big corpora go through
+`trainer_core.train.corpus`, which uses the same `normalise` record by record.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from trainer_core.config import BUILTIN_DATA
-
-SUPPORTED_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 ROLE_ALIASES = {
     "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
     "bot": "assistant", "model": "assistant", "system": "system",
@@ -35,74 +32,12 @@ class Record:
     """1-based line (jsonl, csv) or record number (json, parquet) in that file."""
     messages: list[dict[str, str]] | None = None
     text: str | None = None
+    id: str | None = None
+    """The record's own `id` field, where the data has one."""
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
-
-
-def builtin_data_path(spec: str) -> Path:
-    """Path of a bundled data file (`builtin:demo` and friends)."""
-    rel = BUILTIN_DATA[spec]
-    return Path(str(resources.files("trainer_core") / "assets" / rel))
-
-
-def expand_paths(specs: list[str]) -> list[Path]:
-    """Resolve builtins, expand folders into their supported files (sorted), keep files as given."""
-    out: list[Path] = []
-    for spec in specs:
-        if spec.startswith("builtin:"):
-            out.append(builtin_data_path(spec))
-            continue
-        p = Path(spec).expanduser()
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_SUFFIXES)
-            if not files:
-                raise DataError(f"{spec}: folder holds no {', '.join(SUPPORTED_SUFFIXES)} files")
-            out.extend(files)
-        elif p.is_file():
-            if p.suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise DataError(f"{spec}: unsupported file type; use {', '.join(SUPPORTED_SUFFIXES)}")
-            out.append(p)
-        else:
-            raise DataError(f"{spec}: file not found")
-    return out
-
-
-def _raw_rows(path: Path) -> list[tuple[int, Any]]:
-    """(line-or-record number, raw object) for every record in a file."""
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
-        return rows
-    if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-            data = next(iter(data.values()))
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of records")
-        return list(enumerate(data, 1))
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(enumerate(pq.read_table(path).to_pylist(), 1))
-    if suffix == ".csv":
-        import csv
-
-        with path.open(encoding="utf-8", newline="") as fh:
-            return [(n + 1, row) for n, row in enumerate(csv.DictReader(fh), 1)]  # line 1 is the header
-    raise DataError(f"{path}: unsupported file type")
 
 
 def detect_format(obj: Any) -> str | None:
@@ -117,7 +52,7 @@ def detect_format(obj: Any) -> str | None:
         return "prompt_response"
     if "question" in obj and "answer" in obj:
         return "qa"
-    if "text" in obj:
+    if "text" in obj or ("output" in obj and "instruction" not in obj):  # Y-Trainer's CPT files: {id, output}
         return "text"
     return None
 
@@ -150,14 +85,38 @@ def _messages_from_list(turns: Any, where: str) -> list[dict[str, str]]:
     return out
 
 
-def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None) -> tuple[list | None, str | None]:
+def text_key(obj: dict, text_field: str | None) -> str:
+    """The field a CPT record's text is in: the configured one, else `text`, else Y-Trainer's `output`."""
+    if text_field:
+        return text_field
+    return "text" if "text" in obj or "output" not in obj else "output"
+
+
+def apply_columns(obj: Any, columns: dict[str, str]) -> Any:
+    """Rename a record's fields from the data's names to ours (`data.columns`: ours -> theirs)."""
+    if not columns or not isinstance(obj, dict):
+        return obj
+    theirs = set(columns.values())
+    out = {k: v for k, v in obj.items() if k not in theirs}
+    out.update({ours: obj[name] for ours, name in columns.items() if name in obj})
+    return out
+
+
+def record_id(obj: Any) -> str | None:
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return None if value is None else str(value)
+
+
+def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None, text_field: str | None = None,
+              ) -> tuple[list | None, str | None]:
     """Turn one raw record into (messages, None) or (None, text); raise DataError naming `where`."""
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     if fmt == "text":
-        text = _str_field(obj, "text", where)
+        key = text_key(obj, text_field)
+        text = _str_field(obj, key, where)
         if not text.strip():
-            raise DataError(f"{where}: 'text' is empty")
+            raise DataError(f"{where}: '{key}' is empty")
         return None, text
     messages: list[dict[str, str]] = []
     if fmt == "messages":
@@ -194,24 +153,41 @@ def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None) -> tupl
     return messages, None
 
 
-def read_records(specs: list[str], fmt: str = "auto", system_prompt: str | None = None) -> list[Record]:
-    """Read and normalise every record of every file; the first bad record raises DataError."""
+def file_format(fmt: str, first: Any, where: str) -> str:
+    """The format of a file: the configured one, or (auto) the one its first record looks like."""
+    if fmt != "auto":
+        return fmt
+    found = detect_format(first)
+    if found is None:
+        keys = sorted(first) if isinstance(first, dict) else type(first).__name__
+        raise DataError(f"{where}: cannot tell the format from keys {keys}; set data.format "
+                        "(alpaca, messages, prompt_response, qa, text) or map your fields with data.columns")
+    return found
+
+
+def read_records(specs: list[Any], fmt: str = "auto", system_prompt: str | None = None,
+                 text_field: str | None = None, columns: dict[str, str] | None = None) -> list[Record]:
+    """Read and normalise every record of every source into memory; the first bad record raises DataError.
+
+    `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
+    whose own settings win over the arguments). For a corpus too big for Python lists, use
+    `trainer_core.train.corpus`.
+    """
+    from trainer_core.config.sources import parse_sources
+    from trainer_core.train.files import expand_source, raw_rows
+
+    defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
+    sources, problems = parse_sources(list(specs), "data", defaults)
+    if problems:
+        raise DataError("; ".join(problems))
     records: list[Record] = []
-    for path in expand_paths(specs):
-        rows = _raw_rows(path)
-        if not rows:
-            raise DataError(f"{path}: holds no records")
-        file_fmt = fmt
-        if fmt == "auto":
-            file_fmt = detect_format(rows[0][1]) or ""
-            if not file_fmt:
-                keys = sorted(rows[0][1]) if isinstance(rows[0][1], dict) else type(rows[0][1]).__name__
-                raise DataError(
-                    f"{path}:{rows[0][0]}: cannot tell the format from keys {keys}; set data.format "
-                    "(alpaca, messages, prompt_response, qa, text)"
-                )
-        for line, obj in rows:
-            where = f"{path}:{line}"
-            messages, text = normalise(obj, file_fmt, where, system_prompt)
-            records.append(Record(source=str(path), line=line, messages=messages, text=text))
+    for spec in sources:
+        for file in expand_source(spec):
+            rows = [(n, apply_columns(obj, spec.columns)) for n, obj in raw_rows(file)]
+            if not rows:
+                raise DataError(f"{file.name}: holds no records")
+            file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
+            for line, obj in rows:
+                messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field)
+                records.append(Record(source=file.name, line=line, messages=messages, text=text, id=record_id(obj)))
     return records

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from trainer_core.config import ConfigError
-from trainer_core.train.data import IGNORE, Batch, Sample, epoch_order
+from trainer_core.train.data import IGNORE, Batch
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def select(batch: Batch, window: Window) -> Batch:
         attention_mask=attn,
         position_ids=batch.position_ids.index_select(0, idx)[:, :p],
         sample_ids=[batch.sample_ids[r] for r in window.rows],
+        filler=batch.filler,
     )
 
 
@@ -109,23 +110,6 @@ def row_lengths(batch: Batch) -> list[int]:
     if batch.attention_mask.dim() != 2:
         raise ValueError("token_batch needs unpacked rows (2-D padding mask); packing is for CPT only")
     return batch.attention_mask.sum(dim=1).tolist()  # host tensor: no device sync
-
-
-def count_windows(samples: Sequence[Sample], batch_size: int, size: int, epochs: float, seed: int) -> int:
-    """Windows (micro-steps) in `epochs` passes over `samples`, batched in each epoch's order.
-
-    A fractional last epoch takes its first ceil(fraction x batches) batches, as the loop does.
-    """
-    batches_per_epoch = math.ceil(len(samples) / batch_size)
-    total_batches = math.ceil(epochs * batches_per_epoch)
-    counts = [s.target_count for s in samples]
-    total = 0
-    for b in range(total_batches):
-        epoch, i = divmod(b, batches_per_epoch)
-        if i == 0:
-            order = epoch_order(len(samples), seed, epoch)
-        total += windows_in_rows([counts[j] for j in order[i * batch_size:(i + 1) * batch_size]], size)
-    return total
 
 
 @dataclass

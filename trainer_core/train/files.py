@@ -1,0 +1,257 @@
+"""Which files a data source names, what each one's fingerprint is, and how to read it (torch-free).
+
+A source expands into `SourceFile`s: data files (jsonl, json, csv, parquet, arrow), `save_to_disk` folders, and
+hub dataset ids found in the local Hugging Face cache (never downloaded: nothing reads the network at run time).
+`load_raw` reads one through `datasets` (Arrow, memory-mapped); `raw_rows` reads one into Python objects, for
+small sets and to find the line of a record that the fast reader refused.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer_core.config.sources import BUILTIN_DATA, SourceSpec
+from trainer_core.train.records import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+
+SUFFIX_KINDS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+LINE_NUMBERED = ("jsonl", "csv")
+"""Kinds whose errors name a line; the others name a record number."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One readable unit of a source: a data file, a `save_to_disk` folder, or a cached hub dataset."""
+
+    kind: str
+    """jsonl, json, csv, parquet, arrow, saved (a save_to_disk folder) or hub."""
+    path: str
+    """The file or folder (absolute), or the hub dataset id."""
+    split: str | None = None
+    subset: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How errors and flagged samples name it."""
+        return self.path
+
+    def fingerprint(self) -> list[Any]:
+        """Path, size and modification time of every file that holds the data: a changed file changes it."""
+        files = [Path(self.path)] if self.kind in SUFFIX_KINDS.values() else self._data_files()
+        return [self.kind, self.path, self.split, self.subset,
+                *[(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
+
+    def _data_files(self) -> list[Path]:
+        roots = [Path(self.path)] if self.kind == "saved" else hub_cache_dirs(self.path)
+        return sorted(f for root in roots for f in root.rglob("*") if f.is_file())
+
+
+def builtin_data_path(spec: str) -> Path:
+    """Path of a bundled data file (`builtin:demo` and friends)."""
+    return Path(str(resources.files("trainer_core") / "assets" / BUILTIN_DATA[spec]))
+
+
+def is_saved_dataset(folder: Path) -> bool:
+    """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return (folder / "dataset_dict.json").is_file() or ((folder / "state.json").is_file()
+                                                         and (folder / "dataset_info.json").is_file())
+
+
+def expand_source(spec: SourceSpec) -> list[SourceFile]:
+    """The files of one source: builtins resolved, folders expanded into their data files (sorted)."""
+    if spec.path.startswith("builtin:"):
+        return [SourceFile("jsonl", str(builtin_data_path(spec.path)))]
+    p = Path(spec.path).expanduser()
+    if p.is_dir():
+        if is_saved_dataset(p):
+            return [SourceFile("saved", str(p.resolve()), spec.split)]
+        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in SUFFIX_KINDS and f.is_file()
+                       and not is_saved_dataset(f.parent))
+        if not files:
+            raise DataError(f"{spec.path}: folder holds no {', '.join(SUFFIX_KINDS)} files and no saved dataset")
+        return [SourceFile(SUFFIX_KINDS[f.suffix.lower()], str(f.resolve())) for f in files]
+    if p.is_file():
+        if p.suffix.lower() not in SUFFIX_KINDS:
+            raise DataError(f"{spec.path}: unsupported file type; use {', '.join(SUFFIX_KINDS)}")
+        return [SourceFile(SUFFIX_KINDS[p.suffix.lower()], str(p.resolve()))]
+    if spec.is_hub_id:
+        if not hub_cache_dirs(spec.path):
+            raise DataError(f"{spec.path}: hub dataset not in the local Hugging Face cache ({hf_datasets_cache()}); "
+                            f"load it once where the hub is reachable (datasets.load_dataset('{spec.path}')) or "
+                            "give a file")
+        return [SourceFile("hub", spec.path, spec.split, spec.subset)]
+    raise DataError(f"{spec.path}: file not found")
+
+
+def hf_datasets_cache() -> Path:
+    return Path(os.environ.get("HF_DATASETS_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+                / "datasets").expanduser()
+
+
+def hub_cache_dirs(dataset_id: str) -> list[Path]:
+    """Prepared copies of a hub dataset in the local cache (`<org>___<name>/<config>/<version>/<hash>/`)."""
+    from datasets.naming import camelcase_to_snakecase
+
+    org, name = dataset_id.split("/", 1)
+    root = hf_datasets_cache() / f"{org}___{camelcase_to_snakecase(name)}"
+    return sorted(Path(p) for p in glob.glob(str(root / "*" / "*" / "*")) if Path(p).is_dir())
+
+
+# --------------------------------------------------------------------------- fast reading (datasets, Arrow)
+def load_raw(file: SourceFile, workdir: Path) -> tuple[Dataset, np.ndarray]:
+    """The file's records as a memory-mapped Dataset, with the line or record number of each.
+
+    A file the fast reader refuses (broken JSON, a bad CSV row) is read again in Python to name the line.
+    """
+    import numpy as np
+
+    try:
+        ds = _load(file, workdir)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the Python reader names the line, or we say what failed
+        raise _located(file, exc) from None
+    if file.kind == "jsonl":
+        numbers = nonblank_lines(Path(file.path))
+        if len(numbers) != len(ds):  # the Arrow reader skipped or split lines differently: number by record
+            numbers = np.arange(1, len(ds) + 1, dtype=np.int64)
+    elif file.kind == "csv":
+        numbers = np.arange(2, len(ds) + 2, dtype=np.int64)  # line 1 is the header
+    else:
+        numbers = np.arange(1, len(ds) + 1, dtype=np.int64)
+    return ds, numbers
+
+
+def quiet_datasets() -> None:
+    """No progress bars or warnings from `datasets` itself: our own progress reports say what happens."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+
+
+def _load(file: SourceFile, workdir: Path) -> Dataset:
+    import datasets
+
+    quiet_datasets()
+    cache = str(workdir / "hf")
+    if file.kind in ("jsonl", "json"):
+        ds = datasets.load_dataset("json", data_files=file.path, split="train", cache_dir=cache)
+        field = _wrapped_list_field(ds) if file.kind == "json" else None
+        if field is not None:  # {"data": [records...]}: the records are the one list inside
+            ds = datasets.load_dataset("json", data_files=file.path, field=field, split="train", cache_dir=cache)
+        return ds
+    if file.kind == "csv":  # every cell a string, empty cells "": the same values Python's csv module gives
+        return datasets.load_dataset("csv", data_files=file.path, split="train", cache_dir=cache, dtype=str,
+                                     keep_default_na=False)
+    if file.kind == "parquet":
+        return datasets.load_dataset("parquet", data_files=file.path, split="train", cache_dir=cache)
+    if file.kind == "arrow":
+        return datasets.Dataset.from_file(file.path)
+    if file.kind == "saved":
+        return _pick_split(datasets.load_from_disk(file.path), file)
+    with hub_offline(datasets):
+        return datasets.load_dataset(file.path, file.subset, split=file.split or "train")
+
+
+def _wrapped_list_field(ds: Dataset) -> str | None:
+    if len(ds) == 1 and len(ds.column_names) == 1:
+        value = ds[0][ds.column_names[0]]
+        if isinstance(value, list) and all(isinstance(x, dict) for x in value):
+            return ds.column_names[0]
+    return None
+
+
+def _pick_split(loaded: Any, file: SourceFile) -> Dataset:
+    import datasets
+
+    if isinstance(loaded, datasets.Dataset):
+        return loaded
+    split = file.split or "train"
+    if split not in loaded:
+        raise DataError(f"{file.path}: saved dataset has no split '{split}'; its splits: {', '.join(loaded)} "
+                        "(set `split:` on the source)")
+    return loaded[split]
+
+
+@contextmanager
+def hub_offline(datasets_module: Any) -> Iterator[None]:
+    """Resolve hub ids from the local cache only (datasets reads this flag at call time)."""
+    before = datasets_module.config.HF_HUB_OFFLINE
+    datasets_module.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets_module.config.HF_HUB_OFFLINE = before
+
+
+def nonblank_lines(path: Path) -> np.ndarray:
+    """1-based numbers of the lines that hold a record (the JSON-lines reader skips blank ones)."""
+    import numpy as np
+
+    with path.open("rb") as fh:
+        return np.fromiter((n for n, line in enumerate(fh, 1) if line.strip()), dtype=np.int64)
+
+
+def _located(file: SourceFile, exc: Exception) -> DataError:
+    """A DataError naming the line the Python reader stops at, or (where it reads the file) the reader's error."""
+    try:
+        raw_rows(file)
+    except DataError as located:
+        return located
+    cause = exc.__cause__ or exc
+    return DataError(f"{file.name}: cannot be read ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})")
+
+
+# --------------------------------------------------------------------------- Python reading (small sets)
+def raw_rows(file: SourceFile) -> list[tuple[int, Any]]:
+    """(line or record number, raw object) for every record of a file, read in Python."""
+    path = Path(file.path)
+    if file.kind == "jsonl":
+        rows = []
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
+        return rows
+    if file.kind == "json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+            data = next(iter(data.values()))
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of records")
+        return list(enumerate(data, 1))
+    if file.kind == "csv":
+        import csv
+
+        with path.open(encoding="utf-8", newline="") as fh:
+            try:
+                return [(n + 1, row) for n, row in enumerate(csv.DictReader(fh), 1)]  # line 1 is the header
+            except csv.Error as exc:
+                raise DataError(f"{path}: not valid CSV ({exc})") from None
+    if file.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(enumerate(pq.read_table(path).to_pylist(), 1))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nlirg-read-") as tmp:
+        return list(enumerate(_load(file, Path(tmp)).to_list(), 1))

@@ -1,0 +1,305 @@
+"""The data path of a run (DESIGN §11): sources -> normalised records -> token rows, cached, memory-mapped.
+
+Stage 1 (`corpus`) reads and normalises each source. Stage 2 (here) tokenizes every record with
+`Dataset.map(batched=True, num_proc=N)`, holds out the eval split, drops SFT samples whose answer was truncated
+away, cuts CPT documents into rows (`packing`), and saves the train and eval tables under a key of everything
+that changes them. A second launch, a `--resume`, an A/B arm or a relaunch with the same data and tokenizer
+finds the entry and only maps it: no record is read or tokenized again.
+
+Progress goes to `progress(phase, done, total)` (the trainer turns it into `status` events).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer_core.config import RunConfig
+from trainer_core.train.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
+from trainer_core.train.corpus import Report, SourceRecords, num_procs, read_sources
+from trainer_core.train.files import quiet_datasets
+from trainer_core.train.packing import cut_rows
+from trainer_core.train.records import DataError
+from trainer_core.train.tokenize import tokenize_batch
+from trainer_core.train.tokenized import TokenizedSet
+
+log = logging.getLogger("trainer_core")
+
+PROGRESS_STEPS = 20
+"""A source is tokenized in about this many chunks, each one a progress report."""
+
+
+@dataclass
+class PreparedData:
+    train: TokenizedSet
+    eval: TokenizedSet | None
+    report: dict[str, Any]
+    """What meta.json says: per source records, samples, tokens read and kept; totals."""
+    key: str
+    cached: bool
+    """True when the tokens came from the cache (no tokenization in this process)."""
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of everything about a tokenizer that changes token ids or the rendered chat."""
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update(backend.to_str().encode() if backend is not None else repr(tokenizer.get_vocab()).encode())
+    for part in (type(tokenizer).__name__, tokenizer.chat_template or "", repr(sorted(tokenizer.special_tokens_map
+                                                                                       .items())),
+                 repr(getattr(tokenizer, "add_bos_token", None)), repr(tokenizer.eos_token_id)):
+        h.update(b"\0" + part.encode())
+    return h.hexdigest()[:20]
+
+
+def prepare_data(cfg: RunConfig, tokenizer, progress: Report | None = None) -> PreparedData:
+    """Train and eval sets for `cfg`, from the cache or built (once across processes) into it."""
+    quiet_datasets()
+    d, t = cfg.data, cfg.training
+    root = cache_root(d.cache_dir)
+    train_sources = read_sources(d.sources("train"), root, d.num_proc, progress)
+    eval_sources = read_sources(d.sources("eval"), root, d.num_proc, progress)
+    held_out = d.eval_fraction if not eval_sources else 0.0
+    parts = {"train": [s.key for s in train_sources], "eval": [s.key for s in eval_sources],
+             "tokenizer": tokenizer_fingerprint(tokenizer), "type": t.type, "max_length": d.max_length,
+             "pack_length": d.pack_length, "eval_fraction": held_out, "seed": t.seed if held_out else None}
+    key = cache_key("tokens", parts)
+    cached = lookup(root, key) is not None
+    if not cached:
+        with building(root, key) as tmp:
+            if tmp is not None:
+                _build(tmp, cfg, tokenizer, train_sources, eval_sources, held_out, progress)
+    entry = lookup(root, key)
+    assert entry is not None, key
+    meta = read_meta(entry)
+    packed = t.type == "cpt" and d.pack_length > 0
+    train = _load(entry / "train", train_sources, packed)
+    evals = _load(entry / "eval", eval_sources or train_sources, packed) if meta["eval_rows"] else None
+    return PreparedData(train, evals, meta, key, cached)
+
+
+def _load(folder: Path, sources: list[SourceRecords], packed: bool) -> TokenizedSet:
+    from datasets import load_from_disk
+
+    return TokenizedSet(load_from_disk(str(folder)), sources, packed)
+
+
+# --------------------------------------------------------------------------- building an entry
+def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRecords],
+           eval_sources: list[SourceRecords], held_out: float, progress: Report | None) -> None:
+    from datasets import concatenate_datasets
+
+    started = time.time()
+    work = folder / "work"
+    work.mkdir()
+    d, t = cfg.data, cfg.training
+    total = sum(len(s.dataset) for s in [*train_sources, *eval_sources])
+    counter = _Counter(progress, total)
+    train_tokens = [_tokenize(s, i, tokenizer, cfg, work, counter) for i, s in enumerate(train_sources)]
+    eval_tokens = [_tokenize(s, i, tokenizer, cfg, work, counter, "eval") for i, s in enumerate(eval_sources)]
+    tokens = concatenate_datasets(train_tokens) if len(train_tokens) > 1 else train_tokens[0]
+    train_idx, eval_idx = split_indices(len(tokens), held_out, t.seed)
+    report = _token_report(tokens, train_idx, train_sources)
+    if eval_tokens:
+        evals = concatenate_datasets(eval_tokens) if len(eval_tokens) > 1 else eval_tokens[0]
+        eval_idx = np.arange(len(evals))
+    else:
+        evals = tokens
+    if t.type == "cpt":
+        rows = d.pack_length or d.max_length
+        train_rows = _cut(tokens, train_idx, rows, d.pack_length > 0, work / "train-rows.arrow")
+        eval_rows = _cut(evals, eval_idx, rows, d.pack_length > 0, work / "eval-rows.arrow")
+    else:
+        targets = tokens.data.column("targets").to_numpy()
+        train_rows = tokens.select(train_idx[targets[train_idx] > 0])
+        eval_rows = evals.select(eval_idx[evals.data.column("targets").to_numpy()[eval_idx] > 0])
+    if len(train_rows) == 0:
+        raise DataError("data.train: no sample has a target token left after tokenisation "
+                        f"(data.max_length={d.max_length} cuts every answer away?)")
+    train_rows.save_to_disk(str(folder / "train"))
+    eval_rows.save_to_disk(str(folder / "eval"))
+    report.update(_row_report(train_rows, report), eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
+    del tokens, evals, train_rows, eval_rows, train_tokens, eval_tokens
+    shutil.rmtree(work, ignore_errors=True)
+    write_meta(folder, {"kind": "tokens", **report, "summary": _summary(report, train_sources, cfg)})
+    log.info("data: tokenized %s records in %.1f s (%.0f records/s)", f"{total:,}", time.time() - started,
+             total / max(time.time() - started, 1e-9))
+
+
+class _Counter:
+    """Adds up records tokenized over all sources for one progress bar."""
+
+    def __init__(self, progress: Report | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress("tokenizing", self.done, self.total)
+
+
+def token_features():
+    from datasets import Features, List, Value
+
+    return Features({"input_ids": List(Value("int32")), "spans": List(Value("int32")),
+                     "read_tokens": Value("int32"), "read_targets": Value("int32"), "targets": Value("int32"),
+                     "record": Value("int64"), "source": Value("int32")})
+
+
+def _tokenize(source: SourceRecords, index: int, tokenizer, cfg: RunConfig, work: Path, counter: _Counter,
+              split: str = "train"):
+    """One source's records through `tokenize_batch` in `num_proc` workers, a chunk per progress report."""
+    from datasets import concatenate_datasets
+
+    ds = source.dataset
+    n = len(ds)
+    procs = num_procs(cfg.data.num_proc, n)
+    chunk = max(procs * 1000, math.ceil(n / PROGRESS_STEPS))
+    parts = []
+    for start in range(0, n, chunk):
+        end = min(n, start + chunk)
+        name = f"{split}-{index}-{start}"
+        parts.append(ds.select(range(start, end)).map(
+            tokenize_batch, batched=True, batch_size=256, with_indices=True, num_proc=procs,
+            remove_columns=ds.column_names, features=token_features(), new_fingerprint=name,
+            cache_file_name=str(work / f"{name}.arrow"),
+            fn_kwargs={"tokenizer": tokenizer, "kind": cfg.training.type, "max_length": cfg.data.max_length,
+                       "source": index, "file_names": source.files, "offset": start}))
+        counter.add(end - start)
+    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, eval) record indices, sorted: a deterministic `fraction` held out for evaluation."""
+    if fraction <= 0 or n < 2:
+        return np.arange(n), np.arange(0)
+    held = np.random.default_rng(seed).permutation(n)[: max(1, int(round(n * fraction)))]
+    mask = np.zeros(n, dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _cut(tokens, indices: np.ndarray, row_length: int, pack: bool, path: Path):
+    """CPT rows of the documents at `indices` (packed per source, so every row belongs to one source)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("spans", pa.list_(pa.int32())),
+                        ("seg_starts", pa.list_(pa.int32())), ("targets", pa.int32()), ("record", pa.int64()),
+                        ("source", pa.int32()), ("pieces", pa.int32())])
+    sources = tokens.data.column("source").to_numpy()[indices] if len(indices) else np.arange(0)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for source in np.unique(sources):
+            rows: list[dict[str, Any]] = []
+            docs = _documents(tokens, indices[sources == source])
+            for row in cut_rows(docs, row_length, pack):
+                rows.append({"input_ids": row.input_ids, "spans": row.spans, "seg_starts": row.seg_starts,
+                             "targets": row.targets, "record": row.record, "source": int(source),
+                             "pieces": row.pieces})
+                if len(rows) == 1024:
+                    writer.write_batch(pa.RecordBatch.from_pylist(rows, schema))
+                    rows = []
+            if rows:
+                writer.write_batch(pa.RecordBatch.from_pylist(rows, schema))
+    return Dataset.from_file(str(path), in_memory=False)
+
+
+def _documents(tokens, indices: np.ndarray):
+    """(record, token ids) of the documents at `indices`, in order, read a block at a time."""
+    for start in range(0, len(indices), 1024):
+        block = tokens.select_columns(["input_ids", "record"])[indices[start:start + 1024].tolist()]
+        yield from zip(block["record"], block["input_ids"], strict=True)
+
+
+# --------------------------------------------------------------------------- what the log and summary say
+def _token_report(tokens, train_idx: np.ndarray, sources: list[SourceRecords]) -> dict[str, Any]:
+    """Per training source: records, tokens and target tokens read, samples truncated at max_length."""
+    cols = {c: tokens.data.column(c).to_numpy()[train_idx] for c in ("source", "read_tokens", "read_targets",
+                                                                      "targets")}
+    lengths = _lengths(tokens)[train_idx]
+    per_source = []
+    for i, source in enumerate(sources):
+        mine = cols["source"] == i
+        per_source.append({
+            "path": source.spec.path, "records": int(mine.sum()),
+            "tokens_read": int(cols["read_tokens"][mine].sum()),
+            "targets_read": int(cols["read_targets"][mine].sum()),
+            "truncated": int((lengths[mine] < cols["read_tokens"][mine]).sum()),
+            "dropped": int((cols["targets"][mine] == 0).sum()),
+        })
+    return {"sources": per_source}
+
+
+def _row_report(rows, report: dict[str, Any]) -> dict[str, Any]:
+    """Per source: training rows, tokens and target tokens kept; and the totals."""
+    source = rows.data.column("source").to_numpy()
+    targets = rows.data.column("targets").to_numpy()
+    lengths = _lengths(rows)
+    pieces = rows.data.column("pieces").to_numpy() if "pieces" in rows.column_names else np.zeros_like(lengths)
+    for i, entry in enumerate(report["sources"]):
+        mine = source == i
+        entry.update(samples=int(mine.sum()), tokens_kept=int(lengths[mine].sum() - pieces[mine].sum()),
+                     targets_kept=int(targets[mine].sum()))
+    totals = {k: sum(e[k] for e in report["sources"]) for k in ("records", "samples", "tokens_read", "tokens_kept",
+                                                                 "targets_read", "targets_kept", "truncated",
+                                                                 "dropped")}
+    return {"train_rows": len(rows), "totals": totals}
+
+
+def _lengths(ds) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(ds.data.column("input_ids")).to_numpy()
+
+
+def _summary(report: dict[str, Any], sources: list[SourceRecords], cfg: RunConfig) -> str:
+    t = report["totals"]
+    return (f"{cfg.training.type} {t['samples']:,} train rows from {t['records']:,} records of "
+            f"{', '.join(s.spec.path for s in sources)}; {t['tokens_kept']:,} of {t['tokens_read']:,} tokens kept")
+
+
+# --------------------------------------------------------------------------- the run's view
+def make_loader(data: PreparedData, cfg: RunConfig, world_size: int, rank: int, pad_id: int):
+    """The BatchLoader of a run: its sampler settings from the config, ratios from the sources."""
+    from trainer_core.train.sampler import BatchLoader, SamplerConfig
+
+    ratios = [s.ratio for s in cfg.data.sources("train")]
+    sampler = SamplerConfig(batch_size=cfg.training.batch_size, world_size=world_size, rank=rank,
+                            seed=cfg.training.seed, group_by_length=cfg.data.group_by_length,
+                            ratios=tuple(ratios) if all(r is not None for r in ratios) else None)
+    return BatchLoader(data.train, sampler, pad_id, cfg.data.pad_to_multiple_of)
+
+
+def log_data(data: PreparedData, loader) -> None:
+    """One line per source (records, samples per epoch, tokens kept of read, truncated), and where it came from."""
+    report = data.report
+    for entry, quota in zip(report["sources"], loader.sampler.quotas, strict=True):
+        lost = [f"{entry['truncated']:,} truncated at data.max_length"] if entry["truncated"] else []
+        lost += [f"{entry['dropped']:,} with no target token left dropped"] if entry["dropped"] else []
+        log.info("data: %s: %s records -> %s samples, %s per epoch; tokens kept %s of %s, target tokens %s of %s%s",
+                 entry["path"], f"{entry['records']:,}", f"{entry['samples']:,}", f"{quota:,}",
+                 f"{entry['tokens_kept']:,}", f"{entry['tokens_read']:,}", f"{entry['targets_kept']:,}",
+                 f"{entry['targets_read']:,}", f" ({'; '.join(lost)})" if lost else "")
+        if entry["truncated"]:
+            log.warning("data: %s: %s samples were longer than data.max_length and were truncated", entry["path"],
+                        f"{entry['truncated']:,}")
+    how = "from the cache" if data.cached else f"tokenized in {report.get('seconds', 0):.1f} s"
+    log.info("data: %s train rows, %s eval rows, %s (%s)", f"{report['train_rows']:,}", f"{report['eval_rows']:,}",
+             how, data.key)
+
+
+def data_summary(data: PreparedData, loader, epoch: int, batch: int) -> dict[str, Any]:
+    """summary.json's `data`: per source what it holds and how many samples it gave the run so far."""
+    given = loader.sampler.source_counts(epoch, batch)
+    sources = [{**entry, "samples_per_epoch": quota, "samples_given": n}
+               for entry, quota, n in zip(data.report["sources"], loader.sampler.quotas, given, strict=True)]
+    return {"sources": sources, "totals": data.report["totals"], "train_rows": data.report["train_rows"],
+            "eval_rows": data.report["eval_rows"], "cache_key": data.key, "cached": data.cached}
