@@ -39,6 +39,7 @@ def _launch(config: Path | None, overrides: list[str], max_steps: int | None, de
         _die(str(exc))
     if merge_lora:
         cfg.output.merge_lora = True
+    _check_data(cfg)
     run_dir = prepare_run(cfg, config.stem if config else name)
     if detach:
         pid = start_detached(run_dir)
@@ -67,6 +68,27 @@ def train(
     _launch(config, set_ or [], max_steps, detach, "train", merge_lora)
 
 
+def _check_data(cfg) -> None:
+    """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
+    a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
+    import time
+
+    from trainer_core.train.cache import cache_root
+    from trainer_core.train.corpus import read_sources
+    from trainer_core.train.records import DataError
+
+    started = time.time()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        typer.echo(f"{phase} data: {done}/{total} file(s), {time.time() - started:.0f} s", err=True)
+
+    try:
+        for which in ("train", "eval"):
+            read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress)
+    except DataError as exc:
+        _die(str(exc))
+
+
 def _resume(run_dir: Path, overrides: list[str], max_steps: int | None, detach: bool) -> None:
     run_dir = run_dir.resolve()
     if not (run_dir / CONFIG_FILE).is_file():
@@ -80,6 +102,7 @@ def _resume(run_dir: Path, overrides: list[str], max_steps: int | None, detach: 
         _die(str(exc))
     from trainer_core.config import save_config
 
+    _check_data(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)
     if detach:
         start_detached(run_dir, found[-1])
@@ -216,6 +239,61 @@ def set_live(
     except LiveCommandError as exc:
         _die(str(exc))
     _command(run, root, "set", args)
+
+
+# ------------------------------------------------------------------ data (docs/data.md)
+data_app = typer.Typer(help="The data path: the cache of read and tokenized corpora.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("cache")
+def data_cache(
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the named entries (all of them when none is named).")]
+    = False,
+    names: Annotated[list[str] | None, typer.Argument(help="Entries to clear (as listed).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder (default: as data.cache_dir).")]
+    = None,
+) -> None:
+    """List the data cache (entry, size, last used, what it holds), or clear it with --clear."""
+    from trainer_core.train.cache import cache_root, list_entries
+    from trainer_core.train.cache import clear as clear_entries
+
+    root = cache_root(str(cache_dir) if cache_dir else None)
+    if clear:
+        try:
+            removed = clear_entries(root, names)
+        except KeyError as exc:
+            _die(exc.args[0])
+        freed = sum(e.size_bytes for e in removed)
+        typer.echo(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} ({_size(freed)}) from {root}")
+        return
+    if names:
+        _die("name entries only with --clear")
+    entries = list_entries(root)
+    if not entries:
+        typer.echo(f"no cached data under {root}")
+        return
+    for e in entries:
+        typer.echo(f"{e.name:<32} {_size(e.size_bytes):>9}  used {_ago(e.last_used):>9}  {e.summary}")
+    typer.echo(f"{len(entries)} entries, {_size(sum(e.size_bytes for e in entries))} under {root}")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _ago(t: float) -> str:
+    import time
+
+    s = max(0.0, time.time() - t)
+    for unit, span in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= span:
+            return f"{s / span:.0f} {unit} ago"
+    return f"{s:.0f} s ago"
 
 
 @app.callback(invoke_without_command=True)

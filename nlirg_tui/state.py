@@ -76,6 +76,8 @@ class RunState:
         """The last acks, oldest first (the Overview lists them): every command the trainer applied, whichever
         client sent it (its `command` event), and this client's refused ones (a refusal has no event)."""
         self.events_seen = 0
+        self.preparing: dict[str, Any] | None = None
+        """The data preparation in progress (`phase`, `done`, `total`, `samples_per_s`), until training starts."""
 
     # ------------------------------------------------------------------ ingest
     def hello(self, msg: dict[str, Any]) -> None:
@@ -109,6 +111,7 @@ class RunState:
             self.version += 1
 
     def _on_step(self, e: dict[str, Any]) -> None:
+        self.preparing = None
         step = e.get("step", self.step)
         self.step = step
         self.total_steps = e.get("total_steps") or self.total_steps
@@ -141,6 +144,13 @@ class RunState:
 
     def _on_status(self, e: dict[str, Any]) -> None:
         self.status = e.get("status", self.status)
+        if e.get("phase"):  # data preparation: progress for the header; the log gets each phase's start and end
+            first = (self.preparing or {}).get("phase") != e["phase"]
+            self.preparing = {k: e.get(k) for k in ("phase", "done", "total", "samples_per_s")}
+            if first or e.get("done") == e.get("total"):
+                self._log(f"{e['phase']} data: {e.get('done'):,}/{e.get('total'):,}")
+            return
+        self.preparing = None
         self.step = e.get("step", self.step)
         self.total_steps = e.get("total_steps") or self.total_steps
         self._log(f"status {self.status} at step {self.step}")

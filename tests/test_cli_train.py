@@ -58,6 +58,27 @@ def test_malformed_data_line_is_one_clear_error(tmp_path):
     assert res.returncode == 2
     assert f"{data}:2: not valid JSON" in res.stderr
     assert "Traceback" not in res.stderr
+    assert not (tmp_path / "runs").exists()  # checked before the run directory is made: nothing left behind
+
+
+def test_data_cache_lists_and_clears_entries_with_their_sizes(tmp_path):
+    data = write_alpaca(tmp_path / "d.jsonl")
+    cache = tmp_path / "cache"
+    env = {"NLIRG_DATA_CACHE": str(cache)}
+    res = nlirg_cli("train", *_sets([*TINY, f"data.train={data}"]), "--max-steps", "1", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    listing = nlirg_cli("data", "cache", cwd=tmp_path, env=env)
+    lines = listing.stdout.splitlines()
+    assert listing.returncode == 0 and lines[-1].startswith("2 entries") and str(cache) in lines[-1]
+    tokens = next(line for line in lines if line.startswith("tokens-"))
+    assert "KiB" in tokens and "24 train rows from 24 records" in tokens
+    records = next(line.split()[0] for line in lines if line.startswith("records-"))
+    cleared = nlirg_cli("data", "cache", "--clear", records, cwd=tmp_path, env=env)
+    assert cleared.returncode == 0 and cleared.stdout.startswith("removed 1 entry")
+    assert not (cache / records).exists() and len(list(cache.glob("tokens-*"))) == 1
+    assert nlirg_cli("data", "cache", "--clear", "nope", cwd=tmp_path, env=env).returncode == 2
+    assert nlirg_cli("data", "cache", "--clear", cwd=tmp_path, env=env).stdout.startswith("removed 1 entry")
+    assert "no cached data" in nlirg_cli("data", "cache", cwd=tmp_path, env=env).stdout
 
 
 def test_missing_model_is_one_clear_error(tmp_path):

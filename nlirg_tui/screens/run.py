@@ -176,6 +176,8 @@ class RunScreen(Screen):
         text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (s.status, _status_style(s.status)),
                              f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
                              (f"  [{self.link_mode}]", "dim"))
+        if s.preparing:
+            text.append(f"  {_preparing_text(s.preparing)}", style="bold yellow")
         if s.last_ack:
             text.append(f"  {s.last_ack}", style="italic")
         return text
@@ -342,3 +344,11 @@ def _typing(widget: Widget | None) -> bool:
 def _status_style(status: str) -> str:
     return {"running": "green", "paused": "yellow", "completed": "cyan", "stopped": "cyan",
             "failed": "red", "dead": "red"}.get(status, "")
+
+
+def _preparing_text(p: dict) -> str:
+    """`tokenizing 40,000/100,000 (40%) 3,400/s`: the data preparation a starting run is busy with."""
+    done, total = p.get("done") or 0, p.get("total") or 0
+    share = f" ({done / total:.0%})" if total else ""
+    rate = f" {p['samples_per_s']:,.0f}/s" if isinstance(p.get("samples_per_s"), (int, float)) else ""
+    return f"{p.get('phase')} {done:,}/{total:,}{share}{rate}"

@@ -55,6 +55,19 @@ def test_store_ingests_a_run_once_even_when_a_replay_overlaps():
     assert keys == sorted(keys, reverse=True) and worst[-1]["line"] == 7  # most zeroed first, then mean loss
 
 
+def test_data_preparation_progress_shows_until_training_starts():
+    from nlirg_tui.screens.run import _preparing_text
+
+    state = RunState()
+    for seq, done in enumerate((0, 40_000, 100_000)):
+        state.ingest([{"seq": seq, "type": "status", "status": "starting", "phase": "tokenizing", "done": done,
+                       "total": 100_000, "samples_per_s": 3400.0}])
+    assert _preparing_text(state.preparing) == "tokenizing 100,000/100,000 (100%) 3,400/s"
+    assert list(state.log) == ["tokenizing data: 0/100,000", "tokenizing data: 100,000/100,000"]  # not every event
+    state.ingest([{"seq": 3, "type": "status", "status": "running", "step": 0, "total_steps": 10}])
+    assert state.preparing is None and state.status == "running"
+
+
 def test_zone_panes_show_counts_shares_and_time():
     state = RunState()
     state.ingest(fixture_events())

@@ -20,8 +20,8 @@ def prepare_run(cfg: RunConfig, default_name: str) -> Path:
     """Make `root/<name>-<stamp>/` and write the resolved config there."""
     name = cfg.output.name or default_name
     # Absolute data and model paths: a resumed or relaunched run may start from another folder.
-    cfg.data.train = [_absolute(p) for p in cfg.data.train]
-    cfg.data.eval = [_absolute(p) for p in cfg.data.eval]
+    cfg.data.train = [_absolute_source(p) for p in cfg.data.train]
+    cfg.data.eval = [_absolute_source(p) for p in cfg.data.eval]
     cfg.model.path = _absolute(cfg.model.path)
     run_dir = new_run_dir(cfg.output.root, name)
     save_config(cfg, run_dir / CONFIG_FILE)
@@ -126,6 +126,13 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _absolute_source(entry: str | dict) -> str | dict:
+    """A data source with an absolute path (a plain path, or the `path` of a source mapping)."""
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": _absolute(entry["path"])}
+    return _absolute(entry) if isinstance(entry, str) else entry
 
 
 def _absolute(spec: str) -> str:

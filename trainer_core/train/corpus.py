@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer_core.config.sources import SourceSpec
 from trainer_core.train.cache import building, cache_key, lookup, read_meta, write_meta
-from trainer_core.train.files import SourceFile, expand_source, load_raw
+from trainer_core.train.files import SourceFile, expand_source, load_raw, row_objects
 from trainer_core.train.records import DataError, apply_columns, file_format, normalise, record_id
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ def num_procs(configured: int, records: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     wanted = configured or min(cores, MAX_PROCS)
     return max(1, min(wanted, records // MIN_RECORDS_PER_PROC))
+
+
+def map_procs(procs: int) -> int | None:
+    """`Dataset.map`'s num_proc: None for one process (num_proc=1 would still start a worker pool)."""
+    return procs if procs > 1 else None
 
 
 def record_features():
@@ -114,11 +119,12 @@ def _normalised(raw: Dataset, numbers: np.ndarray, spec: SourceSpec, file: Sourc
                 num_proc: int) -> Dataset:
     if len(raw) == 0:
         raise DataError(f"{file.name}: holds no records")
-    first = apply_columns(raw[0], spec.columns)
+    first = apply_columns(row_objects(raw[:1])[0], spec.columns)
     fmt = file_format(spec.format, first, f"{file.name}:{numbers[0]}")
     work.mkdir(parents=True, exist_ok=True)
     return raw.map(
-        normalise_batch, batched=True, batch_size=1000, with_indices=True, num_proc=num_procs(num_proc, len(raw)),
+        normalise_batch, batched=True, batch_size=1000, with_indices=True,
+        num_proc=map_procs(num_procs(num_proc, len(raw))),
         remove_columns=raw.column_names, features=record_features(),
         cache_file_name=str(work / f"normalised-{index}.arrow"), new_fingerprint=f"normalised-{index}",
         fn_kwargs={"fmt": fmt, "spec": spec, "name": file.name, "file_index": index, "numbers": numbers},
@@ -129,11 +135,11 @@ def _normalised(raw: Dataset, numbers: np.ndarray, spec: SourceSpec, file: Sourc
 def normalise_batch(batch: dict[str, list[Any]], indices: list[int], *, fmt: str, spec: SourceSpec, name: str,
                     file_index: int, numbers: np.ndarray) -> dict[str, list[Any]]:
     """`Dataset.map(batched=True)` function: raw rows -> normalised records; a bad one raises naming its line."""
-    keys = list(batch)
     out: dict[str, list[Any]] = {"messages": [], "text": [], "file": [], "line": [], "id": []}
-    for values, i in zip(zip(*(batch[k] for k in keys), strict=True), indices, strict=True):
-        obj = apply_columns(dict(zip(keys, values, strict=True)), spec.columns)
-        obj = {k: v for k, v in obj.items() if v is not None}  # a field absent from this row reads as null
+    for raw, i in zip(row_objects(batch), indices, strict=True):
+        obj = apply_columns(raw, spec.columns)
+        if isinstance(obj, dict):  # a field absent from this row reads as null in the Arrow table
+            obj = {k: v for k, v in obj.items() if v is not None}
         line = int(numbers[i])
         messages, text = normalise(obj, fmt, f"{name}:{line}", spec.system_prompt, spec.text_field)
         out["messages"].append(messages)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 SUFFIX_KINDS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 LINE_NUMBERED = ("jsonl", "csv")
 """Kinds whose errors name a line; the others name a record number."""
+JSON_COLUMN = "__record_json"
+"""The one column of a file that Arrow could not type (a field that is a string here, a number there): each
+record as JSON text, decoded again by `row_objects`, so normalisation names the record that is wrong."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ def hub_cache_dirs(dataset_id: str) -> list[Path]:
 def load_raw(file: SourceFile, workdir: Path) -> tuple[Dataset, np.ndarray]:
     """The file's records as a memory-mapped Dataset, with the line or record number of each.
 
-    A file the fast reader refuses (broken JSON, a bad CSV row) is read again in Python to name the line.
+    A file the fast reader refuses is read again in Python: broken JSON or CSV raises naming its line; records
+    that are valid JSON but that Arrow cannot put in one table come back as JSON text (`JSON_COLUMN`).
     """
     import numpy as np
 
@@ -121,7 +125,7 @@ def load_raw(file: SourceFile, workdir: Path) -> tuple[Dataset, np.ndarray]:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - the Python reader names the line, or we say what failed
-        raise _located(file, exc) from None
+        return _python_fallback(file, exc)
     if file.kind == "jsonl":
         numbers = nonblank_lines(Path(file.path))
         if len(numbers) != len(ds):  # the Arrow reader skipped or split lines differently: number by record
@@ -153,7 +157,12 @@ def _load(file: SourceFile, workdir: Path) -> Dataset:
             ds = datasets.load_dataset("json", data_files=file.path, field=field, split="train", cache_dir=cache)
         return ds
     if file.kind == "csv":  # every cell a string, empty cells "": the same values Python's csv module gives
-        return datasets.load_dataset("csv", data_files=file.path, split="train", cache_dir=cache, dtype=str,
+        import csv
+
+        with open(file.path, encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+        strings = datasets.Features({name: datasets.Value("string") for name in header})
+        return datasets.load_dataset("csv", data_files=file.path, split="train", cache_dir=cache, features=strings,
                                      keep_default_na=False)
     if file.kind == "parquet":
         return datasets.load_dataset("parquet", data_files=file.path, split="train", cache_dir=cache)
@@ -162,7 +171,8 @@ def _load(file: SourceFile, workdir: Path) -> Dataset:
     if file.kind == "saved":
         return _pick_split(datasets.load_from_disk(file.path), file)
     with hub_offline(datasets):
-        return datasets.load_dataset(file.path, file.subset, split=file.split or "train")
+        return datasets.load_dataset(file.path, file.subset, split=file.split or "train",
+                                     cache_dir=str(hf_datasets_cache()))
 
 
 def _wrapped_list_field(ds: Dataset) -> str | None:
@@ -204,14 +214,25 @@ def nonblank_lines(path: Path) -> np.ndarray:
         return np.fromiter((n for n, line in enumerate(fh, 1) if line.strip()), dtype=np.int64)
 
 
-def _located(file: SourceFile, exc: Exception) -> DataError:
-    """A DataError naming the line the Python reader stops at, or (where it reads the file) the reader's error."""
-    try:
-        raw_rows(file)
-    except DataError as located:
-        return located
-    cause = exc.__cause__ or exc
-    return DataError(f"{file.name}: cannot be read ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})")
+def _python_fallback(file: SourceFile, exc: Exception) -> tuple[Dataset, np.ndarray]:
+    """The file read in Python (raising DataError at a broken line), each record kept as JSON text."""
+    import datasets
+    import numpy as np
+
+    if file.kind not in ("jsonl", "json", "csv"):
+        cause = exc.__cause__ or exc
+        raise DataError(f"{file.name}: cannot be read ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})")
+    rows = raw_rows(file)
+    table = datasets.Dataset.from_dict({JSON_COLUMN: [json.dumps(obj, ensure_ascii=False) for _, obj in rows]})
+    return table, np.array([n for n, _ in rows], dtype=np.int64)
+
+
+def row_objects(batch: dict[str, list[Any]]) -> list[Any]:
+    """The records of a `Dataset.map` batch as Python objects (decoding the JSON-text fallback)."""
+    if JSON_COLUMN in batch:
+        return [json.loads(text) for text in batch[JSON_COLUMN]]
+    keys = list(batch)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*(batch[k] for k in keys), strict=True)]
 
 
 # --------------------------------------------------------------------------- Python reading (small sets)

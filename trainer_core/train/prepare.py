@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 
 from trainer_core.config import RunConfig
 from trainer_core.train.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
-from trainer_core.train.corpus import Report, SourceRecords, num_procs, read_sources
+from trainer_core.train.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
 from trainer_core.train.files import quiet_datasets
 from trainer_core.train.packing import cut_rows
 from trainer_core.train.records import DataError
@@ -33,8 +34,8 @@ from trainer_core.train.tokenized import TokenizedSet
 
 log = logging.getLogger("trainer_core")
 
-PROGRESS_STEPS = 20
-"""A source is tokenized in about this many chunks, each one a progress report."""
+REPORT_EVERY_S = 0.5
+"""At most this often a progress report (a `status` event) while tokenizing."""
 
 
 @dataclass
@@ -135,15 +136,58 @@ def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRe
 
 
 class _Counter:
-    """Adds up records tokenized over all sources for one progress bar."""
+    """Adds up records tokenized over all sources for one progress bar, reported at most every REPORT_EVERY_S."""
 
     def __init__(self, progress: Report | None, total: int):
-        self.progress, self.total, self.done = progress, total, 0
+        self.progress, self.total, self.done, self.shown = progress, total, 0, 0.0
 
     def add(self, n: int) -> None:
         self.done += n
-        if self.progress is not None:
+        now = time.time()
+        if self.progress is not None and (now - self.shown >= REPORT_EVERY_S or self.done >= self.total):
+            self.shown = now
             self.progress("tokenizing", self.done, self.total)
+
+
+@contextmanager
+def map_progress(add: Callable[[int], None]) -> Iterator[None]:
+    """Feed `Dataset.map`'s own progress (records done, from every worker) to `add`.
+
+    `datasets` reports map progress only to its tqdm bar; for the length of one map call its bar class is a
+    counter that passes the numbers on. Where a `datasets` version has no such hook, progress comes only when
+    the map ends.
+    """
+    import datasets.arrow_dataset as arrow_dataset
+
+    original = getattr(arrow_dataset, "hf_tqdm", None)
+
+    class Counter:
+        def __init__(self, *args: Any, initial: int = 0, **kwargs: Any) -> None:
+            self.n = initial
+
+        def __enter__(self) -> Counter:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            return None
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+            add(n)
+
+        def set_description(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    if original is not None:
+        arrow_dataset.hf_tqdm = Counter
+    try:
+        yield
+    finally:
+        if original is not None:
+            arrow_dataset.hf_tqdm = original
 
 
 def token_features():
@@ -156,25 +200,20 @@ def token_features():
 
 def _tokenize(source: SourceRecords, index: int, tokenizer, cfg: RunConfig, work: Path, counter: _Counter,
               split: str = "train"):
-    """One source's records through `tokenize_batch` in `num_proc` workers, a chunk per progress report."""
-    from datasets import concatenate_datasets
-
+    """One source's records through `tokenize_batch` in `data.num_proc` workers."""
     ds = source.dataset
-    n = len(ds)
-    procs = num_procs(cfg.data.num_proc, n)
-    chunk = max(procs * 1000, math.ceil(n / PROGRESS_STEPS))
-    parts = []
-    for start in range(0, n, chunk):
-        end = min(n, start + chunk)
-        name = f"{split}-{index}-{start}"
-        parts.append(ds.select(range(start, end)).map(
-            tokenize_batch, batched=True, batch_size=256, with_indices=True, num_proc=procs,
+    procs = num_procs(cfg.data.num_proc, len(ds))
+    name = f"{split}-{index}"
+    done_before = counter.done
+    with map_progress(counter.add):
+        out = ds.map(
+            tokenize_batch, batched=True, batch_size=256, with_indices=True, num_proc=map_procs(procs),
             remove_columns=ds.column_names, features=token_features(), new_fingerprint=name,
             cache_file_name=str(work / f"{name}.arrow"),
             fn_kwargs={"tokenizer": tokenizer, "kind": cfg.training.type, "max_length": cfg.data.max_length,
-                       "source": index, "file_names": source.files, "offset": start}))
-        counter.add(end - start)
-    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+                       "source": index, "file_names": source.files})
+    counter.add(done_before + len(ds) - counter.done)  # whatever the progress hook did not see
+    return out
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

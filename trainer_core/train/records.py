@@ -121,6 +121,9 @@ def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None, text_fi
     messages: list[dict[str, str]] = []
     if fmt == "messages":
         messages = _messages_from_list(obj.get("messages", obj.get("conversations")), where)
+        system = _str_field(obj, "system", where, required=False)  # ShareGPT keeps the system prompt beside
+        if system and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": system})
     elif fmt == "alpaca":
         system = _str_field(obj, "system", where, required=False)
         if system:

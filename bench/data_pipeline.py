@@ -1,0 +1,158 @@
+"""The data path at scale: cold tokenization against a one-by-one loop, a warm start, and the memory it keeps.
+
+    python -m bench.data_pipeline [--quick] [--records N] [--num-proc N]
+
+A synthetic alpaca corpus (100k records; --quick 20k) is written from the bundled demo samples, each record
+made unique by a number. With the SmolLM2 tokenizer:
+
+- `cold`: `prepare_data` into an empty cache (read, normalise, tokenize with `data.num_proc` workers, save);
+- `baseline`: the way every launch tokenized before the cache: one record at a time, rendering each turn with
+  `apply_chat_template` and tokenizing each piece with the tokenizer's `__call__`, over the same records (a
+  sample of them, timed side by side in this run);
+- `warm`: `prepare_data` again with the same inputs (a cache hit: the tables are only memory-mapped);
+- `data_rss_mb`: in a fresh process, the RSS growth of a warm `prepare_data` plus iterating one epoch of
+  collated batches (what a trainer holds for its data; the old path held every record and sample as Python
+  lists). Page-cache pages of the mapped file that the epoch touched count in RSS, so this is an upper bound.
+
+The last line is one JSON object: cold_speedup (cold samples/s over baseline samples/s), warm_s, data_rss_mb,
+samples, and the figures they come from. Targets on a 2-core machine: cold_speedup >= 3, warm_s <= 3 and
+data_rss_mb <= 150 at 100k samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from trainer_core.train.tokenize import IGNORE
+
+BASELINE_RECORDS = 3000
+"""Records the one-by-one loop times (its rate is per record, so a sample of the corpus is enough)."""
+
+
+def write_corpus(path: Path, n: int) -> Path:
+    from trainer_core.train.files import builtin_data_path
+
+    demo = [json.loads(line) for line in builtin_data_path("builtin:demo").read_text(encoding="utf-8").splitlines()]
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            rec = dict(demo[i % len(demo)])
+            rec["instruction"] = f"{rec['instruction']} (#{i})"
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return path
+
+
+def config(data: Path, cache: Path, num_proc: int):
+    from trainer_core.config import apply_overrides, config_from_dict
+
+    return config_from_dict(apply_overrides({}, [
+        "model.path=builtin:smollm2-135m", f"data.train={data}", f"data.cache_dir={cache}", "data.max_length=512",
+        f"data.num_proc={num_proc}"]))
+
+
+def baseline_encode(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """The pre-cache encoding of one record: three template renders and one tokenizer call per piece."""
+    eot = tokenizer.eos_token
+    pieces, done = [], ""
+    for i, msg in enumerate(messages):
+        if msg["role"] != "assistant":
+            continue
+        prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False, add_generation_prompt=False)
+        answer = full[len(prompt):]
+        cut = answer.find(eot)
+        pieces += [(prompt[len(done):], False), (answer[: cut + len(eot)], True), (answer[cut + len(eot):], False)]
+        done = full
+    pieces.append((tokenizer.apply_chat_template(messages, tokenize=False)[len(done):], False))
+    ids: list[int] = []
+    labels: list[int] = []
+    for text, target in pieces:
+        if text:
+            tok = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += tok
+            labels += tok if target else [IGNORE] * len(tok)
+    return ids, labels
+
+
+def baseline_rate(tokenizer, data: Path) -> float:
+    from trainer_core.train.records import read_records
+
+    records = read_records([str(data)])[:BASELINE_RECORDS]
+    started = time.perf_counter()
+    for rec in records:
+        baseline_encode(tokenizer, rec.messages)
+    return len(records) / (time.perf_counter() - started)
+
+
+def rss_child(data: Path, cache: Path, num_proc: int) -> dict:
+    """In this (fresh) process: RSS growth of a warm prepare plus one epoch of collated batches."""
+    import psutil
+
+    from trainer_core.train.model import load_tokenizer, resolve
+    from trainer_core.train.prepare import make_loader, prepare_data
+
+    cfg = config(data, cache, num_proc)
+    tokenizer = load_tokenizer(resolve(cfg.model), cfg.model)
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    started = time.perf_counter()
+    prepared = prepare_data(cfg, tokenizer)
+    warm_s = time.perf_counter() - started
+    loader = make_loader(prepared, cfg, 1, 0, tokenizer.pad_token_id)
+    tokens = 0
+    for b in range(loader.batches_per_epoch):
+        tokens += loader.micro_batch(0, b).input_tokens
+    return {"rss_mb": (proc.memory_info().rss - before) / 2**20, "warm_fresh_s": warm_s, "cached": prepared.cached,
+            "epoch_tokens": tokens}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="20k records instead of 100k")
+    ap.add_argument("--records", type=int, default=None)
+    ap.add_argument("--num-proc", type=int, default=0, help="data.num_proc (0 = one per core)")
+    ap.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.rss_child:
+        print(json.dumps(rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]), args.num_proc)))
+        return
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from trainer_core.train.model import load_tokenizer, resolve
+    from trainer_core.train.prepare import prepare_data
+
+    n = args.records or (20_000 if args.quick else 100_000)
+    with tempfile.TemporaryDirectory(prefix="nlirg-bench-data-") as tmp:
+        data, cache = write_corpus(Path(tmp) / "corpus.jsonl", n), Path(tmp) / "cache"
+        cfg = config(data, cache, args.num_proc)
+        tokenizer = load_tokenizer(resolve(cfg.model), cfg.model)
+        base = baseline_rate(tokenizer, data)
+        print(f"baseline (one by one): {base:,.0f} samples/s over {BASELINE_RECORDS:,} records", flush=True)
+        started = time.perf_counter()
+        cold = prepare_data(cfg, tokenizer)
+        cold_s = time.perf_counter() - started
+        print(f"cold: {n:,} records in {cold_s:.1f} s = {n / cold_s:,.0f} samples/s "
+              f"({cold.report['seconds']:.1f} s tokenizing)", flush=True)
+        started = time.perf_counter()
+        warm = prepare_data(cfg, tokenizer)
+        warm_s = time.perf_counter() - started
+        assert warm.cached and warm.key == cold.key
+        print(f"warm (cache hit): {warm_s:.2f} s", flush=True)
+        child = subprocess.run([sys.executable, "-m", "bench.data_pipeline", "--num-proc", str(args.num_proc),
+                                "--rss-child", str(data), str(cache)], capture_output=True, text=True, check=True)
+        rss = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"fresh process: warm prepare {rss['warm_fresh_s']:.2f} s, RSS growth with one epoch of batches "
+              f"{rss['rss_mb']:.0f} MB ({rss['epoch_tokens']:,} tokens)", flush=True)
+        print(json.dumps({"cold_speedup": round(n / cold_s / base, 2), "warm_s": round(warm_s, 2),
+                          "warm_fresh_process_s": round(rss["warm_fresh_s"], 2), "data_rss_mb": round(rss["rss_mb"], 1),
+                          "samples": n, "cold_samples_per_s": round(n / cold_s), "baseline_samples_per_s": round(base),
+                          "train_rows": cold.report["train_rows"], "num_proc": args.num_proc or os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
