@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trainer_core.config import ConfigError
-from trainer_core.config.sources import SourceSpec
+from trainer_core.config.sources import SourceSpec, hf_datasets_cache
 from trainer_core.train.corpus import source_records
 from trainer_core.train.records import DataError, read_records
 
@@ -96,6 +96,9 @@ def test_a_folder_reads_its_files_and_a_saved_dataset_dict_its_split(tmp_path):
 
 
 def test_a_cached_hub_dataset_loads_offline_and_a_missing_one_is_named(tmp_path, hub_cache):
+    from tests.helpers import make_config
+
+    assert make_config(["data.train=acme/faq"]).data.sources()[0].is_hub_id
     rows = _records(SourceSpec("acme/faq"), tmp_path)
     assert rows[0]["messages"] == [{"role": "user", "content": "hub q"}, {"role": "assistant", "content": "hub a"}]
     with pytest.raises(DataError, match=r"acme/nothing: hub dataset not in the local Hugging Face cache"):
@@ -169,5 +172,11 @@ def test_source_mappings_are_checked_with_their_key_paths(tmp_path):
     assert "data.eval: ratios are for training sources" in problems
     with pytest.raises(ConfigError, match=r"data.columns.answer_text: not a field the formats read"):
         make_config(["data.columns={answer_text: x}"])
+    with pytest.raises(ConfigError) as err:
+        make_config(["data.train=[data/missing.jsonl, acme/absent]"])
+    assert err.value.problems == [
+        "data.train[0]: file 'data/missing.jsonl' not found",
+        f"data.train[1]: 'acme/absent' is no local path, and no hub dataset of that name is in the local Hugging "
+        f"Face cache ({hf_datasets_cache()}); load it once where the hub is reachable, or give a file"]
     cfg = make_config([f"data.train=[{{path: {f}, ratio: 2}}, {{path: {f}, ratio: 1, format: alpaca}}]"])
     assert [(s.ratio, s.format) for s in cfg.data.sources()] == [(2, "auto"), (1, "alpaca")]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import glob
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ CANONICAL_COLUMNS = ("instruction", "input", "output", "system", "history", "mes
                      "response", "completion", "question", "answer", "text", "id")
 """Field names the formats read; `data.columns` maps any of them to the name a file uses."""
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
 
 
 @dataclass
@@ -56,8 +59,10 @@ class SourceSpec:
 
     @property
     def is_hub_id(self) -> bool:
-        """A name like `org/dataset` that is not a local path: looked up in the local Hugging Face cache."""
-        return bool(HUB_ID.match(self.path)) and not Path(self.path).expanduser().exists()
+        """A name like `org/dataset` that is not a local path (nor a data file's name): looked up in the local
+        Hugging Face cache."""
+        return (bool(HUB_ID.match(self.path)) and not self.path.lower().endswith(DATA_SUFFIXES)
+                and not Path(self.path).expanduser().exists())
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes how the records are read (part of the cache key)."""
@@ -121,9 +126,28 @@ def check_source(spec: SourceSpec, where: str) -> list[str]:
     if p.startswith("builtin:"):
         if p not in BUILTIN_DATA:
             out.append(f"{where}: unknown builtin '{p}'; known: {', '.join(BUILTIN_DATA)}")
-    elif not Path(p).expanduser().exists() and not spec.is_hub_id:
+    elif spec.is_hub_id:
+        if not hub_cache_dirs(p):
+            out.append(f"{where}: '{p}' is no local path, and no hub dataset of that name is in the local Hugging "
+                       f"Face cache ({hf_datasets_cache()}); load it once where the hub is reachable, or give a file")
+    elif not Path(p).expanduser().exists():
         out.append(f"{where}: file '{p}' not found")
     return out
+
+
+def hf_datasets_cache() -> Path:
+    """Where `datasets` keeps prepared datasets ($HF_DATASETS_CACHE, else $HF_HOME/datasets)."""
+    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+    return Path(os.environ.get("HF_DATASETS_CACHE") or home / "datasets").expanduser()
+
+
+def hub_cache_dirs(dataset_id: str) -> list[Path]:
+    """Prepared copies of a hub dataset in the local cache: `<org>___<snake_name>/<config>/<version>/<hash>/`
+    (the layout `datasets` writes; its folder names are the dataset name in snake case)."""
+    org, name = dataset_id.split("/", 1)
+    snake = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)).lower()
+    root = hf_datasets_cache() / f"{org}___{snake}"
+    return sorted(Path(p) for p in glob.glob(str(root / "*" / "*" / "*")) if Path(p).is_dir())
 
 
 def check_columns(columns: Any, key: str) -> list[str]:

@@ -8,9 +8,7 @@ small sets and to find the line of a record that the fast reader refused.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer_core.config.sources import BUILTIN_DATA, SourceSpec
+from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, hf_datasets_cache, hub_cache_dirs
 from trainer_core.train.records import DataError
 
 if TYPE_CHECKING:
@@ -95,20 +93,6 @@ def expand_source(spec: SourceSpec) -> list[SourceFile]:
                             "give a file")
         return [SourceFile("hub", spec.path, spec.split, spec.subset)]
     raise DataError(f"{spec.path}: file not found")
-
-
-def hf_datasets_cache() -> Path:
-    return Path(os.environ.get("HF_DATASETS_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
-                / "datasets").expanduser()
-
-
-def hub_cache_dirs(dataset_id: str) -> list[Path]:
-    """Prepared copies of a hub dataset in the local cache (`<org>___<name>/<config>/<version>/<hash>/`)."""
-    from datasets.naming import camelcase_to_snakecase
-
-    org, name = dataset_id.split("/", 1)
-    root = hf_datasets_cache() / f"{org}___{camelcase_to_snakecase(name)}"
-    return sorted(Path(p) for p in glob.glob(str(root / "*" / "*" / "*")) if Path(p).is_dir())
 
 
 # --------------------------------------------------------------------------- fast reading (datasets, Arrow)
