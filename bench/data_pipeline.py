@@ -17,6 +17,10 @@ made unique by a number. With the SmolLM2 tokenizer:
 - `cold_1proc`: the cold build again with `data.num_proc=1`, so the gain of the batch encoding and of the worker
   processes can be told apart (on a loaded machine the workers gain little: they share the same cores).
 
+- `encode_speedup`: the per-process gain alone, robust to the load of a shared machine: the batch encoder
+  (`tokenize.tokenize_batch`) and the one-by-one loop alternate over the same slices of records in this
+  process, and the ratio is of their summed times.
+
 The baseline is timed before and after the cold builds and averaged, since other work on a shared machine
 moves both.
 
@@ -96,6 +100,30 @@ def baseline_rate(tokenizer, data: Path) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+def encode_speedup(tokenizer, data: Path, rounds: int = 4, size: int = 500) -> float:
+    """Batch encoding against the one-by-one loop, alternating over the same record slices in this process."""
+    from trainer_core.train.records import read_records
+    from trainer_core.train.tokenize import tokenize_batch
+
+    records = read_records([str(data)])[: rounds * size]
+    old = new = 0.0
+    for r in range(rounds):
+        chunk = records[r * size:(r + 1) * size]
+        started = time.perf_counter()
+        for rec in chunk:
+            baseline_encode(tokenizer, rec.messages)
+        old += time.perf_counter() - started
+        batch = {"messages": [rec.messages for rec in chunk], "text": [None] * len(chunk),
+                 "file": [0] * len(chunk), "line": [rec.line for rec in chunk]}
+        started = time.perf_counter()
+        for i in range(0, len(chunk), 256):
+            part = {k: v[i:i + 256] for k, v in batch.items()}
+            tokenize_batch(part, list(range(i, i + len(part["line"]))), tokenizer=tokenizer, kind="sft",
+                           max_length=512, source=0, file_names=[str(data)])
+        new += time.perf_counter() - started
+    return old / new
+
+
 def rss_child(data: Path, cache: Path, num_proc: int) -> dict:
     """In this (fresh) process: RSS growth of a warm prepare plus one epoch of collated batches."""
     import psutil
@@ -140,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         data, cache = write_corpus(Path(tmp) / "corpus.jsonl", n), Path(tmp) / "cache"
         cfg = config(data, cache, args.num_proc)
         tokenizer = load_tokenizer(resolve(cfg.model), cfg.model)
+        per_process = encode_speedup(tokenizer, data)
+        print(f"batch encoding vs one by one, one process, interleaved: {per_process:.2f}x", flush=True)
         base_before = baseline_rate(tokenizer, data)
         print(f"baseline (one by one): {base_before:,.0f} samples/s over {BASELINE_RECORDS:,} records", flush=True)
         started = time.perf_counter()
@@ -166,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fresh process: warm prepare {rss['warm_fresh_s']:.2f} s, RSS growth with one epoch of batches "
               f"{rss['rss_mb']:.0f} MB ({rss['epoch_tokens']:,} tokens)", flush=True)
         print(json.dumps({"cold_speedup": round(n / cold_s / base, 2), "cold_1proc_speedup": round(n / one_s / base, 2),
+                          "encode_speedup": round(per_process, 2),
                           "warm_s": round(warm_s, 2), "import_rss_mb": round(rss["import_rss_mb"], 1),
                           "warm_fresh_process_s": round(rss["warm_fresh_s"], 2), "data_rss_mb": round(rss["rss_mb"], 1),
                           "samples": n, "cold_samples_per_s": round(n / cold_s), "baseline_samples_per_s": round(base),

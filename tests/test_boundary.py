@@ -13,7 +13,8 @@ def _modules_after_import(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["nlirg_tui", "nlirg_tui.cli", "trainer_core.config", "trainer_core.live.launch",
-                                    "trainer_core.train.records"])
+                                    "trainer_core.train.records", "trainer_core.train.corpus",
+                                    "trainer_core.train.cache"])
 def test_cli_side_never_imports_torch(module):
     mods = _modules_after_import(module)
     assert "torch" not in mods and "transformers" not in mods

@@ -25,10 +25,11 @@ from trainer_core.live.control import Command, CommandQueue, parse_set_args, val
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
 from trainer_core.train.data import Batch, collate
+from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
-from trainer_core.train.prepare import data_summary, log_data, make_loader, prepare_data
+from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import make_scheduler
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading

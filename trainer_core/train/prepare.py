@@ -26,6 +26,7 @@ import numpy as np
 from trainer_core.config import RunConfig
 from trainer_core.train.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
 from trainer_core.train.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
+from trainer_core.train.data_report import row_report, summary_line, token_report
 from trainer_core.train.files import quiet_datasets
 from trainer_core.train.packing import cut_rows
 from trainer_core.train.records import DataError
@@ -108,7 +109,7 @@ def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRe
     eval_tokens = [_tokenize(s, i, tokenizer, cfg, work, counter, "eval") for i, s in enumerate(eval_sources)]
     tokens = concatenate_datasets(train_tokens) if len(train_tokens) > 1 else train_tokens[0]
     train_idx, eval_idx = split_indices(len(tokens), held_out, t.seed)
-    report = _token_report(tokens, train_idx, train_sources)
+    report = token_report(tokens, train_idx, train_sources)
     if eval_tokens:
         evals = concatenate_datasets(eval_tokens) if len(eval_tokens) > 1 else eval_tokens[0]
         eval_idx = np.arange(len(evals))
@@ -127,10 +128,10 @@ def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRe
                         f"(data.max_length={d.max_length} cuts every answer away?)")
     train_rows.save_to_disk(str(folder / "train"))
     eval_rows.save_to_disk(str(folder / "eval"))
-    report.update(_row_report(train_rows, report), eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
+    report.update(row_report(train_rows, report), eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
     del tokens, evals, train_rows, eval_rows, train_tokens, eval_tokens
     shutil.rmtree(work, ignore_errors=True)
-    write_meta(folder, {"kind": "tokens", **report, "summary": _summary(report, train_sources, cfg)})
+    write_meta(folder, {"kind": "tokens", **report, "summary": summary_line(report, train_sources, cfg)})
     log.info("data: tokenized %s records in %.1f s (%.0f records/s)", f"{total:,}", time.time() - started,
              total / max(time.time() - started, 1e-9))
 
@@ -258,53 +259,6 @@ def _documents(tokens, indices: np.ndarray):
         yield from zip(block["record"], block["input_ids"], strict=True)
 
 
-# --------------------------------------------------------------------------- what the log and summary say
-def _token_report(tokens, train_idx: np.ndarray, sources: list[SourceRecords]) -> dict[str, Any]:
-    """Per training source: records, tokens and target tokens read, samples truncated at max_length."""
-    cols = {c: tokens.data.column(c).to_numpy()[train_idx] for c in ("source", "read_tokens", "read_targets",
-                                                                      "targets")}
-    lengths = _lengths(tokens)[train_idx]
-    per_source = []
-    for i, source in enumerate(sources):
-        mine = cols["source"] == i
-        per_source.append({
-            "path": source.spec.path, "records": int(mine.sum()),
-            "tokens_read": int(cols["read_tokens"][mine].sum()),
-            "targets_read": int(cols["read_targets"][mine].sum()),
-            "truncated": int((lengths[mine] < cols["read_tokens"][mine]).sum()),
-            "dropped": int((cols["targets"][mine] == 0).sum()),
-        })
-    return {"sources": per_source}
-
-
-def _row_report(rows, report: dict[str, Any]) -> dict[str, Any]:
-    """Per source: training rows, tokens and target tokens kept; and the totals."""
-    source = rows.data.column("source").to_numpy()
-    targets = rows.data.column("targets").to_numpy()
-    lengths = _lengths(rows)
-    pieces = rows.data.column("pieces").to_numpy() if "pieces" in rows.column_names else np.zeros_like(lengths)
-    for i, entry in enumerate(report["sources"]):
-        mine = source == i
-        entry.update(samples=int(mine.sum()), tokens_kept=int(lengths[mine].sum() - pieces[mine].sum()),
-                     targets_kept=int(targets[mine].sum()))
-    totals = {k: sum(e[k] for e in report["sources"]) for k in ("records", "samples", "tokens_read", "tokens_kept",
-                                                                 "targets_read", "targets_kept", "truncated",
-                                                                 "dropped")}
-    return {"train_rows": len(rows), "totals": totals}
-
-
-def _lengths(ds) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    return pc.list_value_length(ds.data.column("input_ids")).to_numpy()
-
-
-def _summary(report: dict[str, Any], sources: list[SourceRecords], cfg: RunConfig) -> str:
-    t = report["totals"]
-    return (f"{cfg.training.type} {t['samples']:,} train rows from {t['records']:,} records of "
-            f"{', '.join(s.spec.path for s in sources)}; {t['tokens_kept']:,} of {t['tokens_read']:,} tokens kept")
-
-
 # --------------------------------------------------------------------------- the run's view
 def make_loader(data: PreparedData, cfg: RunConfig, world_size: int, rank: int, pad_id: int):
     """The BatchLoader of a run: its sampler settings from the config, ratios from the sources."""
@@ -315,30 +269,3 @@ def make_loader(data: PreparedData, cfg: RunConfig, world_size: int, rank: int, 
                             seed=cfg.training.seed, group_by_length=cfg.data.group_by_length,
                             ratios=tuple(ratios) if all(r is not None for r in ratios) else None)
     return BatchLoader(data.train, sampler, pad_id, cfg.data.pad_to_multiple_of)
-
-
-def log_data(data: PreparedData, loader) -> None:
-    """One line per source (records, samples per epoch, tokens kept of read, truncated), and where it came from."""
-    report = data.report
-    for entry, quota in zip(report["sources"], loader.sampler.quotas, strict=True):
-        lost = [f"{entry['truncated']:,} truncated at data.max_length"] if entry["truncated"] else []
-        lost += [f"{entry['dropped']:,} with no target token left dropped"] if entry["dropped"] else []
-        log.info("data: %s: %s records -> %s samples, %s per epoch; tokens kept %s of %s, target tokens %s of %s%s",
-                 entry["path"], f"{entry['records']:,}", f"{entry['samples']:,}", f"{quota:,}",
-                 f"{entry['tokens_kept']:,}", f"{entry['tokens_read']:,}", f"{entry['targets_kept']:,}",
-                 f"{entry['targets_read']:,}", f" ({'; '.join(lost)})" if lost else "")
-        if entry["truncated"]:
-            log.warning("data: %s: %s samples were longer than data.max_length and were truncated", entry["path"],
-                        f"{entry['truncated']:,}")
-    how = "from the cache" if data.cached else f"tokenized in {report.get('seconds', 0):.1f} s"
-    log.info("data: %s train rows, %s eval rows, %s (%s)", f"{report['train_rows']:,}", f"{report['eval_rows']:,}",
-             how, data.key)
-
-
-def data_summary(data: PreparedData, loader, epoch: int, batch: int) -> dict[str, Any]:
-    """summary.json's `data`: per source what it holds and how many samples it gave the run so far."""
-    given = loader.sampler.source_counts(epoch, batch)
-    sources = [{**entry, "samples_per_epoch": quota, "samples_given": n}
-               for entry, quota, n in zip(data.report["sources"], loader.sampler.quotas, given, strict=True)]
-    return {"sources": sources, "totals": data.report["totals"], "train_rows": data.report["train_rows"],
-            "eval_rows": data.report["eval_rows"], "cache_key": data.key, "cached": data.cached}

@@ -31,6 +31,11 @@ class TokenizedSet(Sequence):
         """The normalised records the rows came from: `origin` names a row's file and line."""
         self.packed = packed
         table = dataset.data
+        self._columns = {}
+        """Per column read by `rows`: chunk start offsets and the chunks of the memory-mapped pyarrow table."""
+        for name in ("input_ids", "spans", *(["seg_starts"] if packed else [])):
+            chunks = table.table.column(name).chunks
+            self._columns[name] = (np.cumsum([0] + [len(c) for c in chunks]), chunks)
         self.lengths = pc.list_value_length(table.column("input_ids")).to_numpy().astype(np.int64)
         self.target_counts = table.column("targets").to_numpy().astype(np.int64)
         self.source_ids = table.column("source").to_numpy().astype(np.int64)
@@ -52,17 +57,18 @@ class TokenizedSet(Sequence):
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> list[Sample]:
         """The Samples at `indices`, read from the mapped table in one take."""
-        indices = [int(i) for i in indices]
-        if not indices:
-            return []
-        columns = ["input_ids", "spans", *(["seg_starts"] if self.packed else [])]
-        batch = self.dataset.select_columns(columns)[indices]
         out = []
-        for k, i in enumerate(indices):
-            ids = batch["input_ids"][k]
-            segments = _segments(batch["seg_starts"][k], len(ids)) if self.packed else None
-            out.append(Sample(ids, labels_from_spans(ids, batch["spans"][k]), i, segments))
+        for i in (int(i) for i in indices):
+            ids = self._cell("input_ids", i)
+            segments = _segments(self._cell("seg_starts", i), len(ids)) if self.packed else None
+            out.append(Sample(ids, labels_from_spans(ids, self._cell("spans", i)), i, segments))
         return out
+
+    def _cell(self, column: str, row: int) -> Any:
+        """One value read straight from its chunk of the mapped table (a take over chunks would copy more)."""
+        offsets, chunks = self._columns[column]
+        chunk = int(np.searchsorted(offsets, row, side="right")) - 1
+        return chunks[chunk][row - int(offsets[chunk])].as_py()
 
     def origin(self, index: int) -> dict[str, Any]:
         """Where row `index` (its first record, for a packed row) came from: file, line or record number, id."""
