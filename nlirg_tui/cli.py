@@ -71,16 +71,12 @@ def train(
 def _check_data(cfg) -> None:
     """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
     a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
-    import time
-
     from trainer_core.train.cache import cache_root
     from trainer_core.train.corpus import read_sources
     from trainer_core.train.records import DataError
 
-    started = time.time()
-
-    def progress(phase: str, done: int, total: int) -> None:
-        typer.echo(f"{phase} data: {done}/{total} file(s), {time.time() - started:.0f} s", err=True)
+    def progress(phase: str, done: int, total: int, seconds: float) -> None:
+        typer.echo(f"{phase} data: {done}/{total} file(s), {seconds:.0f} s", err=True)
 
     try:
         for which in ("train", "eval"):

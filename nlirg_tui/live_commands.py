@@ -61,7 +61,8 @@ def format_event(event: dict[str, Any]) -> str:
     if kind == "eval":
         return f"eval  step {event.get('step')}  loss {_num(event.get('eval_loss'))}"
     if kind == "status" and event.get("phase"):
-        return f"{event['phase']} data: {event.get('done')}/{event.get('total')} ({event.get('samples_per_s')}/s)"
+        rate = _num(event.get("samples_per_s"), ".0f")
+        return f"{event['phase']} data: {event.get('done')}/{event.get('total')} ({rate}/s)"
     if kind == "status":
         return f"status {event.get('status')} at step {event.get('step')}"
     if kind == "command":

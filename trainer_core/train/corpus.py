@@ -34,8 +34,8 @@ MIN_RECORDS_PER_PROC = 2000
 """Below this many records per worker, starting worker processes costs more than it saves."""
 MAX_PROCS = 16
 
-Report = Callable[[str, int, int], None]
-"""progress(phase, done, total): called as a stage moves on."""
+Report = Callable[[str, int, int, float], None]
+"""progress(phase, done, total, seconds): called as a stage moves on; `seconds` since the stage began."""
 
 
 def num_procs(configured: int, records: int) -> int:
@@ -100,7 +100,7 @@ def _build(spec: SourceSpec, files: list[SourceFile], folder: Path, num_proc: in
         raw, numbers = load_raw(file, work)
         parts.append(_normalised(raw, numbers, spec, file, index, work, num_proc))
         if progress is not None:
-            progress("reading", index + 1, len(files))
+            progress("reading", index + 1, len(files), time.time() - started)
     records = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     n = len(records)
     records.save_to_disk(str(folder / "records"))

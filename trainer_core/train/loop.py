@@ -142,9 +142,10 @@ class Trainer:
             self._input_tokens += batch.input_tokens
         return batch
 
-    def _data_progress(self, phase: str, done: int, total: int) -> None:
+    def _data_progress(self, phase: str, done: int, total: int, seconds: float) -> None:
         """Data preparation's progress: a `status` event (Run screen) and the CLI's progress bar."""
-        rate = self.progress.phase(phase, done, total)
+        rate = done / max(seconds, 1e-3)
+        self.progress.phase(phase, done, total, rate)
         self.events.emit("status", status="starting", phase=phase, done=done, total=total,
                          samples_per_s=round(rate, 1))
 

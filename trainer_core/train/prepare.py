@@ -6,7 +6,7 @@ away, cuts CPT documents into rows (`packing`), and saves the train and eval tab
 that changes them. A second launch, a `--resume`, an A/B arm or a relaunch with the same data and tokenizer
 finds the entry and only maps it: no record is read or tokenized again.
 
-Progress goes to `progress(phase, done, total)` (the trainer turns it into `status` events).
+Progress goes to `progress(phase, done, total, seconds)` (the trainer turns it into `status` events).
 """
 
 from __future__ import annotations
@@ -141,13 +141,14 @@ class _Counter:
 
     def __init__(self, progress: Report | None, total: int):
         self.progress, self.total, self.done, self.shown = progress, total, 0, 0.0
+        self.started = time.time()
 
     def add(self, n: int) -> None:
         self.done += n
         now = time.time()
         if self.progress is not None and (now - self.shown >= REPORT_EVERY_S or self.done >= self.total):
             self.shown = now
-            self.progress("tokenizing", self.done, self.total)
+            self.progress("tokenizing", self.done, self.total, now - self.started)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ class Progress:
         self._task = None
         self._phase_tasks: dict[str, Any] = {}
         self._phase: str | None = None
-        self._phase_t0 = self._phase_shown = 0.0
+        self._phase_shown = 0.0
         self._t0 = time.time()
         if enabled and self.stream.isatty():
             from rich.console import Console
@@ -50,14 +50,13 @@ class Progress:
         eta = elapsed / step * (total - step) if step else 0.0
         print(f"step {step}/{total}  {info}  eta {eta:.0f}s", file=self.stream, flush=True)
 
-    def phase(self, name: str, done: int, total: int) -> float:
-        """Data preparation's progress (`tokenizing` 40,000/100,000); returns the rate in items per second."""
+    def phase(self, name: str, done: int, total: int, rate: float) -> None:
+        """Data preparation's progress (`tokenizing` 40,000/100,000, `rate` items per second)."""
         now = time.time()
         if self._phase != name:
-            self._phase, self._phase_t0, self._phase_shown = name, now, 0.0
-        rate = done / max(now - self._phase_t0, 1e-9)
+            self._phase, self._phase_shown = name, 0.0
         if not self.enabled:
-            return rate
+            return
         if self._bar is not None:
             task = self._phase_tasks.get(name)
             if task is None:
@@ -66,7 +65,6 @@ class Progress:
         elif done >= total or now - self._phase_shown >= 2.0:  # plain lines: every 2 s and at the end
             self._phase_shown = now
             print(f"{name} {done:,}/{total:,}  {rate:,.0f}/s", file=self.stream, flush=True)
-        return rate
 
     def note(self, text: str) -> None:
         if not self.enabled:
