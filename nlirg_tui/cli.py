@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from trainer_core.config import ConfigError, apply_overrides, config_from_dict, read_yaml
-from trainer_core.live.launch import prepare_run, run_foreground, start_detached
+from trainer_core.config import ConfigError, load_config, save_config
+from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
+from trainer_core.live.terminal import make_output_best_effort
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help="NLIRG workbench: train, watch and steer.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=False, rich_markup_mode=None,  # plain help: flags show as flags
+    help="NLIRG workbench: train, watch and steer. `nlirg` alone opens the workbench on the runs under --root.",
+)
 
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a config key: KEY=VALUE.")]
-MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after N optimizer steps.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", "-s", metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set training.lr=1e-4; repeat it for more (--set a=1 --set b=2).")]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", metavar="N", help="Stop after N optimizer steps.")]
+DetachOpt = Annotated[bool, typer.Option("--detach", "-d", metavar="",
+                                         help="Run in the background (its own session); print the run dir last.")]
+RootOpt = Annotated[Path | None, typer.Option(
+    "--root", metavar="DIR", help="Folder holding the run directories (default: ./runs, or the config's "
+    "output.root for a new run); also accepted before the command: nlirg --root DIR COMMAND.")]
 
 
 def _die(message: str, code: int = 2) -> None:
@@ -23,49 +35,76 @@ def _die(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _build_config(config: Path | None, overrides: list[str], max_steps: int | None, defaults: list[str]):
-    raw = read_yaml(config) if config else {}
-    raw = apply_overrides(raw, [*defaults, *overrides] if not config else overrides)
-    if max_steps is not None:
-        raw = apply_overrides(raw, [f"training.max_steps={max_steps}"])
-    return config_from_dict(raw, str(config) if config else "default config")
+def _root(ctx: typer.Context, root: Path | None) -> Path | None:
+    """--root after the command, else --root before it (`nlirg --root DIR runs`), else None (the default)."""
+    return root if root is not None else (ctx.obj or {}).get("root")
+
+
+def _build_config(config: Path | None, overrides: list[str], max_steps: int | None, defaults: list[str],
+                  root: Path | None = None):
+    """The config file (its relative paths read from its own folder) with the defaults, --set and --max-steps."""
+    extra = [f"training.max_steps={max_steps}"] if max_steps is not None else []
+    cfg = load_config(config, [*(defaults if not config else []), *overrides, *extra])
+    if root is not None:
+        cfg.output.root = str(root)
+    return cfg
 
 
 def _launch(config: Path | None, overrides: list[str], max_steps: int | None, detach: bool, name: str,
-            merge_lora: bool = False, defaults: list[str] | None = None) -> Path | None:
+            root: Path | None, defaults: list[str] | None = None) -> Path | None:
     try:
-        cfg = _build_config(config, overrides, max_steps, defaults or [])
+        cfg = _build_config(config, overrides, max_steps, defaults or [], root)
     except ConfigError as exc:
         _die(str(exc))
-    if merge_lora:
-        cfg.output.merge_lora = True
     _check_data(cfg)
     run_dir = prepare_run(cfg, config.stem if config else name)
     if detach:
         pid = start_detached(run_dir)
-        typer.echo(f"trainer started (pid {pid}); follow it with: nlirg attach {run_dir.name}")
+        # A full path: the hint works from any folder, whatever --root was.
+        typer.echo(f"trainer started (pid {pid}); follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return run_dir
+    make_output_best_effort()  # the run outlives a closed pipe or terminal; so does this launcher
     typer.echo(f"run directory: {run_dir}", err=True)
-    raise typer.Exit(run_foreground(run_dir))
+    code = run_foreground(run_dir)
+    if code == EXIT_USER_ERROR and not checkpoint_dirs(run_dir):
+        # A config, data or model error before the first checkpoint: the error above says it all; keep no debris.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        typer.echo(f"(nothing trained; {run_dir} removed)", err=True)
+    raise typer.Exit(code)
 
 
 @app.command()
 def train(
-    config: Annotated[Path | None, typer.Argument(help="Run config YAML (default: the embedded demo config).")] = None,
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Argument(
+        help="Run config YAML; its relative paths are read from its own folder (default: the "
+        "embedded config, builtin:smollm2-135m + LoRA on the demo data, run name `train`).")] = None,
     set_: SetOpt = None,
     max_steps: MaxStepsOpt = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run directory from its last checkpoint.")]
-    = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; print the run dir.")] = False,
-    merge_lora: Annotated[bool, typer.Option("--merge-lora", help="Also write a merged model to final/merged.")]
-    = False,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="RUN", help="Continue a run (directory, name or unique prefix) from its newest "
+        "checkpoint, with the run's config as --set/--max-steps change it: the new LR and schedule apply from "
+        "the resumed step.")] = None,
+    keep_lr_scale: Annotated[bool, typer.Option(
+        "--keep-lr-scale", metavar="", help="With --resume: keep the live lr_scale the checkpoint was trained "
+        "with (default: back to 1).")] = False,
+    detach: DetachOpt = False,
+    merge_lora: Annotated[bool, typer.Option(
+        "--merge-lora", metavar="", help="Also write the adapter merged into its base to final/merged (LoRA runs; "
+        "with --resume too).")] = False,
+    root: RootOpt = None,
 ) -> None:
-    """Train in the foreground with a progress bar (or --detach), writing a run directory."""
+    """Train a run: in the foreground with a progress bar, or --detach.
+
+    Writes a run directory under --root (README: "A run directory")."""
+    overrides = [*(set_ or []), *(["output.merge_lora=true"] if merge_lora else [])]
     if resume is not None:
-        _resume(resume, set_ or [], max_steps, detach)
+        _resume(resume, _root(ctx, root), overrides, max_steps, detach, keep_lr_scale, config)
         return
-    _launch(config, set_ or [], max_steps, detach, "train", merge_lora)
+    if keep_lr_scale:
+        _die("--keep-lr-scale goes with --resume RUN")
+    _launch(config, overrides, max_steps, detach, "train", _root(ctx, root))
 
 
 def _check_data(cfg) -> None:
@@ -85,10 +124,16 @@ def _check_data(cfg) -> None:
         _die(str(exc))
 
 
-def _resume(run_dir: Path, overrides: list[str], max_steps: int | None, detach: bool) -> None:
-    run_dir = run_dir.resolve()
-    if not (run_dir / CONFIG_FILE).is_file():
-        _die(f"--resume {run_dir}: not a run directory (no {CONFIG_FILE})")
+def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | None, detach: bool,
+            keep_lr_scale: bool, config: Path | None) -> None:
+    if config is not None:
+        _die(f"--resume continues a run with its own config.yaml; drop {config} (change keys with --set)")
+    from nlirg_tui.live_commands import LiveCommandError, resolve
+
+    try:
+        run_dir = resolve(run, root or Path("runs"))
+    except LiveCommandError as exc:
+        _die(f"--resume {exc}")
     found = checkpoint_dirs(run_dir)
     if not found:
         _die(f"--resume {run_dir}: no checkpoint to resume from")
@@ -96,34 +141,40 @@ def _resume(run_dir: Path, overrides: list[str], max_steps: int | None, detach: 
         cfg = _build_config(run_dir / CONFIG_FILE, overrides, max_steps, [])
     except ConfigError as exc:
         _die(str(exc))
-    from trainer_core.config import save_config
-
     _check_data(cfg)
-    save_config(cfg, run_dir / CONFIG_FILE)
+    save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
     if detach:
-        start_detached(run_dir, found[-1])
+        start_detached(run_dir, found[-1], keep_lr_scale=keep_lr_scale)
+        typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return
-    raise typer.Exit(run_foreground(run_dir, found[-1]))
+    make_output_best_effort()
+    raise typer.Exit(run_foreground(run_dir, found[-1], keep_lr_scale=keep_lr_scale))
 
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     set_: SetOpt = None,
     max_steps: MaxStepsOpt = None,
-    headless: Annotated[bool, typer.Option("--headless", help="Train with a progress bar instead of the TUI.")]
-    = False,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    headless: Annotated[bool, typer.Option("--headless", metavar="",
+                                           help="Train with a progress bar instead of the TUI.")] = False,
+    detach: DetachOpt = False,
+    root: RootOpt = None,
 ) -> None:
-    """Train builtin:smollm2-135m with LoRA on the bundled demo data, watched in the workbench (TUI)."""
+    """Train the demo: SmolLM2-135M + LoRA on the bundled data.
+
+    60 steps: about 15 minutes on a CPU, a minute or two on a GPU; watched in the workbench unless --headless or
+    --detach."""
+    where = _root(ctx, root)
     if not headless and not detach and sys.stdout.isatty():
         # The TUI never hosts the trainer: it starts detached, so quitting the TUI can leave it running.
-        run_dir = _launch(None, set_ or [], max_steps, True, "demo", defaults=DEMO_DEFAULTS)
+        run_dir = _launch(None, set_ or [], max_steps, True, "demo", where, defaults=DEMO_DEFAULTS)
         from nlirg_tui.app import run_attached
 
         run_attached(run_dir)
         return
-    _launch(None, set_ or [], max_steps, detach, "demo", defaults=DEMO_DEFAULTS)
+    _launch(None, set_ or [], max_steps, detach, "demo", where, defaults=DEMO_DEFAULTS)
 
 
 DEMO_DEFAULTS = ["model.path=builtin:smollm2-135m", "data.train=builtin:demo", "data.eval_fraction=0.05",
@@ -132,18 +183,27 @@ DEMO_DEFAULTS = ["model.path=builtin:smollm2-135m", "data.train=builtin:demo", "
 
 
 # ------------------------------------------------------------------ live runs (docs/live.md)
-RootOpt = Annotated[Path, typer.Option("--root", help="Folder holding the run directories.")]
-RunArg = Annotated[str, typer.Argument(help="Run directory, run name, or a unique prefix of one.")]
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, run name, or a unique prefix of one.")]
+
+
+def _runs_root(ctx: typer.Context, root: Path | None) -> Path:
+    return _root(ctx, root) or DEFAULT_ROOT
+
+
+DEFAULT_ROOT = Path("runs")
 
 
 @app.command("runs")
-def runs_(root: RootOpt = Path("runs")) -> None:
-    """List runs: name, status, step/total, loss, started, where; live ones first."""
+def runs_(ctx: typer.Context, root: RootOpt = None) -> None:
+    """List runs, live ones first.
+
+    Name, status, step/total, loss, started, where; under a failed or dead run, why."""
     from nlirg_tui.live_commands import list_runs, runs_table
 
-    found = list_runs(root)
+    where = _runs_root(ctx, root)
+    found = list_runs(where)
     if not found:
-        typer.echo(f"no runs under {root} (start one with `nlirg train --detach`, or pass --root DIR)", err=True)
+        typer.echo(f"no runs under {where} (start one with `nlirg train --detach`, or pass --root DIR)", err=True)
         return
     for line in runs_table(found):
         typer.echo(line)
@@ -151,17 +211,21 @@ def runs_(root: RootOpt = Path("runs")) -> None:
 
 @app.command()
 def attach(
+    ctx: typer.Context,
     run: RunArg,
-    root: RootOpt = Path("runs"),
-    stream: Annotated[bool, typer.Option("--stream", help="Print events as text instead of opening the TUI.")]
+    root: RootOpt = None,
+    stream: Annotated[bool, typer.Option("--stream", metavar="", help="Print events as text instead of opening "
+                                                                       "the TUI.")] = False,
+    json_: Annotated[bool, typer.Option("--json", metavar="", help="With --stream: print raw protocol events.")]
     = False,
-    json_: Annotated[bool, typer.Option("--json", help="With --stream: print raw protocol events.")] = False,
 ) -> None:
-    """Open the workbench on a run, live or finished (its whole history first)."""
+    """Open the workbench on a run, live or finished.
+
+    Its whole history is replayed first, then live events follow."""
     from nlirg_tui.live_commands import LiveCommandError, resolve, stream_events
 
     try:
-        run_dir = resolve(run, root)
+        run_dir = resolve(run, _runs_root(ctx, root))
     except LiveCommandError as exc:
         _die(str(exc))
     if not stream and not json_ and sys.stdout.isatty() and _open_workbench(run_dir):
@@ -179,11 +243,12 @@ def _open_workbench(run_dir: Path) -> bool:
     return True
 
 
-def _command(run: str, root: Path, name: str, args: dict | None = None, wait_end: bool = False) -> None:
+def _command(ctx: typer.Context, run: str, root: Path | None, name: str, args: dict | None = None,
+             wait_end: bool = False) -> None:
     from nlirg_tui.live_commands import LiveCommandError, resolve, send_command
 
     try:
-        run_dir = resolve(run, root)
+        run_dir = resolve(run, _runs_root(ctx, root))
         ack, end = send_command(run_dir, name, args, wait_end=wait_end)
     except LiveCommandError as exc:
         _die(str(exc))
@@ -196,45 +261,56 @@ def _command(run: str, root: Path, name: str, args: dict | None = None, wait_end
 
 
 @app.command()
-def stop(run: RunArg, root: RootOpt = Path("runs"),
-         no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the stop is acked.")] = False) -> None:
-    """Stop a live run at the next step: checkpoint, summary (status stopped), exit 0."""
-    _command(run, root, "stop", wait_end=not no_wait)
+def stop(ctx: typer.Context, run: RunArg, root: RootOpt = None,
+         no_wait: Annotated[bool, typer.Option("--no-wait", metavar="", help="Return once the stop is acked, "
+                                                                              "without waiting for the run's end.")]
+         = False) -> None:
+    """Stop a live run at the next step, with a checkpoint.
+
+    Writes summary.json (status stopped); waits for the run's end unless --no-wait."""
+    _command(ctx, run, root, "stop", wait_end=not no_wait)
 
 
 @app.command()
-def pause(run: RunArg, root: RootOpt = Path("runs")) -> None:
-    """Pause a live run at the next step boundary."""
-    _command(run, root, "pause")
+def pause(ctx: typer.Context, run: RunArg, root: RootOpt = None) -> None:
+    """Pause a live run at the next step boundary.
+
+    Refused (exit 2) if it is paused already."""
+    _command(ctx, run, root, "pause")
 
 
 @app.command("resume")
-def resume_(run: RunArg, root: RootOpt = Path("runs")) -> None:
-    """Resume a paused run."""
-    _command(run, root, "resume")
+def resume_(ctx: typer.Context, run: RunArg, root: RootOpt = None) -> None:
+    """Resume a paused run.
+
+    Refused (exit 2) if it is running. A finished or dead run continues with: nlirg train --resume RUN."""
+    _command(ctx, run, root, "resume")
 
 
 @app.command()
-def save(run: RunArg, root: RootOpt = Path("runs")) -> None:
-    """Write a checkpoint of a live run now (at the next step boundary)."""
-    _command(run, root, "save")
+def save(ctx: typer.Context, run: RunArg, root: RootOpt = None) -> None:
+    """Checkpoint a live run at the next step boundary."""
+    _command(ctx, run, root, "save")
 
 
 @app.command("set")
 def set_live(
+    ctx: typer.Context,
     run: RunArg,
-    pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE: lr_scale, log_every, flag_threshold, eval_every, "
-                                                     "save_every, nlirg.<param>, nlirg.weighting.")],
-    root: RootOpt = Path("runs"),
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", help="lr_scale, log_every, flag_threshold, "
+                                               "eval_every, save_every, nlirg.<param>, nlirg.weighting.")],
+    root: RootOpt = None,
 ) -> None:
-    """Change settings of a live run from the next step on (recorded in its event log)."""
+    """Change settings of a live run from the next step on.
+
+    Each change is recorded in the run's event log."""
     from nlirg_tui.live_commands import LiveCommandError, parse_set_pairs
 
     try:
         args = parse_set_pairs(pairs)
     except LiveCommandError as exc:
         _die(str(exc))
-    _command(run, root, "set", args)
+    _command(ctx, run, root, "set", args)
 
 
 # ------------------------------------------------------------------ data (docs/data.md)
@@ -293,12 +369,13 @@ def _ago(t: float) -> str:
 
 
 @app.callback(invoke_without_command=True)
-def home(ctx: typer.Context, root: RootOpt = Path("runs")) -> None:
-    """With no command, `nlirg` opens the workbench's Runs screen."""
+def home(ctx: typer.Context, root: RootOpt = None) -> None:
+    """With no command, `nlirg` opens the workbench's Runs screen on --root (default ./runs)."""
+    ctx.obj = {"root": root}
     if ctx.invoked_subcommand is None:
         from nlirg_tui.app import run_home
 
-        run_home(root, DEMO_DEFAULTS)
+        run_home(root or DEFAULT_ROOT, DEMO_DEFAULTS)
 
 
 def main() -> None:

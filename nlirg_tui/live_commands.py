@@ -43,7 +43,13 @@ def runs_table(runs: list[RunInfo]) -> list[str]:
         where = f"{r.host or '?'} pid {r.pid}" if r.live else str(r.run_dir)
         rows.append((r.run_dir.name, r.status, step, loss, started, where))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
+    out = lines[:1]
+    for line, r in zip(lines[1:], runs, strict=True):
+        out.append(line)
+        if r.error:
+            out.append(f"  └ {r.error}")  # under its run: why it failed, or how to continue a dead one
+    return out
 
 
 def list_runs(root: Path) -> list[RunInfo]:

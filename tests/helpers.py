@@ -40,7 +40,8 @@ def make_config(overrides: list[str]) -> RunConfig:
     return config_from_dict(apply_overrides({}, list(overrides)))
 
 
-def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None):
+def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None,
+                     keep_lr_scale: bool = False):
     """Run a Trainer in this process (fast: no interpreter start); return (trainer, status)."""
     from trainer_core.live.events import EventLog
     from trainer_core.train.loop import Trainer
@@ -48,13 +49,26 @@ def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = make_config(overrides)
     events = EventLog(run_dir / "events.jsonl")
-    trainer = Trainer(cfg, run_dir, events, resume=resume)
+    trainer = Trainer(cfg, run_dir, events, resume=resume, keep_lr_scale=keep_lr_scale)
     trainer.setup()
     if before_fit is not None:
         before_fit(trainer)
     status = trainer.fit()
     events.close()
     return trainer, status
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    """`--set a=1 --set b=2`: config overrides as `nlirg train` takes them."""
+    return [x for o in overrides for x in ("--set", o)]
+
+
+def cli_run(root: Path, overrides: list[str], max_steps: int) -> Path:
+    """A foreground `nlirg train` in `root` with `output.name` among the overrides; returns its run directory."""
+    res = nlirg_cli("train", *set_args(overrides), "--max-steps", str(max_steps), cwd=root)
+    assert res.returncode == 0, res.stderr
+    name = next(o.split("=", 1)[1] for o in overrides if o.startswith("output.name="))
+    return next((root / "runs").glob(f"{name}-*"))
 
 
 def step_losses(run_dir: Path) -> list[float]:

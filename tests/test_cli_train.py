@@ -1,6 +1,8 @@
 """`nlirg train` end to end: the real console script, a real trainer subprocess, the run directory contract."""
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
@@ -81,11 +83,18 @@ def test_data_cache_lists_and_clears_entries_with_their_sizes(tmp_path):
     assert "no cached data" in nlirg_cli("data", "cache", cwd=tmp_path, env=env).stdout
 
 
-def test_missing_model_is_one_clear_error(tmp_path):
+def test_missing_model_is_one_clear_error_and_nlirg_runs_says_why_a_detached_run_failed(tmp_path):
     data = write_alpaca(tmp_path / "d.jsonl")
-    res = nlirg_cli("train", "--set", "model.path=nobody/no-such-model-xyz", "--set", f"data.train={data}",
-                    "--max-steps", "1", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    args = ["--set", "model.path=nobody/no-such-model-xyz", "--set", f"data.train={data}", "--max-steps", "1"]
+    res = nlirg_cli("train", *args, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 2
     assert "model.path" in res.stderr and "Traceback" not in res.stderr
-    run = next((tmp_path / "runs").iterdir())
-    assert json.loads((run / "trainer.json").read_text())["status"] == "failed"
+    assert list((tmp_path / "runs").iterdir()) == []  # the error is on the terminal; no debris
+    detached = nlirg_cli("train", *args, "--detach", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    run = Path(detached.stdout.strip().splitlines()[-1])  # kept: a detached user learns why from `nlirg runs`
+    deadline = time.monotonic() + 120
+    while json.loads((run / "trainer.json").read_text())["status"] != "failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    listed = nlirg_cli("runs", cwd=tmp_path).stdout.splitlines()
+    assert listed[1].split()[:2] == [run.name, "failed"]
+    assert listed[2].startswith("  └ model.path: cannot load") and "nobody/no-such-model-xyz" in listed[2]

@@ -38,7 +38,7 @@ def test_all_problems_reported_with_key_paths(tmp_path):
     assert "training.seed: expected an integer" in text
     assert "nlirg.weighting: 'focal'" in text
     assert "loss_deadline" in text
-    assert "data.train: file 'missing.jsonl' not found" in text
+    assert f"data.train: file '{tmp_path / 'missing.jsonl'}' not found" in text  # read from the config's folder
     assert "modell: unknown section (did you mean 'model'?)" in text
     assert "lora.enabled: expected true or false" in text
     assert len(err.value.problems) >= 8

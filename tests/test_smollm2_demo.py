@@ -1,11 +1,16 @@
 """The embedded default: LoRA on builtin:smollm2-135m over the bundled demo data learns, and zones move."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import nlirg_cli
 from trainer_core.live.events import read_events
+from trainer_core.train.builtin import resolve_model_path
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 
@@ -28,3 +33,23 @@ def test_demo_headless_trains_smollm2_and_the_loss_falls(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and sum(summary["zone_counts"]) == summary["train_tokens"]
     assert (run / "final" / "adapter_model.safetensors").is_file()
+    assert _loads_through_the_hub_id(run / "final", tmp_path / "hub") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def _loads_through_the_hub_id(final: Path, hub: Path) -> str:
+    """Load final/ in a fresh process by the base id it names, the way a machine with the Hub would, with the Hub
+    cache pointed at the builtin's local copy (README: final/ is portable)."""
+    base_id = json.loads((final / "adapter_config.json").read_text())["base_model_name_or_path"]
+    repo = hub / f"models--{base_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in Path(resolve_model_path("builtin:smollm2-135m")).iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    code = ("import sys; from peft import AutoPeftModelForCausalLM; "
+            "m = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1]); print(type(m.get_base_model()).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(final)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ForCausalLM"), out.stderr[-2000:]
+    return base_id

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from trainer_core.config.paths import anchor_paths
 from trainer_core.config.schema import ConfigError, RunConfig
 
 # --------------------------------------------------------------------------- parsing
@@ -171,8 +172,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a YAML config (or the embedded default when `path` is None), apply overrides, validate."""
-    raw = read_yaml(path) if path else {}
+    """Load a YAML config (or the embedded default when `path` is None), apply overrides, validate.
+
+    Relative paths in the file are read from the file's folder (`config.paths`); those in `overrides` from the
+    current folder."""
+    raw = anchor_paths(read_yaml(path), Path(path).parent) if path else {}
     source = str(path) if path else "default config"
     return config_from_dict(apply_overrides(raw, list(overrides or [])), source)
 

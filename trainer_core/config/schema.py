@@ -162,8 +162,12 @@ class TrainingConfig:
     """Evaluate every this many optimizer steps (0 = only at epoch ends)."""
     eval_at_start: bool = True
     """Evaluate once before the first step, so later eval losses have a baseline."""
-    save_every: int = 0
-    """Checkpoint every this many optimizer steps (0 = only at the end)."""
+    save_every: int = 500
+    """Checkpoint every this many optimizer steps (0 = only by time and at the end). 500, as in the HF Trainer,
+    LLaMA-Factory and axolotl, so `nlirg train --resume` after a crash has something to start from."""
+    save_every_minutes: float = 30.0
+    """Also checkpoint once this many minutes have passed since the last checkpoint (0 = off): a slow run never
+    loses more than this to a crash, whatever `save_every` says."""
     save_total_limit: int = 2
     """Keep at most this many checkpoints (oldest removed first; 0 = keep all)."""
 
@@ -176,7 +180,7 @@ class TrainingConfig:
         for key in ("batch_size", "grad_accum", "log_every"):
             if getattr(self, key) < 1:
                 out.append(f"training.{key}: {getattr(self, key)} must be >= 1")
-        for key in ("max_steps", "token_batch", "warmup_steps", "eval_every", "save_every",
+        for key in ("max_steps", "token_batch", "warmup_steps", "eval_every", "save_every", "save_every_minutes",
                     "save_total_limit", "max_nan_steps"):
             if getattr(self, key) < 0:
                 out.append(f"training.{key}: {getattr(self, key)} must be >= 0")
@@ -288,11 +292,13 @@ class TelemetryConfig:
 @dataclass
 class OutputConfig:
     root: str = "runs"
-    """Folder under which run directories `<name>-<yyyymmdd-hhmmss>/` are created."""
+    """Folder under which run directories `<name>-<yyyymmdd-hhmmss>/` are created (relative to the current
+    folder); `nlirg --root DIR ...` overrides it."""
     name: str | None = None
-    """Run name (default: the config file's stem, or `demo`)."""
+    """Run name (default: the config file's stem; `train` for `nlirg train` without a config, `demo` for the
+    demo)."""
     merge_lora: bool = False
-    """Also write a merged full model to final/ (LoRA runs)."""
+    """Also write the adapter merged into its base, a full model, to final/merged (LoRA runs only)."""
 
     def check(self) -> list[str]:
         if self.name is not None and (not self.name or "/" in self.name):
@@ -356,6 +362,9 @@ class RunConfig:
         problems: list[str] = []
         for f in dataclasses.fields(self):
             problems += getattr(self, f.name).check()
+        if self.output.merge_lora and not self.lora.enabled:
+            problems.append("output.merge_lora: only a LoRA run has an adapter to merge; with lora.enabled false, "
+                            "final/ already holds the full model")
         if self.data.pack_length > 0 and self.training.type != "cpt":
             problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
         return problems

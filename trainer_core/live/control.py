@@ -21,6 +21,10 @@ Ack = Callable[[dict[str, Any]], None]
 SETTABLE = {"lr_scale": float, "log_every": int, "flag_threshold": float, "eval_every": int, "save_every": int}
 
 
+class CommandRefused(ValueError):
+    """A well-formed command that does nothing in the run's state (pause when paused): acked ok false, with why."""
+
+
 @dataclass
 class Command:
     name: str

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.log_events import NOT_AN_EVENT
+
 PROTOCOL_VERSION = 1
 
 Listener = Callable[[dict[str, Any]], None]
@@ -63,7 +65,8 @@ class EventLog:
                 try:
                     listener(event)
                 except Exception:  # noqa: BLE001 - a live client's bug must not kill training; it is logged and cut off
-                    logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener)
+                    logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener,
+                                                                extra=NOT_AN_EVENT)
                     self._listeners.remove(listener)
         return event
 
@@ -79,10 +82,11 @@ class EventLog:
                 self._disk_error = exc.strerror or str(exc)
                 logging.getLogger("trainer_core").error(
                     "cannot write %s (%s): events are kept in memory until there is space; free disk space",
-                    self.path, self._disk_error)
+                    self.path, self._disk_error, extra=NOT_AN_EVENT)
             return
         if self._disk_error is not None:
-            logging.getLogger("trainer_core").warning("%s is writable again; held events written", self.path)
+            logging.getLogger("trainer_core").warning("%s is writable again; held events written", self.path,
+                                                      extra=NOT_AN_EVENT)
             self._disk_error = None
 
     @property

@@ -13,7 +13,17 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig, load_config, save_config
-from trainer_core.live.rundir import CONFIG_FILE, LOG_FILE, new_run_dir, read_json, update_trainer_json
+from trainer_core.live.rundir import (
+    CONFIG_FILE,
+    FLAGGED_FILE,
+    LOG_FILE,
+    new_run_dir,
+    read_json,
+    update_trainer_json,
+)
+
+EXIT_USER_ERROR = 2
+"""The trainer's exit code for a user error (config, data, model): one line on stderr says which and what to do."""
 
 
 def prepare_run(cfg: RunConfig, default_name: str) -> Path:
@@ -25,25 +35,31 @@ def prepare_run(cfg: RunConfig, default_name: str) -> Path:
     cfg.model.path = _absolute(cfg.model.path)
     run_dir = new_run_dir(cfg.output.root, name)
     save_config(cfg, run_dir / CONFIG_FILE)
+    (run_dir / FLAGGED_FILE).touch()  # the Inspector's file exists from the start (README: a run directory)
     update_trainer_json(run_dir, name=name, status="created", run_dir=str(run_dir))
     return run_dir
 
 
-def trainer_command(run_dir: Path, resume: Path | None = None, progress: bool = False) -> list[str]:
+def trainer_command(run_dir: Path, resume: Path | None = None, progress: bool = False,
+                    keep_lr_scale: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "trainer_core", "--run-dir", str(run_dir)]
     if resume is not None:
         cmd += ["--resume", str(resume)]
+    if keep_lr_scale:
+        cmd.append("--keep-lr-scale")
     if progress:
         cmd.append("--progress")
     return cmd
 
 
-def launch_command(run_dir: Path, resume: Path | None = None, progress: bool = False) -> list[str]:
+def launch_command(run_dir: Path, resume: Path | None = None, progress: bool = False,
+                   keep_lr_scale: bool = False) -> list[str]:
     """The command that trains this run: the trainer itself, or the `deepspeed` launcher running it on every rank."""
     cfg = load_config(run_dir / CONFIG_FILE)
+    command = trainer_command(run_dir, resume, progress, keep_lr_scale)
     if cfg.distributed.backend == "deepspeed":
-        return deepspeed_command(cfg, trainer_command(run_dir, resume, progress)[3:])
-    return trainer_command(run_dir, resume, progress)
+        return deepspeed_command(cfg, command[3:])
+    return command
 
 
 def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
@@ -66,11 +82,12 @@ def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
     return [*cmd, "--no_local_rank", "--module", "trainer_core", *trainer_args]
 
 
-def run_foreground(run_dir: Path, resume: Path | None = None) -> int:
+def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
     """Run the trainer attached to this terminal; Ctrl+C reaches it and it stops cleanly."""
+    command = launch_command(run_dir, resume, progress=True, keep_lr_scale=keep_lr_scale)
     if load_config(run_dir / CONFIG_FILE).distributed.backend == "deepspeed":
-        return _run_launcher_foreground(run_dir, launch_command(run_dir, resume, progress=True))
-    proc = subprocess.Popen(trainer_command(run_dir, resume, progress=True))
+        return _run_launcher_foreground(run_dir, command)
+    proc = subprocess.Popen(command)
     while True:
         try:
             return proc.wait()
@@ -78,12 +95,12 @@ def run_foreground(run_dir: Path, resume: Path | None = None) -> int:
             continue  # the trainer got the same SIGINT and is saving; wait for it
 
 
-def start_detached(run_dir: Path, resume: Path | None = None) -> int:
+def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
     """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid."""
     log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        launch_command(run_dir, resume), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        launch_command(run_dir, resume, keep_lr_scale=keep_lr_scale), stdin=subprocess.DEVNULL, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()
     update_trainer_json(run_dir, pid=proc.pid, launcher_pid=proc.pid)  # rank 0 replaces pid with its own

@@ -35,6 +35,8 @@ class RunInfo:
     host: str | None
     pid: int | None
     socket: str | None
+    error: str | None = None
+    """Why a failed run failed (the first line of its error), or what became of a dead one."""
 
     @property
     def live(self) -> bool:
@@ -71,7 +73,19 @@ def run_info(run_dir: Path) -> RunInfo:
         step, total, loss = last.get("step"), last.get("total_steps", total), last.get("loss")
     return RunInfo(run_dir=run_dir, name=info.get("name") or run_dir.name, status=status, step=step,
                    total_steps=total, loss=loss, started=info.get("started"), host=info.get("host"),
-                   pid=pid if isinstance(pid, int) else None, socket=info.get("socket"))
+                   pid=pid if isinstance(pid, int) else None, socket=info.get("socket"),
+                   error=_why(status, info, summary, run_dir))
+
+
+def _why(status: str, info: dict[str, Any], summary: dict[str, Any], run_dir: Path) -> str | None:
+    """The first line of a failed run's error; for a dead run, what happened and how to go on."""
+    if status == "failed":
+        text = str(info.get("error") or summary.get("reason") or "no error recorded; see trainer.log")
+        return text.strip().splitlines()[0] if text.strip() else None
+    if status == "dead":
+        return (f"the trainer (pid {info.get('pid')}) ended without a word (killed?); "
+                f"continue it with: nlirg train --resume {run_dir}")
+    return None
 
 
 def last_step_event(path: Path) -> dict[str, Any] | None:

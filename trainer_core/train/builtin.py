@@ -120,6 +120,18 @@ class _Builtin:
     """Writes a complete ``from_pretrained`` folder into the (empty) path it is given."""
 
 
+PUBLIC_IDS = {"builtin:smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+"""The hub id each builtin comes from. `builtin:tiny` is built here from nothing and has none."""
+
+
+def portable_model_id(spec: str) -> str:
+    """What a saved adapter names as its base (adapter_config.json's `base_model_name_or_path`), so it loads on
+    another machine and pushes to the Hub as it is: a builtin's public hub id; `builtin:tiny` as itself (no public
+    model exists: `resolve_model_path("builtin:tiny")` finds it wherever this package is installed); anything
+    else as the run used it (a hub id, or a local folder's absolute path)."""
+    return PUBLIC_IDS.get(spec, spec)
+
+
 def resolve_model_path(spec: str) -> str:
     """Turn a model spec into something ``from_pretrained`` loads.
 

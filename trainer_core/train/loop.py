@@ -21,17 +21,26 @@ import numpy as np
 import torch
 
 from trainer_core.config import ConfigError, RunConfig, save_config
-from trainer_core.live.control import Command, CommandQueue, parse_set_args, validate_command
+from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
 from trainer_core.live.events import EventLog, clean
+from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
+from trainer_core.train import resume
 from trainer_core.train.data import Batch, collate
 from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.flagged import FlaggedTracker
-from trainer_core.train.model import compute_dtype, count_parameters, load_model, load_tokenizer, resolve
+from trainer_core.train.model import (
+    compute_dtype,
+    count_parameters,
+    load_model,
+    load_tokenizer,
+    name_portable_base,
+    resolve,
+)
 from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
-from trainer_core.train.schedule import make_scheduler
+from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
 from trainer_core.train.token_batch import WindowStream
 
@@ -54,12 +63,14 @@ class Trainer:
     """One run: built by `setup()`, driven by `fit()`; every event goes through `self.events`."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
-                 resume: Path | None = None, progress: Progress | None = None):
+                 resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False):
         self.cfg = cfg
         self.run_dir = run_dir
         self.events = events
         self.commands = commands or CommandQueue()
         self.resume_from = resume
+        self.keep_lr_scale = keep_lr_scale
+        """Resume: keep the checkpoint's live `lr_scale` instead of starting again at 1."""
         self.progress = progress or Progress(enabled=False)
         self.params = cfg.nlirg
         self.lr_scale = 1.0
@@ -71,7 +82,11 @@ class Trainer:
         self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0}
         self.last: IntervalStats | None = None
         self.last_eval: dict[str, Any] | None = None
+        self.last_error: str | None = None
+        """The last error reported; trainer.json keeps it when the run fails (`nlirg runs` shows it)."""
         self.started = time.time()
+        self._last_save_at = time.monotonic()
+        """When the last checkpoint was written (or the run started): `save_every_minutes` counts from it."""
         self.world_size = 1
         self.rank = 0
 
@@ -195,6 +210,10 @@ class Trainer:
                 self.validate()
             if t.save_every and self.step % t.save_every == 0 and not last:
                 self.save()
+            elif self._save_is_due() and not last:
+                # Time differs per rank: rank 0 decides, and its queued `save` reaches every rank at the next step.
+                self.commands.put(Command("save", id=None, source="timer (training.save_every_minutes)"))
+                self._last_save_at = time.monotonic()
         if self._interval_steps:
             self._log_step()
         if reason == "completed" and (self.last_eval or {}).get("step") != self.step:
@@ -289,8 +308,7 @@ class Trainer:
         if max_streak >= self.cfg.training.max_nan_steps > 0:
             msg = (f"stopping: {int(max_streak)} steps in a row had a non-finite loss or gradient; "
                    "lower training.lr or check the data")
-            log.error(msg)
-            self.events.emit("error", message=msg, step=self.step)
+            self._report_error(msg)
             return "nan"
         return None
 
@@ -349,7 +367,7 @@ class Trainer:
         if error is None:
             try:
                 result = self._run_command(cmd)
-            except (ConfigError, OSError) as exc:
+            except (ConfigError, CommandRefused, OSError) as exc:
                 error = str(exc).replace("\n", " ")
         ack = {"type": "ack", "id": cmd.id, "ok": error is None, "error": error, "applied_at_step": self.step}
         if error is None:
@@ -360,10 +378,14 @@ class Trainer:
         return result
 
     def _run_command(self, cmd: Command) -> str | None:
-        if cmd.name == "pause" and not self.paused:
+        if cmd.name in ("pause", "resume") and self.paused == (cmd.name == "pause"):
+            # Nothing to do is said, not acked as done (`docker pause` does the same): ok false and why.
+            raise CommandRefused(f"the run is already paused (since step {self.step})" if self.paused
+                                 else "the run is not paused; it is running")
+        if cmd.name == "pause":
             self.paused = True
             self._set_status("paused")
-        elif cmd.name == "resume" and self.paused:
+        elif cmd.name == "resume":
             self.paused = False
             self._set_status("running")
         elif cmd.name == "save":
@@ -377,9 +399,7 @@ class Trainer:
             for key, value in other.items():
                 if key == "lr_scale":
                     self.lr_scale = value
-                    for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
-                                               self.scheduler.lr_lambdas, strict=True):
-                        group["lr"] = base * fn(self.scheduler.last_epoch)  # effective from this step on
+                    apply_current_lr(self.scheduler)  # effective from this step on
                 elif key == "flag_threshold":
                     self.cfg.telemetry.flag_threshold = value
                 else:
@@ -387,6 +407,12 @@ class Trainer:
             if self.backend.is_main:
                 save_config(self.cfg, self.run_dir / CONFIG_FILE)
         return None
+
+    def _report_error(self, message: str) -> None:
+        """One error, once: trainer.log, an `error` event, and trainer.json's `error` if the run then fails."""
+        log.error(message, extra=NOT_AN_EVENT)  # the event below is this line's event
+        self.events.emit("error", message=message, step=self.step)
+        self.last_error = message
 
     def _set_status(self, status: str) -> None:
         self.status = status
@@ -409,16 +435,21 @@ class Trainer:
                 "window_in_batch": self.windows.done_in_batch if self.windows is not None else 0,
                 "token_batch": self.cfg.training.token_batch,
                 "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
-                "seed": self.cfg.training.seed, "total_steps": self.total_steps}
+                "seed": self.cfg.training.seed, "total_steps": self.total_steps,
+                "schedule": schedule_record(self.cfg.training, self.total_steps)}
+
+    def _save_is_due(self) -> bool:
+        minutes = self.cfg.training.save_every_minutes
+        return self.backend.is_main and minutes > 0 and time.monotonic() - self._last_save_at >= minutes * 60
 
     def save(self) -> Path | None:
+        self._last_save_at = time.monotonic()
         try:
             path = self.backend.save_checkpoint(self.run_dir, self.step, self._state(),
                                                 self.cfg.training.save_total_limit)
         except OSError as exc:  # a full disk must not kill the run: the previous checkpoint is intact
-            msg = f"checkpoint at step {self.step} failed ({exc.strerror or exc}); free disk space under {self.run_dir}"
-            log.error(msg)
-            self.events.emit("error", message=msg, step=self.step)
+            self._report_error(f"checkpoint at step {self.step} failed ({exc.strerror or exc}); free disk space under "
+                               f"{self.run_dir}")
             return None
         self.events.emit("checkpoint", step=self.step, path=str(path))
         self._write_summary(self.status)
@@ -431,8 +462,21 @@ class Trainer:
             self.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
             self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
         self.totals = state["totals"]
-        self.lr_scale = state.get("lr_scale", 1.0)
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, self.step, self.epoch, self.batch_in_epoch)
+        self._take_config_schedule(ckpt, state)
+
+    def _take_config_schedule(self, ckpt: Path, state: dict[str, Any]) -> None:
+        """The resume rule (train/resume.py): this config's LR and schedule from the resumed step on, lr_scale 1
+        unless kept; one line says what changed."""
+        old = resume.old_schedule(state, self.scheduler.base_lrs[0])
+        old_scale = float(state.get("lr_scale", 1.0))
+        self.lr_scale = old_scale if self.keep_lr_scale else 1.0
+        rebuild_at(self.scheduler, self.cfg.training, self.step)
+        note = resume.describe(f"{ckpt.parent.name}/{ckpt.name}", self.step, old, self.cfg.training,
+                               self.total_steps, self.scheduler.get_last_lr()[0], old_scale, self.keep_lr_scale)
+        log.log(logging.WARNING if note.changed else logging.INFO, "%s", note.text)
+        if self.lr_scale != old_scale:  # the history of who changed what: the resume changed lr_scale
+            self.events.emit("command", id=None, name="set", args={"lr_scale": self.lr_scale},
+                             applied_at_step=self.step, source=f"resume (lr_scale was {old_scale:g})")
 
     def save_final(self) -> bool:
         """Write final/ (HF format) through a temp folder; False, with an error event, when the disk refuses."""
@@ -444,6 +488,8 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             self.model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
+            if self.cfg.lora.enabled:
+                name_portable_base(tmp, self.cfg.model.path)
             self.tokenizer.save_pretrained(tmp)
             if self.cfg.lora.enabled and self.cfg.output.merge_lora:
                 merged = self.backend.merged_model(self.model, tmp, self.cfg)
@@ -455,8 +501,7 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             msg = (f"final model not written ({exc.strerror or exc}); the last checkpoint is intact: free disk "
                    f"space under {self.run_dir.parent} and run nlirg train --resume {self.run_dir}")
-            log.error(msg)
-            self.events.emit("error", message=msg, step=self.step)
+            self._report_error(msg)
             return False
         self.events.emit("log", level="info", message=f"final model written to {final}")
         return True
@@ -492,7 +537,8 @@ class Trainer:
         self.status = status
         summary = self._write_summary(status, reason)
         if self.backend.is_main:
-            self._record(status=status, ended=time.time())
+            error = {"error": self.last_error} if status == "failed" and self.last_error else {}
+            self._record(status=status, ended=time.time(), **error)
         self.events.emit("end", status=status, reason=reason, summary=summary)
         self.progress.close(status, summary)
         if self.tb is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import torch
 
 from trainer_core.config import LoraConfig, ModelConfig
-from trainer_core.train.builtin import resolve_model_path
+from trainer_core.train.builtin import portable_model_id, resolve_model_path
 from trainer_core.train.records import DataError
 
 log = logging.getLogger("trainer_core")
@@ -88,6 +90,16 @@ def apply_lora(model, lora: LoraConfig):
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()  # gradient checkpointing needs grad-requiring inputs
     return model
+
+
+def name_portable_base(adapter_dir: Path, spec: str) -> None:
+    """Make a saved adapter name its base as another machine finds it (`portable_model_id`), not the local cache
+    folder it was trained from. Only final/ gets this: during training peft keeps the local path, so its save-time
+    checks of the base never reach for the network."""
+    path = adapter_dir / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = portable_model_id(spec)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def resolve(cfg: ModelConfig) -> str:

@@ -73,7 +73,7 @@ class SilentEventLog:
 
 
 def run_worker(run_dir: Path, rank: int, resume: Path | None, setup_logging: Callable[..., None],
-               install_signal_handlers: Callable[[CommandQueue], None]) -> int:
+               install_signal_handlers: Callable[[CommandQueue], None], keep_lr_scale: bool = False) -> int:
     """A DeepSpeed rank above 0: trains in lockstep with rank 0 and follows the commands rank 0 shares."""
     (run_dir / RANKS_DIR).mkdir(exist_ok=True)
     setup_logging(run_dir, echo=True, log_file=f"{RANKS_DIR}/rank-{rank}.log")
@@ -95,7 +95,8 @@ def run_worker(run_dir: Path, rank: int, resume: Path | None, setup_logging: Cal
     from trainer_core.train.model import ModelLoadError
     from trainer_core.train.progress import Progress
 
-    trainer = Trainer(cfg, run_dir, SilentEventLog(), commands, resume=resume, progress=Progress(enabled=False))
+    trainer = Trainer(cfg, run_dir, SilentEventLog(), commands, resume=resume, progress=Progress(enabled=False),
+                      keep_lr_scale=keep_lr_scale)
     try:
         trainer.setup()
         status = trainer.fit()
