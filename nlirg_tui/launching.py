@@ -18,14 +18,18 @@ class LaunchError(ValueError):
     """A config that cannot start a run; the message lists the problems by key path."""
 
 
-def launch_config_file(path: Path) -> Path:
-    """The ConfigError of a bad file propagates: its message already names the file and the keys."""
+def launch_config_file(path: Path, root: Path) -> Path:
+    """A run of the config file under the workbench's `root` (what `nlirg --root DIR` shows). The ConfigError of a
+    bad file propagates: its message already names the file and the keys."""
     cfg = load_config(path)
+    cfg.output.root = str(root)
     return _start(cfg, path.stem)
 
 
-def launch_demo(overrides: list[str]) -> Path:
-    return _start(config_from_dict(apply_overrides({}, list(overrides)), "demo config"), "demo")
+def launch_demo(overrides: list[str], root: Path) -> Path:
+    cfg = config_from_dict(apply_overrides({}, list(overrides)), "demo config")
+    cfg.output.root = str(root)
+    return _start(cfg, "demo")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -23,6 +23,8 @@ MAX_FLAGGED = 500
 MAX_LOG_LINES = 2000
 MAX_ACKS = 20
 TERMINAL = ("completed", "stopped", "failed")
+RESUMED_PREFIX = "resumed from "
+"""How the trainer's resume line starts (trainer_core.train.resume.describe)."""
 
 
 @dataclass
@@ -78,6 +80,10 @@ class RunState:
         self.events_seen = 0
         self.preparing: dict[str, Any] | None = None
         """The data preparation in progress (`phase`, `done`, `total`, `samples_per_s`), until training starts."""
+        self.lr_scale = 1.0
+        """The live LR multiplier, from the run's `set lr_scale` commands (a resume that resets it sends one too)."""
+        self.resumed: str | None = None
+        """The trainer's last `resumed from ... at step N: lr ...` line: what a resume kept and what it changed."""
 
     # ------------------------------------------------------------------ ingest
     def hello(self, msg: dict[str, Any]) -> None:
@@ -153,6 +159,8 @@ class RunState:
         self.preparing = None
         self.step = e.get("step", self.step)
         self.total_steps = e.get("total_steps") or self.total_steps
+        if self.status in ("running", "paused"):
+            self.ended = False  # `nlirg train --resume` brings a run back after its earlier `end`
         self._log(f"status {self.status} at step {self.step}")
 
     def _on_flagged(self, e: dict[str, Any]) -> None:
@@ -168,7 +176,10 @@ class RunState:
         self._log(f"checkpoint at step {e.get('step')}: {e.get('path')}")
 
     def _on_log(self, e: dict[str, Any]) -> None:
-        self._log(f"{e.get('level', 'info')}: {e.get('message')}")
+        message = str(e.get("message"))
+        if message.startswith(RESUMED_PREFIX):
+            self.resumed = message
+        self._log(f"{e.get('level', 'info')}: {message}")
 
     def _on_error(self, e: dict[str, Any]) -> None:
         self._log(f"ERROR: {e.get('message')}")
@@ -179,6 +190,8 @@ class RunState:
         self._log(f"command {e.get('name')} {text} applied at step {e.get('applied_at_step')} "
                   f"({e.get('source', 'client')})".replace("  ", " "))
         self.acks.append(f"{e.get('name')} {text}: ok at step {e.get('applied_at_step')}".replace(" :", ":"))
+        if e.get("name") == "set" and isinstance(args.get("lr_scale"), (int, float)):
+            self.lr_scale = float(args["lr_scale"])
         if e.get("name") == "set":
             # The trainer applied new NLIRG knobs: keep the zone bounds drawn on the histogram in step.
             nlirg = dict(self.config.get("nlirg") or {})

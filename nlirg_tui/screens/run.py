@@ -171,16 +171,27 @@ class RunScreen(Screen):
 
     def _header_text(self) -> Text:
         s = self.state
+        status = self.shown_status
         total = f"/{s.total_steps}" if s.total_steps else ""
         loss = s.loss.last
-        text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (s.status, _status_style(s.status)),
+        lr = s.lr.last
+        text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (status, _status_style(status)),
                              f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
-                             (f"  [{self.link_mode}]", "dim"))
+                             f"  lr {lr:.3g}" if lr is not None else "")
+        if s.lr_scale != 1.0:
+            text.append(f" ×{s.lr_scale:g}", style="bold yellow")  # the live scale is part of the LR shown
+        if s.resumed:
+            text.append(f"  {_resume_summary(s.resumed)}", style="yellow")
         if s.preparing:
             text.append(f"  {_preparing_text(s.preparing)}", style="bold yellow")
         if s.last_ack:
             text.append(f"  {s.last_ack}", style="italic")
         return text
+
+    @property
+    def shown_status(self) -> str:
+        """One status: the run's own, or `dead` when its trainer is gone without an end."""
+        return "dead" if self.link_mode == "dead" and self.state.is_live else self.state.status
 
     # ------------------------------------------------------------------ keys and focus
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -237,7 +248,8 @@ class RunScreen(Screen):
             self.send("stop")
 
     def action_lr_scale(self) -> None:
-        ask(self, ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", "1.0"), self._lr_scale)
+        ask(self, ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", f"{self.state.lr_scale:g}"),
+            self._lr_scale)
 
     def _lr_scale(self, value: str | None) -> None:
         if value is None:
@@ -339,6 +351,13 @@ def read_json_yaml(path: Path) -> dict:
 def _typing(widget: Widget | None) -> bool:
     """True when `widget` takes printable keys as text."""
     return isinstance(widget, Input) or (isinstance(widget, TextArea) and not widget.read_only)
+
+
+def _resume_summary(line: str) -> str:
+    """`resumed from checkpoints/step-4 at step 4: lr 0.0002 -> 0.001, ...` -> `resumed at 4: lr 0.0002 -> 0.001`."""
+    head, _, rest = line.partition(": ")
+    step = head.rsplit(" ", 1)[-1]
+    return f"resumed at {step}: {rest.split(', ')[0]}"
 
 
 def _status_style(status: str) -> str:

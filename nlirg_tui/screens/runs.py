@@ -137,15 +137,22 @@ class RunsScreen(Screen):
         if not path:
             return
         try:
-            run_dir = launch_config_file(Path(path).expanduser())
+            run_dir = launch_config_file(Path(path).expanduser(), self.root)
         except ConfigError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
         self.app.push_screen(RunScreen(run_dir, standalone=False))
 
     def action_demo(self) -> None:
+        question = (f"Start the demo under {self.root}? SmolLM2-135M + LoRA, 60 steps: about 15 minutes on a CPU, "
+                    "a minute or two on a GPU.")
+        ask(self, confirm_dialog(question, "Start"), self._start_demo)
+
+    def _start_demo(self, answer: str | None) -> None:
+        if answer != "yes":
+            return
         try:
-            run_dir = launch_demo([f"output.root={self.root}", *self.demo_overrides])
+            run_dir = launch_demo(self.demo_overrides, self.root)
         except ConfigError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return

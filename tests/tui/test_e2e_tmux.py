@@ -64,7 +64,7 @@ def test_demo_pause_quit_leaving_it_running_and_reattach(tmp_path):
     run_dir = None
     try:
         term.type(cmd, "Enter")
-        term.wait_for("running", "[live]", "Loss")
+        term.wait_for("running", " lr ", "Loss")  # a live run: status and its LR in the header
         runs = list((tmp_path / "runs").iterdir())
         assert len(runs) == 1
         run_dir = runs[0]
@@ -80,7 +80,7 @@ def test_demo_pause_quit_leaving_it_running_and_reattach(tmp_path):
         assert read_json(run_dir / "trainer.json")["status"] == "paused"
 
         term.type(f"nlirg attach {run_dir.name} --root runs", "Enter")
-        screen = term.wait_for("paused", "[live]", "Loss", "step")
+        screen = term.wait_for("paused", " lr ", "Loss", "step")
         assert "pause" in screen
         term.type("6")  # the log pane: the pause command came back with the replay
         term.wait_for("command pause", "applied at step")

@@ -217,6 +217,10 @@ async def test_relaunch_from_edited_config(tmp_path):
             await until(pilot, lambda: new_screen.link_mode == "live", "the new run live")
             await until(pilot, lambda: "resumed from" in (new_dir / "trainer.log").read_text(),
                         "the new trainer to resume the stopped run's checkpoint")
+            await until(pilot, lambda: new_screen.state.lr.last is not None, "a step of the new run")
+            # The edited LR is the LR it trains at (cosine over 100000 steps: still ~1.0 of the peak).
+            assert new_screen.state.lr.last == pytest.approx(1e-4, rel=1e-3)
+            await until(pilot, lambda: "lr 0.0002 -> 0.0001" in header(new_screen), "the change in the header")
         assert read_json(run_dir / "trainer.json")["status"] == "stopped"
         assert "lr: 0.0001" in (new_dir / "config.yaml").read_text()
     finally:
@@ -233,6 +237,8 @@ async def test_a_dead_trainer_shows_a_banner_and_the_last_state(live_run):
         await until(pilot, lambda: screen.link_mode == "dead", "the link to report the trainer gone")
         banner = screen.query_one("#banner")
         assert banner.display and "not running" in str(banner.render())
+        await until(pilot, lambda: " dead " in header(screen), "the header's one status: dead")
+        assert "running" not in header(screen)
         step = screen.state.step
         assert step >= 2 and screen.state.loss.last is not None  # the last state stays on screen
         await pilot.press("p")
