@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from nlirg_tui.live_commands import runs_table
 from tests.helpers import TINY, make_config, write_alpaca
 from tests.live_helpers import (
     LONG,
@@ -213,6 +214,20 @@ def test_runs_list_live_first_and_marks_a_vanished_pid_dead(tmp_path):
     runs = find_runs(root)
     assert [(r.run_dir.name, r.status) for r in runs] == [
         ("me-20260101-000000", "running"), ("ghost-20260101-000000", "dead"), ("old-20260101-000000", "completed")]
+    assert runs[1].error.endswith("before its first checkpoint; start it again")
+    (root / "ghost-20260101-000000" / "checkpoints" / "step-3").mkdir(parents=True)
+    assert run_info(root / "ghost-20260101-000000").error.endswith(
+        f"continue it with: nlirg train --resume {root / 'ghost-20260101-000000'}")
+
+
+def test_runs_table_prints_the_first_line_of_a_failed_runs_error_under_it(tmp_path):
+    root = tmp_path / "runs"
+    run = _fake_run(root, "bad-20260101-000000", "failed")
+    write_json_atomic(run / "trainer.json", {**read_json(run / "trainer.json"),
+                                             "error": "d.jsonl:2: not valid JSON\nmore detail"})
+    lines = runs_table(find_runs(root))
+    assert lines[1].split()[:2] == ["bad-20260101-000000", "failed"]
+    assert lines[2] == "  └ d.jsonl:2: not valid JSON"
 
 
 def test_pid_alive_treats_a_zombie_as_gone():

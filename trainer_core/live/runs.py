@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer_core.live.rundir import CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, TRAINER_FILE, read_json
+from trainer_core.live.rundir import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    SUMMARY_FILE,
+    TRAINER_FILE,
+    checkpoint_dirs,
+    read_json,
+)
 
 LIVE_STATUSES = ("starting", "running", "paused")
 """trainer.json statuses that mean a trainer process should exist; with its pid gone the run is `dead`."""
@@ -83,8 +90,10 @@ def _why(status: str, info: dict[str, Any], summary: dict[str, Any], run_dir: Pa
         text = str(info.get("error") or summary.get("reason") or "no error recorded; see trainer.log")
         return text.strip().splitlines()[0] if text.strip() else None
     if status == "dead":
-        return (f"the trainer (pid {info.get('pid')}) ended without a word (killed?); "
-                f"continue it with: nlirg train --resume {run_dir}")
+        gone = f"the trainer (pid {info.get('pid')}) ended without a word (killed?)"
+        if not checkpoint_dirs(run_dir):
+            return f"{gone} before its first checkpoint; start it again"
+        return f"{gone}; continue it with: nlirg train --resume {run_dir}"
     return None
 
 
