@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -77,6 +77,11 @@ class RunsScreen(Screen):
     def current(self) -> RunInfo | None:
         row = self.query_one(DataTable).cursor_row
         return self.runs[row] if 0 <= row < len(self.runs) else None
+
+    @on(DataTable.RowSelected)
+    def _row_chosen(self) -> None:
+        """Enter on a row: the table takes the key itself, so its RowSelected is where `open` happens."""
+        self.action_open()
 
     def action_open(self) -> None:
         run = self.current()

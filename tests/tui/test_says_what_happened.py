@@ -41,6 +41,15 @@ async def test_log_pane_shows_the_trainers_log_lines_and_the_header_its_lr(live_
         await pilot.press("escape")
 
 
+async def test_enter_on_the_runs_screen_opens_the_run(fixture_run):
+    app = NlirgApp(root=fixture_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs, "the run listed")
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen, "the Run screen")
+        assert screen.run_dir == fixture_run.resolve()
+
+
 async def test_runs_screen_starts_a_config_under_its_root_and_asks_before_the_demo(tmp_path, monkeypatch):
     root = tmp_path / "store"
     project = tmp_path / "project"
