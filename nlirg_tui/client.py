@@ -22,6 +22,7 @@ from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEven
 from nlirg_tui.processes import pid_alive
 from trainer_core.live.protocol import LineReader, ProtocolError, command, decode, encode, is_event, replay
 from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
+from trainer_core.live.runs import LIVE_STATUSES
 from trainer_core.live.sockets import socket_path
 
 RETRY_S = 1.0
@@ -114,7 +115,8 @@ class RunLink(Widget):
             if is_event(msg):
                 if msg["seq"] > self.last_seq:
                     self.last_seq = msg["seq"]
-                    self._ended = self._ended or msg["type"] == "end"
+                    # A `status` after an `end` is a resumed trainer: the run is live again.
+                    self._ended = msg["type"] == "end" or (self._ended and msg["type"] != "status")
                     batch.append(msg)
                 continue
             if batch:
@@ -133,13 +135,17 @@ class RunLink(Widget):
     async def _follow_file_once(self) -> bool:
         """Read new lines of events.jsonl; True when nothing more will come (run ended or trainer gone)."""
         await self._drain_file()
-        if self._ended:
+        trainer = read_json(self.run_dir / TRAINER_FILE) or {}
+        alive = pid_alive(trainer.get("pid"))
+        # An `end` followed by a live, starting trainer is `nlirg train --resume` bringing the run back: wait for it.
+        if self._ended and not (alive and trainer.get("status") in LIVE_STATUSES):
             self._set_mode("replay", "the run has ended")
             return True
-        trainer = read_json(self.run_dir / TRAINER_FILE) or {}
-        if not pid_alive(trainer.get("pid")):
+        if not alive:
             await self._drain_file()  # lines written just before it exited
-            if not self._ended:
+            if self._ended:
+                self._set_mode("replay", "the run has ended")
+            else:
                 self._set_mode("dead", f"the trainer (pid {trainer.get('pid')}) is not running; showing its last state")
             return True
         self._set_mode("waiting", "waiting for the trainer's socket")

@@ -3,17 +3,22 @@ header, the live lr_scale in the LR dialog; the Runs screen starts runs under it
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input
 
 from nlirg_tui.app import NlirgApp
+from nlirg_tui.processes import pid_alive
 from nlirg_tui.screens.dialogs import Choice, ValueDialog
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from nlirg_tui.widgets.log import LogPane
-from tests.tui.conftest import stop_trainer, until, write_data
+from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until, write_data
+from trainer_core.config import load_config, save_config
+from trainer_core.live.launch import start_detached
+from trainer_core.live.rundir import checkpoint_dirs, read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -39,6 +44,35 @@ async def test_log_pane_shows_the_trainers_log_lines_and_the_header_its_lr(live_
         dialog = await until(pilot, lambda: isinstance(app.screen, ValueDialog) and app.screen, "the LR dialog")
         assert dialog.query_one(Input).value == "0.5"  # what the run uses now, not 1.0
         await pilot.press("escape")
+
+
+async def test_attaching_at_once_to_a_resumed_run_follows_the_new_trainer(tmp_path):
+    """`nlirg train --resume RUN --detach; nlirg attach RUN`: the old `end` in events.jsonl must not end the view."""
+    run_dir = start_trainer(tmp_path, ["training.max_steps=3"])
+    await_exit(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    cfg.training.max_steps = 100000
+    save_config(cfg, run_dir / "config.yaml")
+    start_detached(run_dir, checkpoint_dirs(run_dir)[-1])  # what `nlirg train --resume RUN --detach` does
+    app = NlirgApp(run_dir=run_dir)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen, "the Run screen")
+            await until(pilot, lambda: screen.link_mode == "live" and screen.state.step > 3, "the resumed trainer live")
+            assert screen.state.is_live
+            await until(pilot, lambda: " running " in str(screen.query_one("#run-header").render()),
+                        "the header redrawn: running")
+    finally:
+        stop_trainer(run_dir)
+
+
+def await_exit(run_dir: Path) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while (read_json(run_dir / "trainer.json") or {}).get("status") != "completed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pid = read_json(run_dir / "trainer.json")["pid"]
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 async def test_enter_on_the_runs_screen_opens_the_run(fixture_run):

@@ -103,7 +103,8 @@ def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()
-    update_trainer_json(run_dir, pid=proc.pid, launcher_pid=proc.pid)  # rank 0 replaces pid with its own
+    # rank 0 replaces pid with its own; `starting` tells a client that reads an earlier `end` (a resume) to wait
+    update_trainer_json(run_dir, pid=proc.pid, launcher_pid=proc.pid, status="starting", ended=None)
     return proc.pid
 
 
