@@ -52,6 +52,7 @@ def _build_config(config: Path | None, overrides: list[str], max_steps: int | No
 
 def _launch(config: Path | None, overrides: list[str], max_steps: int | None, detach: bool, name: str,
             root: Path | None, defaults: list[str] | None = None) -> Path | None:
+    make_output_best_effort()  # the run outlives a closed pipe or terminal; so does this launcher
     try:
         cfg = _build_config(config, overrides, max_steps, defaults or [], root)
     except ConfigError as exc:
@@ -64,7 +65,6 @@ def _launch(config: Path | None, overrides: list[str], max_steps: int | None, de
         typer.echo(f"trainer started (pid {pid}); follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return run_dir
-    make_output_best_effort()  # the run outlives a closed pipe or terminal; so does this launcher
     typer.echo(f"run directory: {run_dir}", err=True)
     code = run_foreground(run_dir)
     if code == EXIT_USER_ERROR and not checkpoint_dirs(run_dir):
@@ -126,6 +126,7 @@ def _check_data(cfg) -> None:
 
 def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | None, detach: bool,
             keep_lr_scale: bool, config: Path | None) -> None:
+    make_output_best_effort()
     if config is not None:
         _die(f"--resume continues a run with its own config.yaml; drop {config} (change keys with --set)")
     from nlirg_tui.live_commands import LiveCommandError, resolve
@@ -148,7 +149,6 @@ def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | 
         typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return
-    make_output_best_effort()
     raise typer.Exit(run_foreground(run_dir, found[-1], keep_lr_scale=keep_lr_scale))
 
 
