@@ -32,10 +32,6 @@ def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:
     cfg = config_from_dict(apply_overrides({}, overrides))
     trainer = Trainer(cfg, run, EventLog(run / "events.jsonl"))
     trainer.setup()
-    trainer._input_tokens = 0
-    trainer._interval_start = time.time()
-    trainer._interval_steps = 0
-    trainer._steady = None
     return trainer
 
 
@@ -45,7 +41,7 @@ def timed_step(trainer: Trainer) -> tuple[float, int]:
     t0 = time.perf_counter()
     trainer.train_step()
     trainer.step += 1
-    trainer._interval_steps += 1
+    trainer.interval.steps += 1
     trainer._log_step()  # the one host sync of a logged step (log_every=1: the worst case)
     return time.perf_counter() - t0, trainer.totals["input_tokens"] - before
 

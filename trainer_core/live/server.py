@@ -204,7 +204,7 @@ class LiveServer:
         name = info.get("name") or t.cfg.output.name or Path(t.run_dir).name
         return protocol.hello(
             run_id=Path(t.run_dir).name, name=name, status=t.status, step=t.step,
-            total_steps=getattr(t, "total_steps", None), config=t.cfg.to_dict(), last_seq=t.events.last_seq,
+            total_steps=t.total_steps, config=t.cfg.to_dict(), last_seq=t.events.last_seq,
             pid=os.getpid(),
         )
 

@@ -30,6 +30,7 @@ from trainer_core.train.data import Batch, collate
 from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.flagged import FlaggedTracker
+from trainer_core.train.loop_state import DataPosition, Interval, SteadyRate, StepCounters
 from trainer_core.train.model import (
     compute_dtype,
     count_parameters,
@@ -60,7 +61,33 @@ def pick_device() -> torch.device:
 
 
 class Trainer:
-    """One run: built by `setup()`, driven by `fit()`; every event goes through `self.events`."""
+    """One run: built by `setup()`, driven by `fit()`; every event goes through `self.events`.
+
+    `__init__` creates all the loop's state (the step, the data position, the interval counters, the totals);
+    `setup()` builds the parts listed below, and nothing else is added later.
+    """
+
+    # Built by setup().
+    device: torch.device
+    dtype: torch.dtype
+    tokenizer: Any
+    data: Any
+    """The prepared (tokenized, cached) corpus: `prepare.prepare_data`."""
+    samples: Any
+    eval_samples: Any
+    loader: Any
+    """Micro-batches of this rank's share, by (epoch, batch): `prepare.make_loader`."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    batches_per_epoch: int
+    windows: WindowStream | None
+    """token_batch > 0: the window stream cutting each batch; None otherwise."""
+    telemetry: Telemetry
+    counters: StepCounters
+    flagged: FlaggedTracker
+    tb: Any
+    """TensorBoard writer (rank 0), or None."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
                  resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False):
@@ -72,12 +99,19 @@ class Trainer:
         self.keep_lr_scale = keep_lr_scale
         """Resume: keep the checkpoint's live `lr_scale` instead of starting again at 1."""
         self.progress = progress or Progress(enabled=False)
+        self.backend = None
+        """Set by setup(); None until then (a failure before it has nothing to close)."""
         self.params = cfg.nlirg
         self.lr_scale = 1.0
         self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
+        self.total_steps: int | None = None
+        """Known once setup() has counted the data (None while the model loads)."""
+        self.position = DataPosition()
+        self.interval = Interval()
+        self.steady = SteadyRate()
         self.status = "starting"
+        self.fitting = False
+        """True from fit()'s first status event on: pause/resume are announced as `status` events."""
         self.paused = False
         self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0}
         self.last: IntervalStats | None = None
@@ -120,13 +154,10 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
         self.backend.attach_scheduler(self.scheduler)
         self.telemetry = Telemetry(self.device)
+        self.counters = StepCounters(self.device)
         self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, cfg.telemetry)
         if not self.backend.is_main:
             self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
-        self._nan_streak = torch.zeros((), device=self.device)
-        self._max_streak = torch.zeros((), device=self.device)
-        self._skipped = torch.zeros((), device=self.device)
-        self._grad_norm = torch.zeros((), device=self.device)
         if self.resume_from is not None:
             self._restore(self.resume_from)
         self.tb = _tensorboard(self.run_dir / "tb") if self.backend.is_main else None
@@ -147,14 +178,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _next_micro_batch(self) -> Batch:
-        if self.batch_in_epoch >= self.batches_per_epoch:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-        batch = self.loader.micro_batch(self.epoch, self.batch_in_epoch)  # this rank's share (sampler.py)
-        if not self.loader.beyond_plan(self.epoch, self.batch_in_epoch):
-            self.batch_in_epoch += 1  # a filler past the planned batches only completes the run's last step
+        pos = self.position
+        if pos.batch_in_epoch >= self.batches_per_epoch:
+            pos.epoch += 1
+            pos.batch_in_epoch = 0
+        batch = self.loader.micro_batch(pos.epoch, pos.batch_in_epoch)  # this rank's share (sampler.py)
+        if not self.loader.beyond_plan(pos.epoch, pos.batch_in_epoch):
+            pos.batch_in_epoch += 1  # a filler past the planned batches only completes the run's last step
         if self.windows is None and not batch.filler:  # token_batch counts input tokens window by window
-            self._input_tokens += batch.input_tokens
+            self.interval.input_tokens += batch.input_tokens
         return batch
 
     def _data_progress(self, phase: str, done: int, total: int, seconds: float) -> None:
@@ -167,26 +199,29 @@ class Trainer:
     @property
     def epoch_progress(self) -> float:
         part = self.windows.share_left if self.windows is not None else 0.0  # a half-trained batch
-        return self.epoch + (self.batch_in_epoch - part) / self.batches_per_epoch
+        return self.position.epoch + (self.position.batch_in_epoch - part) / self.batches_per_epoch
 
     @property
     def samples_done(self) -> int:
         """Samples trained through their last target token, over all epochs (token_batch: mid-batch too)."""
         before = self.loader.sampler.samples_before
+        epoch, batch = self.position.epoch, self.position.batch_in_epoch
         if self.windows is None or self.windows.batch_finished:
-            return before(self.epoch, self.batch_in_epoch)
-        return before(self.epoch, self.batch_in_epoch - 1) + self.windows.rows_finished
+            return before(epoch, batch)
+        return before(epoch, batch - 1) + self.windows.rows_finished
+
+    @property
+    def epoch_ended(self) -> bool:
+        """The last micro-batch of the epoch has been trained through (every window of it, with token_batch)."""
+        return self.position.batch_in_epoch >= self.batches_per_epoch and (
+            self.windows is None or self.windows.batch_finished)
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> str:
         """Train until done, stopped or failed; returns the final status."""
+        self.fitting = True
         self._set_status("running")
-        self.events.emit("status", status="running", step=self.step, total_steps=self.total_steps)
-        self._input_tokens = 0
-        self._interval_start = time.time()
-        self._interval_steps = 0
-        self._steady: tuple[float, int] | None = None
-        self._epoch_ended = False
+        self.interval.restart()
         if self.cfg.training.eval_at_start and self.step == 0:
             self.validate()
         reason = "completed"
@@ -196,17 +231,16 @@ class Trainer:
                 reason = "stopped"
                 break
             self.train_step()
-            self._epoch_ended = self.batch_in_epoch >= self.batches_per_epoch and (
-                self.windows is None or self.windows.batch_finished)
+            epoch_ended = self.epoch_ended
             self.step += 1
-            self._interval_steps += 1
+            self.interval.steps += 1
             t = self.cfg.training
             last = self.step == self.total_steps
-            if self.step % t.log_every == 0 or last or self._epoch_ended:
+            if self.step % t.log_every == 0 or last or epoch_ended:
                 if self._log_step() == "nan":
                     reason = "nan"
                     break
-            if (t.eval_every and self.step % t.eval_every == 0) or self._epoch_ended:
+            if (t.eval_every and self.step % t.eval_every == 0) or epoch_ended:
                 self.validate()
             if t.save_every and self.step % t.save_every == 0 and not last:
                 self.save()
@@ -214,7 +248,7 @@ class Trainer:
                 # Time differs per rank: rank 0 decides, and its queued `save` reaches every rank at the next step.
                 self.commands.put(Command("save", id=None, source="timer (training.save_every_minutes)"))
                 self._last_save_at = time.monotonic()
-        if self._interval_steps:
+        if self.interval.steps:
             self._log_step()
         if reason == "completed" and (self.last_eval or {}).get("step") != self.step:
             self.validate()
@@ -236,7 +270,7 @@ class Trainer:
             else:  # token_batch: this micro-step is one window, its rows cut to the window's prefix
                 part = self.windows.next(self._next_micro_batch)
                 batch, label_mask = part.batch.to(self.device), part.label_mask.to(self.device)
-                self._input_tokens += 0 if batch.filler else part.window.input_tokens
+                self.interval.input_tokens += 0 if batch.filler else part.window.input_tokens
             if batch.filler and self.world_size == 1:
                 continue  # no other rank to keep in step with: a filler would train nothing
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
@@ -254,37 +288,29 @@ class Trainer:
         # Normalise by the non-zero-weight tokens, clip, skip a bad step (distributed.SingleDevice: no host sync).
         norm, bad = self.backend.optimizer_step(nonzero, self.cfg.training.max_grad_norm)
         self.scheduler.step()
-        nonfinite = (~torch.isfinite(norm)).float()
-        self._nan_streak = (self._nan_streak + 1) * nonfinite
-        self._max_streak = torch.maximum(self._max_streak, self._nan_streak)
-        self._skipped += bad.float()
-        self._grad_norm = torch.where(torch.isfinite(norm), norm.detach().float(), self._grad_norm)
+        self.counters.record(norm, bad)
 
     # ------------------------------------------------------------------ logging
     def _log_step(self) -> str | None:
         self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
-        self._input_tokens = int(self.backend.total(self._input_tokens))
+        input_tokens = int(self.backend.total(self.interval.input_tokens))
         stats = self.telemetry.sync()
-        # One more small transfer at the same sync point: streak, skipped steps, grad norm.
-        max_streak, skipped, grad_norm = torch.stack([self._max_streak, self._skipped, self._grad_norm]).tolist()
-        self._max_streak.zero_()
-        self._skipped.zero_()
+        max_streak, skipped, grad_norm = self.counters.read()  # one more small transfer at the same sync point
         now = time.time()
-        elapsed = max(now - self._interval_start, 1e-9)
-        steps = max(self._interval_steps, 1)
+        elapsed = max(now - self.interval.start, 1e-9)
+        steps = max(self.interval.steps, 1)
         self.totals["zone_counts"] = [a + b for a, b in zip(self.totals["zone_counts"], stats.zone_counts, strict=True)]
         self.totals["train_tokens"] += stats.target_tokens
-        self.totals["input_tokens"] += self._input_tokens
+        self.totals["input_tokens"] += input_tokens
         self.totals["skipped_steps"] += int(skipped)
-        if self._steady is None and self.step >= 2:
-            self._steady = (now, self.totals["input_tokens"])
+        self.steady.mark(self.step, now, self.totals["input_tokens"])
         memory = memory_reading(self.device)
         event = {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
             "samples_done": self.samples_done,
             "loss": stats.loss, "weighted_loss": stats.weighted_loss, "lr": self.scheduler.get_last_lr()[0],
-            "grad_norm": grad_norm, "target_tokens": stats.target_tokens, "input_tokens": self._input_tokens,
-            "tokens_per_s": self._input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
+            "grad_norm": grad_norm, "target_tokens": stats.target_tokens, "input_tokens": input_tokens,
+            "tokens_per_s": input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
             "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
             "skipped_steps": int(skipped), "memory": memory, "step_time_s": elapsed / steps,
@@ -299,9 +325,7 @@ class Trainer:
         if new_flagged:
             self.events.emit("flagged", step=self.step, samples=new_flagged)
         self.telemetry.drop_tokens()
-        self._input_tokens = 0
-        self._interval_start = time.time()
-        self._interval_steps = 0
+        self.interval.restart()
         if skipped:
             self.events.emit("log", level="warning",
                              message=f"skipped {int(skipped)} step(s) with a non-finite or fully zeroed loss")
@@ -418,7 +442,7 @@ class Trainer:
         self.status = status
         if self.backend.is_main:
             self._record(status=status)
-        if status in ("paused", "running") and hasattr(self, "_interval_start"):
+        if status in ("paused", "running") and self.fitting:
             self.events.emit("status", status=status, step=self.step, total_steps=self.total_steps)
 
     def _record(self, **fields: Any) -> None:
@@ -431,7 +455,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ save / restore
     def _state(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+        return {"step": self.step, "epoch": self.position.epoch, "batch_in_epoch": self.position.batch_in_epoch,
                 "window_in_batch": self.windows.done_in_batch if self.windows is not None else 0,
                 "token_batch": self.cfg.training.token_batch,
                 "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
@@ -457,9 +481,10 @@ class Trainer:
 
     def _restore(self, ckpt: Path) -> None:
         state = self.backend.load_checkpoint(ckpt, self.cfg.lora.enabled)  # weights, optimizer, schedule, RNG
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.step = state["step"]
+        self.position = DataPosition(state["epoch"], state["batch_in_epoch"])
         if self.windows is not None and state.get("window_in_batch"):
-            self.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
+            self.position.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
             self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
         self.totals = state["totals"]
         self._take_config_schedule(ckpt, state)
@@ -507,10 +532,7 @@ class Trainer:
         return True
 
     def _write_summary(self, status: str, reason: str | None = None) -> dict[str, Any]:
-        steady = None
-        if self._steady is not None and time.time() > self._steady[0]:
-            tokens = self.totals["input_tokens"] - self._steady[1]
-            steady = tokens / (time.time() - self._steady[0]) if tokens > 0 else None
+        steady = self.steady.rate(self.totals["input_tokens"])
         wall = time.time() - self.started
         mem = memory_reading(self.device)
         summary = {
@@ -523,7 +545,7 @@ class Trainer:
             "zone_counts": self.totals["zone_counts"], "skipped_steps": self.totals["skipped_steps"],
             "eval": self.last_eval, "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
-            "data": data_summary(self.data, self.loader, self.epoch, self.batch_in_epoch),
+            "data": data_summary(self.data, self.loader, self.position.epoch, self.position.batch_in_epoch),
         }
         if self.backend.is_main:
             try:

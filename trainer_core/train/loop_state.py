@@ -1,0 +1,87 @@
+"""The training loop's moving state, as objects the `Trainer` creates in one place.
+
+`DataPosition` is where the loop stands in the data (saved in every checkpoint); `Interval` is what it counts
+between two logged steps; `StepCounters` are the per-step outcomes kept on the device until the next logged
+step reads them (no host sync per step); `SteadyRate` measures tokens/s once the first steps are behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class DataPosition:
+    """Where the loop stands in the data (saved in every checkpoint): the loader serves batches by this."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    """Global micro-batches of this epoch already taken (every rank takes its share of each)."""
+
+
+@dataclass
+class Interval:
+    """What the loop counts between two logged steps; `restart` begins the next interval."""
+
+    start: float = field(default_factory=time.time)
+    steps: int = 0
+    """Optimizer steps since the last `step` event."""
+    input_tokens: int = 0
+    """Input tokens (padding excluded) this rank fed the model since the last `step` event."""
+
+    def restart(self) -> None:
+        self.start = time.time()
+        self.steps = 0
+        self.input_tokens = 0
+
+
+class StepCounters:
+    """Outcomes of every optimizer step, accumulated on the device: read once per logged step."""
+
+    def __init__(self, device: torch.device):
+        self.nan_streak = torch.zeros((), device=device)
+        """Non-finite steps in a row, now."""
+        self.max_streak = torch.zeros((), device=device)
+        """The longest such run since the last read."""
+        self.skipped = torch.zeros((), device=device)
+        """Steps skipped since the last read (a non-finite or fully zeroed loss)."""
+        self.grad_norm = torch.zeros((), device=device)
+        """The last finite gradient norm."""
+
+    def record(self, norm: torch.Tensor, bad: torch.Tensor) -> None:
+        """Count one optimizer step (device ops only: no host sync)."""
+        nonfinite = (~torch.isfinite(norm)).float()
+        self.nan_streak = (self.nan_streak + 1) * nonfinite
+        self.max_streak = torch.maximum(self.max_streak, self.nan_streak)
+        self.skipped += bad.float()
+        self.grad_norm = torch.where(torch.isfinite(norm), norm.detach().float(), self.grad_norm)
+
+    def read(self) -> tuple[float, float, float]:
+        """(longest non-finite streak, skipped steps, grad norm) since the last read; starts the next interval."""
+        # Host sync: one small transfer, at the logged step's sync point.
+        max_streak, skipped, grad_norm = torch.stack([self.max_streak, self.skipped, self.grad_norm]).tolist()
+        self.max_streak.zero_()
+        self.skipped.zero_()
+        return max_streak, skipped, grad_norm
+
+
+@dataclass
+class SteadyRate:
+    """Input tokens per second from the second logged step on: the first ones pay for warm-up."""
+
+    since: tuple[float, int] | None = None
+    """(time, input tokens so far) when the steady part began."""
+
+    def mark(self, step: int, now: float, input_tokens: int) -> None:
+        if self.since is None and step >= 2:
+            self.since = (now, input_tokens)
+
+    def rate(self, input_tokens: int) -> float | None:
+        """Tokens/s since `since`; None before it, or when no token has passed since."""
+        if self.since is None or time.time() <= self.since[0]:
+            return None
+        tokens = input_tokens - self.since[1]
+        return tokens / (time.time() - self.since[0]) if tokens > 0 else None
