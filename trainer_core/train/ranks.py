@@ -1,5 +1,5 @@
-"""The life of a DeepSpeed rank process: which rank this is, what ranks above 0 write, and how a rank that
-sees a collective break finds out which other rank died and why.
+"""The bookkeeping of DeepSpeed ranks: which rank this process is, what ranks above 0 write, and how a rank
+that sees a collective break finds out which other rank died and why (the life itself: `lifecycle`).
 
 Every rank leaves `ranks/rank-N.json` (pid, host, and its fatal error if it had one); ranks above 0 log to
 `ranks/rank-N.log` and write nothing else: trainer.json, events.jsonl, summary.json and the socket are
@@ -8,27 +8,17 @@ rank 0's. Torch-free at import, so `python -m trainer_core` can decide what to b
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer_core.config import ConfigError, load_config
-from trainer_core.live.control import CommandQueue
-from trainer_core.live.rundir import CONFIG_FILE, read_json, write_json_atomic
-from trainer_core.train.records import DataError
+from trainer_core.live.rundir import read_json, write_json_atomic
 
 RANKS_DIR = "ranks"
-EXIT_USER_ERROR = 2
-EXIT_FAILED = 3
 PEER_WAIT_S = 3.0
 """How long a rank whose collective broke looks for the dead rank's report before giving a generic error."""
-
-log = logging.getLogger("trainer_core")
 
 
 def launcher_rank() -> int:
@@ -72,54 +62,10 @@ class SilentEventLog:
         pass
 
 
-def run_worker(run_dir: Path, rank: int, resume: Path | None, setup_logging: Callable[..., None],
-               install_signal_handlers: Callable[[CommandQueue], None], keep_lr_scale: bool = False) -> int:
-    """A DeepSpeed rank above 0: trains in lockstep with rank 0 and follows the commands rank 0 shares."""
-    (run_dir / RANKS_DIR).mkdir(exist_ok=True)
-    setup_logging(run_dir, echo=True, log_file=f"{RANKS_DIR}/rank-{rank}.log")
-    announce(run_dir, rank, status="starting", error=None)
-    commands = CommandQueue()
-    install_signal_handlers(commands)
-
-    def fail(message: str, code: int) -> int:
-        log.error(message, extra={"quiet": True})
-        announce(run_dir, rank, status="failed", error=message)
-        print(f"error: rank {rank}: {message}", file=sys.stderr, flush=True)
-        return code
-
-    try:
-        cfg = load_config(run_dir / CONFIG_FILE)
-    except ConfigError as exc:
-        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
-    from trainer_core.train.loop import Trainer
-    from trainer_core.train.model import ModelLoadError
-    from trainer_core.train.progress import Progress
-
-    trainer = Trainer(cfg, run_dir, SilentEventLog(), commands, resume=resume, progress=Progress(enabled=False),
-                      keep_lr_scale=keep_lr_scale)
-    try:
-        trainer.setup()
-        status = trainer.fit()
-    except (ConfigError, DataError, ModelLoadError) as exc:
-        return fail(str(exc).replace("\n", " "), EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        return fail("interrupted twice", EXIT_FAILED)
-    except Exception as exc:  # noqa: BLE001 - recorded for rank 0's message, then re-raised with its traceback
-        peer = failed_peer(run_dir, trainer)
-        if peer is not None:
-            return fail(peer, EXIT_FAILED)
-        fail(f"crashed at step {trainer.step}: {type(exc).__name__}: {exc}", EXIT_FAILED)
-        raise
-    finally:
-        close_backend(trainer)
-    announce(run_dir, rank, status=status)
-    return 0 if status in ("completed", "stopped") else EXIT_FAILED
-
-
 def failed_peer(run_dir: Path, trainer) -> str | None:
     """Why another rank is gone, when this rank's collective broke because of it; None if no rank is known dead."""
-    me = getattr(trainer, "rank", 0)
-    if getattr(trainer, "world_size", 1) <= 1:
+    me = trainer.rank
+    if trainer.world_size <= 1:
         return None
     deadline = time.monotonic() + PEER_WAIT_S
     while True:
@@ -139,12 +85,6 @@ def failed_peer(run_dir: Path, trainer) -> str | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
-
-
-def close_backend(trainer) -> None:
-    backend = getattr(trainer, "backend", None)
-    if backend is not None:
-        backend.close()
 
 
 def _alive(pid: int) -> bool:
