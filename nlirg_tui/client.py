@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.processes import pid_alive
-from trainer_core.live.protocol import LineReader, ProtocolError, command, decode, encode, is_event, replay
+from trainer_core.live.protocol import LineReader, ProtocolError, ack, command, decode, encode, is_event, replay
 from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
 from trainer_core.live.runs import LIVE_STATUSES
 from trainer_core.live.sockets import socket_path
@@ -60,8 +60,7 @@ class RunLink(Widget):
         cmd_id = f"tui-{next(self._ids)}"
         if self._writer is None or self._writer.is_closing():
             reason = "the run has ended" if self._ended else "no live link to the trainer (it is not running)"
-            self.post_message(CommandAcked(name, {"id": cmd_id, "ok": False, "error": reason,
-                                                  "applied_at_step": None}))
+            self.post_message(CommandAcked(name, ack(cmd_id, False, reason, None)))
             return cmd_id
         self._pending[cmd_id] = name
         self._writer.write(encode(command(cmd_id, name, args or {})))
@@ -128,7 +127,7 @@ class RunLink(Widget):
                 self.post_message(CommandAcked(self._pending.pop(msg.get("id"), "command"), msg))
             elif msg["type"] == "error":
                 name = self._pending.pop(msg.get("id"), "request")
-                self.post_message(CommandAcked(name, {"ok": False, "error": msg.get("message"), "id": msg.get("id")}))
+                self.post_message(CommandAcked(name, ack(msg.get("id"), False, msg.get("message"), None)))
         if batch:
             self.post_message(RunEvents(batch))
 

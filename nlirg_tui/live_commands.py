@@ -58,33 +58,45 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 # ---------------------------------------------------------------------------------------------- attach --stream
 def format_event(event: dict[str, Any]) -> str:
-    """One readable line per event for `nlirg attach --stream`."""
-    kind = event.get("type")
-    if kind == "step":
-        return (f"step {event.get('step')}/{event.get('total_steps')}  loss {_num(event.get('loss'))}  "
-                f"wloss {_num(event.get('weighted_loss'))}  lr {_num(event.get('lr'), '.3g')}  "
-                f"{_num(event.get('tokens_per_s'), '.0f')} tok/s  zones {event.get('zone_counts')}")
-    if kind == "eval":
-        return f"eval  step {event.get('step')}  loss {_num(event.get('eval_loss'))}"
-    if kind == "status" and event.get("phase"):
-        rate = _num(event.get("samples_per_s"), ".0f")
-        return f"{event['phase']} data: {event.get('done')}/{event.get('total')} ({rate}/s)"
-    if kind == "status":
-        return f"status {event.get('status')} at step {event.get('step')}"
-    if kind == "command":
-        return (f"command {event.get('name')} {json.dumps(event.get('args') or {})} from {event.get('source')} "
-                f"at step {event.get('applied_at_step')}")
-    if kind == "checkpoint":
-        return f"checkpoint step {event.get('step')}: {event.get('path')}"
-    if kind == "flagged":
-        return f"flagged {len(event.get('samples') or [])} sample(s) at step {event.get('step')}"
-    if kind in ("log", "error"):
-        return f"{kind} {event.get('level', '')} {event.get('message')}".replace("  ", " ")
-    if kind == "end":
-        summary = event.get("summary") or {}
-        return (f"end {event.get('status')}: {summary.get('steps', '-')} steps, "
-                f"final loss {_num(summary.get('final_loss'))}")
-    return json.dumps(event, ensure_ascii=False)
+    """One readable line per event for `nlirg attach --stream` (an unknown type prints as its JSON)."""
+    line = _EVENT_LINES.get(event.get("type"))
+    return line(event) if line is not None else json.dumps(event, ensure_ascii=False)
+
+
+def _step_line(e: protocol.StepEvent) -> str:
+    return (f"step {e.get('step')}/{e.get('total_steps')}  loss {_num(e.get('loss'))}  "
+            f"wloss {_num(e.get('weighted_loss'))}  lr {_num(e.get('lr'), '.3g')}  "
+            f"{_num(e.get('tokens_per_s'), '.0f')} tok/s  zones {e.get('zone_counts')}")
+
+
+def _command_line(e: protocol.CommandEvent) -> str:
+    return (f"command {e.get('name')} {json.dumps(e.get('args') or {})} from {e.get('source')} "
+            f"at step {e.get('applied_at_step')}")
+
+
+def _status_line(e: protocol.StatusEvent) -> str:
+    if e.get("phase"):  # data preparation's progress
+        return f"{e['phase']} data: {e.get('done')}/{e.get('total')} ({_num(e.get('samples_per_s'), '.0f')}/s)"
+    return f"status {e.get('status')} at step {e.get('step')}"
+
+
+def _end_line(e: protocol.EndEvent) -> str:
+    summary = e.get("summary") or {}
+    return f"end {e.get('status')}: {summary.get('steps', '-')} steps, final loss {_num(summary.get('final_loss'))}"
+
+
+_EVENT_LINES: dict[str, Callable[[Any], str]] = {
+    "step": _step_line,
+    "eval": lambda e: f"eval  step {e.get('step')}  loss {_num(e.get('eval_loss'))}",
+    "status": _status_line,
+    "command": _command_line,
+    "checkpoint": lambda e: f"checkpoint step {e.get('step')}: {e.get('path')}",
+    "flagged": lambda e: f"flagged {len(e.get('samples') or [])} sample(s) at step {e.get('step')}",
+    "log": lambda e: f"log {e.get('level', '')} {e.get('message')}".replace("  ", " "),
+    "error": lambda e: f"error {e.get('message')}",
+    "end": _end_line,
+}
+"""A line for every event type of `protocol.EVENTS` (tests/test_live_cli.py checks that none is missing)."""
 
 
 def _num(value: Any, spec: str = ".4f") -> str:

@@ -1,7 +1,8 @@
 """What the TUI knows about one run, built only from protocol events (live or replayed) and `hello`.
 
-Widgets read from here and never parse events themselves. Memory is bounded whatever the run length:
-curves are `BoundedSeries`, the log and the flagged samples are capped.
+Each event type of `trainer_core.live.protocol.EVENTS` has its `_on_<type>` handler here, typed by the
+protocol's definition. Widgets read from here and never parse events themselves. Memory is bounded whatever
+the run length: curves are `BoundedSeries`, the log and the flagged samples are capped.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from typing import Any
 
 from nlirg_tui.series import BoundedSeries
 from trainer_core.config import NlirgParams
+from trainer_core.live import protocol
 
 _DEFAULT_NLIRG = NlirgParams()
 
 ZONE_NAMES = ("easy-cut", "boost", "hard-cut", "zeroed")
-HIST_BINS = 41
-"""0.5-wide loss bins from 0 to 20 plus one overflow bin (DESIGN §5)."""
-HIST_WIDTH = 0.5
+"""How the panes name the protocol's zones (`protocol.ZONES`, in its order)."""
 MAX_FLAGGED = 500
 MAX_LOG_LINES = 2000
 MAX_ACKS = 20
-TERMINAL = ("completed", "stopped", "failed")
 RESUMED_PREFIX = "resumed from "
 """How the trainer's resume line starts (trainer_core.train.resume.describe)."""
 
@@ -63,11 +62,11 @@ class RunState:
         self.eval_loss = BoundedSeries()
         self.lr = BoundedSeries()
         self.tokens_per_s = BoundedSeries()
-        self.zone_share = [BoundedSeries() for _ in ZONE_NAMES]
+        self.zone_share = [BoundedSeries() for _ in range(protocol.ZONES)]
         """Each zone's share of a step's target tokens over time (the heatmap)."""
         self.memory: list[RankMemory] = []
         self.latest_step: dict[str, Any] = {}
-        self.hist_total = [0] * HIST_BINS
+        self.hist_total = [0] * protocol.LOSS_HIST_BINS
         self.flagged: dict[tuple[Any, Any], dict[str, Any]] = {}
         self.log: deque[str] = deque(maxlen=MAX_LOG_LINES)
         self.log_count = 0
@@ -86,7 +85,7 @@ class RunState:
         """The trainer's last `resumed from ... at step N: lr ...` line: what a resume kept and what it changed."""
 
     # ------------------------------------------------------------------ ingest
-    def hello(self, msg: dict[str, Any]) -> None:
+    def hello(self, msg: protocol.Hello) -> None:
         self.name = msg.get("name") or self.name
         self.status = msg.get("status") or self.status
         self.step = msg.get("step") or self.step
@@ -110,13 +109,13 @@ class RunState:
                     continue
                 self.last_seq = seq
             self.events_seen += 1
-            handler = getattr(self, f"_on_{event.get('type')}", None)
-            if handler is not None:
-                handler(event)
+            kind = event.get("type")
+            if kind in protocol.EVENTS:  # a newer trainer's event type this store does not know is skipped
+                getattr(self, f"_on_{kind}")(event)
         if events:
             self.version += 1
 
-    def _on_step(self, e: dict[str, Any]) -> None:
+    def _on_step(self, e: protocol.StepEvent) -> None:
         self.preparing = None
         step = e.get("step", self.step)
         self.step = step
@@ -133,7 +132,7 @@ class RunState:
         for series, n in zip(self.zone_share, counts, strict=False):
             series.append(step, n / total)
         hist = e.get("loss_hist") or []
-        for i, n in enumerate(hist[:HIST_BINS]):
+        for i, n in enumerate(hist[:protocol.LOSS_HIST_BINS]):
             self.hist_total[i] += n
         ranks = e.get("rank_memory") or ([e["memory"]] if e.get("memory") else [])
         while len(self.memory) < len(ranks):
@@ -144,11 +143,11 @@ class RunState:
                 if key in reading:
                     getattr(mem, key).append(step, reading[key])
 
-    def _on_eval(self, e: dict[str, Any]) -> None:
+    def _on_eval(self, e: protocol.EvalEvent) -> None:
         self.eval_loss.append(e.get("step", self.step), e.get("eval_loss"))
         self._log(f"eval at step {e.get('step')}: loss {_num(e.get('eval_loss'))}")
 
-    def _on_status(self, e: dict[str, Any]) -> None:
+    def _on_status(self, e: protocol.StatusEvent) -> None:
         self.status = e.get("status", self.status)
         if e.get("phase"):  # data preparation: progress for the header; the log gets each phase's start and end
             first = (self.preparing or {}).get("phase") != e["phase"]
@@ -163,7 +162,7 @@ class RunState:
             self.ended = False  # `nlirg train --resume` brings a run back after its earlier `end`
         self._log(f"status {self.status} at step {self.step}")
 
-    def _on_flagged(self, e: dict[str, Any]) -> None:
+    def _on_flagged(self, e: protocol.FlaggedEvent) -> None:
         for sample in e.get("samples") or []:
             key = (sample.get("source"), sample.get("line") if sample.get("line") is not None
                    else sample.get("sample_id"))
@@ -172,19 +171,19 @@ class RunState:
             keep = self.flagged_worst_first()[:MAX_FLAGGED]
             self.flagged = {k: v for k, v in self.flagged.items() if v in keep}
 
-    def _on_checkpoint(self, e: dict[str, Any]) -> None:
+    def _on_checkpoint(self, e: protocol.CheckpointEvent) -> None:
         self._log(f"checkpoint at step {e.get('step')}: {e.get('path')}")
 
-    def _on_log(self, e: dict[str, Any]) -> None:
+    def _on_log(self, e: protocol.LogEvent) -> None:
         message = str(e.get("message"))
         if message.startswith(RESUMED_PREFIX):
             self.resumed = message
         self._log(f"{e.get('level', 'info')}: {message}")
 
-    def _on_error(self, e: dict[str, Any]) -> None:
+    def _on_error(self, e: protocol.ErrorEvent) -> None:
         self._log(f"ERROR: {e.get('message')}")
 
-    def _on_command(self, e: dict[str, Any]) -> None:
+    def _on_command(self, e: protocol.CommandEvent) -> None:
         args = e.get("args") or {}
         text = " ".join(f"{k}={v}" for k, v in args.items())
         self._log(f"command {e.get('name')} {text} applied at step {e.get('applied_at_step')} "
@@ -195,12 +194,11 @@ class RunState:
         if e.get("name") == "set":
             # The trainer applied new NLIRG knobs: keep the zone bounds drawn on the histogram in step.
             nlirg = dict(self.config.get("nlirg") or {})
-            changed = {k.removeprefix("nlirg."): v for k, v in args.items()
-                       if k.startswith("nlirg.") or k in nlirg or k in ZoneBounds.__dataclass_fields__}
+            changed = {short: v for k, v in args.items() if (short := protocol.nlirg_key(k)) is not None}
             if changed:
                 self.set_config({**self.config, "nlirg": {**nlirg, **changed}})
 
-    def _on_end(self, e: dict[str, Any]) -> None:
+    def _on_end(self, e: protocol.EndEvent) -> None:
         self.status = e.get("status", "ended")
         self.ended = True
         self._log(f"run ended: {self.status} ({e.get('reason')})")
@@ -210,7 +208,7 @@ class RunState:
         self.last_ack = f"{name}: sent, waiting for the trainer"
         self.note(f"sent {name} {shown_args}".rstrip())
 
-    def note_ack(self, name: str, ack: dict[str, Any]) -> None:
+    def note_ack(self, name: str, ack: protocol.Ack) -> None:
         if ack.get("ok"):
             self.last_ack = f"{name}: ok at step {ack.get('applied_at_step')}"
         else:
@@ -231,7 +229,7 @@ class RunState:
     def loss_histogram(self) -> tuple[list[float], list[int]]:
         """(bin centres, counts) of the newest step's token losses; the whole run's until a step carries one."""
         counts = self.latest_step.get("loss_hist") or self.hist_total
-        return [HIST_WIDTH * (i + 0.5) for i in range(len(counts))], list(counts)
+        return [protocol.LOSS_HIST_WIDTH * (i + 0.5) for i in range(len(counts))], list(counts)
 
     def flagged_worst_first(self) -> list[dict[str, Any]]:
         return sorted(self.flagged.values(), key=lambda s: (-(s.get("zeroed_tokens") or 0),
@@ -239,7 +237,7 @@ class RunState:
 
     @property
     def is_live(self) -> bool:
-        return not self.ended and self.status not in TERMINAL
+        return not self.ended and self.status not in protocol.END_STATUSES
 
 
 def _num(value: Any) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer_core.live import control, events, protocol, sockets
+from trainer_core.config import NlirgParams
+from trainer_core.live import control, protocol, sockets
 from trainer_core.live.protocol import ProtocolError
 
 
@@ -89,9 +90,18 @@ def test_parse_client_message_names_the_problem(obj, needle):
         protocol.parse_client_message({"v": 1, **obj})
 
 
-def test_vocabulary_matches_the_trainer_side():
-    assert protocol.COMMAND_NAMES == control.COMMAND_NAMES
-    assert protocol.PROTOCOL_VERSION == events.PROTOCOL_VERSION
+def test_the_trainer_understands_every_command_and_setting_the_protocol_names():
+    for name, spec in protocol.COMMANDS.items():
+        if name != "set":
+            assert control.validate_command(name, {}) is None, name
+        if spec.args is protocol.NoArgs:
+            assert "takes no arguments" in control.validate_command(name, {"x": 1})
+    defaults = NlirgParams()
+    for key, hint in protocol.SETTABLE.items():
+        nlirg = protocol.nlirg_key(key)
+        value = getattr(defaults, nlirg) if nlirg else {int: 3, float: 0.5}[hint]
+        assert control.validate_command("set", {key: value}) is None, key
+    assert "cannot be set" in control.validate_command("set", {"training.lr": 1.0})
 
 
 def test_replies_have_no_seq_and_events_do():

@@ -316,8 +316,8 @@ def test_replay_races_a_fast_emitter_without_gap_or_duplicate(tmp_path, monkeypa
     for t in threads:
         t.start()
     for i in range(total - 1):
-        events.emit("step", step=i, loss=1.0)
-    events.emit("end", status="completed")
+        events.emit("log", level="info", message=f"event {i}")
+    events.emit("end", status="completed", reason="completed")
     for t in threads:
         t.join(timeout=120)
     server.close()
@@ -337,8 +337,8 @@ def test_a_failing_listener_never_reaches_the_emitter(tmp_path):
 
     log.subscribe(broken)
     log.subscribe(seen.append)
-    log.emit("log", message="one")
-    log.emit("log", message="two")
+    log.emit("log", level="info", message="one")
+    log.emit("log", level="info", message="two")
     log.close()
     assert [e["message"] for e in seen] == ["one", "two"]
     assert len(read_events(tmp_path / "events.jsonl")) == 2

@@ -11,8 +11,9 @@ from textual.widgets import Static
 
 from nlirg_tui.axis import loss_ticks
 from nlirg_tui.series import resample
-from nlirg_tui.state import HIST_BINS, HIST_WIDTH, ZONE_NAMES, RunState
+from nlirg_tui.state import ZONE_NAMES, RunState
 from nlirg_tui.widgets.plot import PlotSpec, SeriesPlot
+from trainer_core.live.protocol import LOSS_HIST_BINS, LOSS_HIST_WIDTH
 
 ZONE_STYLES = ("#5B9BD5", "#62C073", "#E5B94E", "bold #FFFFFF on #C0392B")
 ZONE_COLORS = ("#5B9BD5", "#62C073", "#E5B94E", "#C0392B")
@@ -36,7 +37,7 @@ def histogram_spec(state: RunState, title: str) -> PlotSpec:
     """The token-loss histogram with the zone bounds drawn and ticked (the Zones pane and the Overview)."""
     b = state.bounds
     bounds = (b.easy_max, b.hard_min, b.loss_deadline)
-    x_max = HIST_BINS * HIST_WIDTH
+    x_max = LOSS_HIST_BINS * LOSS_HIST_WIDTH
     return PlotSpec(title, bars=state.loss_histogram(),
                     vlines=[(b.easy_max, "blue"), (b.hard_min, "orange"), (b.loss_deadline, "red")],
                     xlabel="token loss", xlim=(0.0, x_max), xticks=loss_ticks(bounds, x_max))

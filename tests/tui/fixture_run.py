@@ -25,7 +25,7 @@ def _step_event(seq: int, step: int) -> dict:
     total = [sum(c) for c in zip(*[[10 + s, 60 - s // 2, 25 - s // 4, 3 if s % 7 == 0 else 0]
                                    for s in range(1, step + 1)], strict=True)]
     return {"v": 1, "type": "step", "seq": seq, "ts": 0.0, "step": step, "total_steps": STEPS,
-            "epoch": round(step / 30, 4), "loss": loss, "weighted_loss": loss * 0.4,
+            "epoch": round(step / 30, 4), "samples_done": 4 * step, "loss": loss, "weighted_loss": loss * 0.4,
             "lr": 2e-4 * (1 - step / STEPS), "grad_norm": 0.5, "target_tokens": sum(counts),
             "input_tokens": 2 * sum(counts), "tokens_per_s": 1000.0 + step, "target_tokens_per_s": 500.0,
             "zone_counts": counts, "zone_counts_total": total,
@@ -41,7 +41,7 @@ def _flagged(step: int, line: int, zeroed: int) -> dict:
     weights = [None if z is None else (0.0 if z == 3 else round(1 / (1 + math.exp(v - 6.2)), 6))
                for v, z in zip(losses, zones, strict=True)]
     targets = [v for v in losses if v is not None]
-    return {"sample_id": line - 1, "step": step, "source": "data/train.jsonl", "line": line,
+    return {"sample_id": line - 1, "step": step, "source": "data/train.jsonl", "line": line, "id": None,
             "mean_loss": round(sum(targets) / len(targets), 4), "max_loss": max(targets),
             "zeroed_tokens": sum(1 for z in zones if z == 3), "target_tokens": len(targets),
             "tokens": tokens, "losses": losses, "weights": weights, "zones": zones}
@@ -56,15 +56,23 @@ def fixture_events() -> list[dict]:
                            "samples": [_flagged(step, 12, 2), _flagged(step, 7, 1), _flagged(step, 30, 2)]})
         if step % 20 == 0:
             events.append({"v": 1, "type": "eval", "seq": len(events), "ts": 0.0, "step": step,
-                           "eval_loss": 3.0 + 3.0 * math.exp(-step / 20), "eval_weighted_loss": 1.0,
-                           "zone_counts": [1, 2, 3, 0], "target_tokens": 6})
+                           "epoch": round(step / 30, 4), "eval_loss": 3.0 + 3.0 * math.exp(-step / 20),
+                           "eval_weighted_loss": 1.0, "zone_counts": [1, 2, 3, 0], "target_tokens": 6})
             events.append({"v": 1, "type": "checkpoint", "seq": len(events), "ts": 0.0, "step": step,
                            "path": f"checkpoints/step-{step}"})
         if step == 30:
             events.append({"v": 1, "type": "command", "seq": len(events), "ts": 0.0, "id": "c1", "name": "set",
                            "args": {"lr_scale": 0.5}, "applied_at_step": 30, "source": "client"})
+    last = next(e for e in reversed(events) if e["type"] == "step")
+    summary = {"status": "completed", "reason": "completed", "steps": STEPS, "total_steps": STEPS,
+               "epochs_done": last["epoch"], "train_tokens": sum(last["zone_counts_total"]),
+               "input_tokens": 2 * sum(last["zone_counts_total"]), "tokens_per_s": 1000.0,
+               "final_loss": last["loss"], "final_weighted_loss": last["weighted_loss"],
+               "zone_counts": last["zone_counts_total"], "skipped_steps": 0, "eval": None, "wall_s": 3.0,
+               "peak_memory_bytes": last["memory"]["peak"], "world_size": 1, "weighting": "nlirg",
+               "data": {"sources": [], "train_rows": 120, "eval_rows": 0}}
     events.append({"v": 1, "type": "end", "seq": len(events), "ts": 0.0, "status": "completed",
-                   "reason": "completed", "summary": {"status": "completed", "steps": STEPS}})
+                   "reason": "completed", "summary": summary})
     return events
 
 

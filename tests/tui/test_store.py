@@ -16,6 +16,7 @@ from nlirg_tui.theme_files import bundled_themes, load_theme, themes_dir
 from nlirg_tui.weight_curve import curve
 from nlirg_tui.widgets.zones import heatmap, zone_table
 from tests.tui.fixture_run import fixture_events
+from trainer_core.live import protocol
 
 
 def test_bounded_series_keeps_the_whole_history_in_bounded_memory():
@@ -40,6 +41,12 @@ def test_bounded_series_skips_missing_values():
 def test_resample_never_returns_more_points_than_asked():
     xs, ys = resample(list(range(1000)), [1.0] * 1000, 37)
     assert len(xs) == len(ys) == 37 and xs[-1] == 999
+
+
+def test_the_fixture_run_speaks_the_protocol():
+    """The snapshots and store tests read these events: they must be what a trainer could have written."""
+    for event in fixture_events():
+        assert protocol.event_problems(event) == [], event
 
 
 def test_store_ingests_a_run_once_even_when_a_replay_overlaps():

@@ -97,8 +97,8 @@ class LiveClient:
                     return msg
                 if msg.get("type") == "end":
                     kept.append(msg)
-                    return {"type": "ack", "id": cmd_id, "ok": False, "applied_at_step": msg.get("summary", {})
-                            .get("steps"), "error": f"the run ended ({msg.get('status')}) before the command applied"}
+                    return protocol.ack(cmd_id, False, f"the run ended ({msg.get('status')}) before the command "
+                                        "applied", msg.get("summary", {}).get("steps"))
                 kept.append(msg)
             raise TimeoutError(f"no ack for {name} within {timeout:g} s (is the trainer paused in a long save?)")
         finally:

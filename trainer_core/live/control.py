@@ -13,12 +13,9 @@ from typing import Any
 
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
+from trainer_core.live.protocol import COMMANDS, SETTABLE, Ack, NoArgs, nlirg_key
 
-COMMAND_NAMES = ("pause", "resume", "save", "stop", "set", "ping")
-Ack = Callable[[dict[str, Any]], None]
-
-# `set` keys outside the nlirg section (the nlirg ones are every field of NlirgParams).
-SETTABLE = {"lr_scale": float, "log_every": int, "flag_threshold": float, "eval_every": int, "save_every": int}
+AckSink = Callable[[Ack], None]
 
 
 class CommandRefused(ValueError):
@@ -30,7 +27,7 @@ class Command:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     id: Any = None
-    ack: Ack | None = None
+    ack: AckSink | None = None
     """Called with the ack object once the command is applied (or refused)."""
     source: str = "client"
 
@@ -64,8 +61,9 @@ class CommandQueue:
 
 def validate_command(name: Any, args: Any) -> str | None:
     """Why a command is malformed, or None. Checked before it is queued, so bad input never reaches the loop."""
-    if name not in COMMAND_NAMES:
-        return f"unknown command {name!r}; known: {', '.join(COMMAND_NAMES)}"
+    spec = COMMANDS.get(name)
+    if spec is None:
+        return f"unknown command {name!r}; known: {', '.join(COMMANDS)}"
     if not isinstance(args, dict):
         return "args must be an object"
     if name == "set":
@@ -75,34 +73,29 @@ def validate_command(name: Any, args: Any) -> str | None:
             parse_set_args(args, NlirgParams())
         except ConfigError as exc:
             return "; ".join(exc.problems)
-    elif args and name != "save":
+    elif args and spec.args is NoArgs:
         return f"{name} takes no arguments"
     return None
 
 
 def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgParams, dict[str, Any]]:
-    """Validate `set` args against the live NLIRG params; return (new params, other settings)."""
+    """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return (new params, other settings)."""
     problems: list[str] = []
-    nlirg_fields = {f.name: f for f in dataclasses.fields(NlirgParams)}
-    hints = {name: f.type for name, f in nlirg_fields.items()}
     nlirg_changes: dict[str, Any] = {}
     other: dict[str, Any] = {}
     for key, value in args.items():
-        short = key.removeprefix("nlirg.")
-        if short in nlirg_fields:
-            hint = {"bool": bool, "float": float, "str": str}[str(hints[short])]
-            before = len(problems)
-            coerced = _coerce(value, hint, f"nlirg.{short}", problems)
-            if len(problems) == before:
+        short = nlirg_key(key)
+        canonical = f"nlirg.{short}" if short is not None else key
+        if canonical not in SETTABLE:
+            problems.append(f"{key}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
+            continue
+        before = len(problems)
+        coerced = _coerce(value, SETTABLE[canonical], canonical, problems)
+        if len(problems) == before:
+            if short is not None:
                 nlirg_changes[short] = coerced
-        elif key in SETTABLE:
-            before = len(problems)
-            coerced = _coerce(value, SETTABLE[key], key, problems)
-            if len(problems) == before:
+            else:
                 other[key] = coerced
-        else:
-            known = ", ".join([*SETTABLE, *(f"nlirg.{n}" for n in nlirg_fields)])
-            problems.append(f"{key}: cannot be set on a running trainer; settable: {known}")
     new = dataclasses.replace(current, **nlirg_changes)
     problems += new.check()
     for key, value in other.items():

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.live.log_events import NOT_AN_EVENT
-
-PROTOCOL_VERSION = 1
+from trainer_core.live.protocol import PROTOCOL_VERSION, check_event_fields
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -55,6 +54,8 @@ class EventLog:
         self._listeners: list[Listener] = []
 
     def emit(self, type_: str, **payload: Any) -> dict[str, Any]:
+        """Append one event (fields as `trainer_core.live.protocol.EVENTS[type_]` defines them) and fan it out."""
+        check_event_fields(type_, payload)
         with self.lock:
             event = {"v": PROTOCOL_VERSION, "type": type_, "seq": self.next_seq, "ts": round(time.time(), 3)}
             event.update(clean(payload))

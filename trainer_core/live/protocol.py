@@ -1,43 +1,357 @@
-"""The live-link protocol v1 (DESIGN §4, contract): the vocabulary the trainer and every client share.
+"""The live-link protocol v1 (DESIGN §4, contract): the one vocabulary the trainer and every client share.
 
-Torch-free and textual-free: both `trainer_core.live.server` and `nlirg_tui` import it.
+Torch-free and textual-free: the trainer's event log and server, the TUI's store and link, and the CLI all
+import their message definitions from here (docs/live.md describes the same for people).
 
 Framing: one JSON object per line, UTF-8, at most `MAX_LINE_BYTES` a line, every object has `v` (1) and
 `type`. Two kinds of message go from the trainer to a client:
 
-- events (`status`, `step`, `eval`, `flagged`, `checkpoint`, `log`, `error`, `command`, `end`) carry a
-  monotonically increasing `seq` and are the lines of `events.jsonl`;
-- replies (`hello`, `ack`, and an `error` answering this client's bad input) have no `seq`.
+- events (`EVENTS`: status, step, eval, flagged, checkpoint, log, error, command, end) carry `seq` and `ts`
+  (`EventEnvelope`) and are the lines of `events.jsonl`;
+- replies (`REPLIES`: hello, ack, and an error answering this client's bad input) have no `seq`.
 
-A client sends:
+A client sends (`CLIENT_MESSAGES`):
 
 - `{"v":1,"type":"replay","from_seq":N}`: every event with seq >= N, then the live stream, without a gap or a
   duplicate. Events flow only after a replay; for the live stream alone use `from_seq = hello.last_seq + 1`.
   One replay per connection.
-- `{"v":1,"type":"command","id":ID,"name":NAME,"args":{...}}` with NAME in `COMMAND_NAMES`; answered with
-  `{"type":"ack","id":ID,"ok":bool,"error":str|null,"applied_at_step":N}` once the trainer applies it at a step
-  boundary (`ping` is answered at once).
+- `{"v":1,"type":"command","id":ID,"name":NAME,"args":{...}}` with NAME in `COMMANDS`; answered with an `Ack`
+  once the trainer applies it at a step boundary (`ping` is answered at once).
+
+Each definition below is a TypedDict of the message's fields without `v` and `type` (and, for events, without
+`seq` and `ts`); `event_problems` / `reply_problems` check a whole decoded message against them. (No
+`from __future__ import annotations` here: TypedDict sees `NotRequired` only in evaluated annotations.)
 """
 
-from __future__ import annotations
-
+import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from typing_extensions import NotRequired, TypedDict, get_type_hints
+
+from trainer_core.config.schema import NlirgParams
+from trainer_core.live.shapes import Length, keys_problems, problems
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
 """The longest line either side accepts, newline excluded; a longer one closes the connection."""
 
-EVENT_TYPES = ("status", "step", "eval", "flagged", "checkpoint", "log", "error", "command", "end")
-REPLY_TYPES = ("hello", "ack", "error")
-CLIENT_TYPES = ("replay", "command")
-COMMAND_NAMES = ("pause", "resume", "save", "stop", "set", "ping")
-"""The same list as `trainer_core.live.control.COMMAND_NAMES` (kept here so clients need not import control)."""
+ZONES = 4
+"""NLIRG zones, in this order in every `zone_*` list: easy (cut), boost, hard (cut), zeroed (DESIGN §5)."""
+LOSS_HIST_BINS = 41
+"""`loss_hist` bins: 0.5 wide from 0 to 20, then one overflow bin (DESIGN §5)."""
+LOSS_HIST_WIDTH = 0.5
+
+RunStatus = Literal["starting", "running", "paused", "completed", "stopped", "failed"]
+LIVE_STATUSES: tuple[RunStatus, ...] = ("starting", "running", "paused")
+"""A trainer process exists in these (trainer.json; a run whose pid is gone shows as `dead`)."""
+END_STATUSES: tuple[RunStatus, ...] = ("completed", "stopped", "failed")
+"""The statuses an `end` event (and summary.json) can carry."""
+
+CommandName = Literal["pause", "resume", "save", "stop", "set", "ping"]
+CommandId = str | int | None
+"""A client's own id for a command, echoed in its ack (None when the client sent none)."""
+ZoneCounts = Annotated[list[int], Length(ZONES)]
+ZoneShares = Annotated[list[float], Length(ZONES)]
 
 
 class ProtocolError(ValueError):
     """A line that breaks the protocol; the message says what is wrong and how to fix it."""
+
+
+# ---------------------------------------------------------------------------------------------- events
+class EventEnvelope(TypedDict):
+    """What every event line has besides its own fields."""
+
+    v: int
+    type: str
+    seq: int
+    """Monotonically increasing from 0 within a run, across resumes."""
+    ts: float
+    """Unix time the trainer emitted it."""
+
+
+class StatusEvent(TypedDict):
+    """The loop began, paused or resumed (with `step`, `total_steps`); or, while the status is `starting`,
+    data preparation's progress (with `phase`, `done`, `total`, `samples_per_s`: docs/data.md)."""
+
+    status: Literal["starting", "running", "paused"]
+    step: NotRequired[int]
+    total_steps: NotRequired[int]
+    phase: NotRequired[str]
+    """The preparation stage (e.g. reading, tokenizing)."""
+    done: NotRequired[int]
+    total: NotRequired[int]
+    samples_per_s: NotRequired[float]
+
+
+class Memory(TypedDict, total=False):
+    """One rank's memory in bytes: allocated/reserved/peak on a GPU, rss/peak on the CPU."""
+
+    allocated: int
+    reserved: int
+    peak: int
+    rss: int
+
+
+class StepEvent(TypedDict):
+    """One logged optimizer step's telemetry (DESIGN §5), reduced on the device and synced once."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    """Epochs done, fractional."""
+    samples_done: int
+    loss: float | None
+    """Unweighted mean cross-entropy over the interval's target tokens (None when not finite)."""
+    weighted_loss: float | None
+    lr: float
+    grad_norm: float | None
+    target_tokens: int
+    input_tokens: int
+    tokens_per_s: float
+    target_tokens_per_s: float
+    zone_counts: ZoneCounts
+    zone_counts_total: ZoneCounts
+    """Since the start of the run (summing to summary.json's train_tokens at the end)."""
+    zone_grad_share: ZoneShares
+    """Each zone's share of sum(w·L)."""
+    loss_hist: Annotated[list[int], Length(LOSS_HIST_BINS)]
+    skipped_steps: int
+    memory: Memory
+    step_time_s: float
+    rank_memory: list[Memory]
+    world_size: int
+
+
+class EvalEvent(TypedDict):
+    step: int
+    epoch: float
+    eval_loss: float | None
+    eval_weighted_loss: float | None
+    zone_counts: ZoneCounts
+    target_tokens: int
+
+
+class FlaggedSample(TypedDict):
+    """A sample with zeroed tokens or a high mean loss, token by token (the Inspector's input)."""
+
+    sample_id: int
+    step: int
+    source: str | None
+    """The data file the record came from (None for a builtin or unknown record)."""
+    line: int | None
+    id: str | int | None
+    """The record's own id field, where the data has one."""
+    mean_loss: float
+    max_loss: float
+    zeroed_tokens: int
+    target_tokens: int
+    tokens: list[str]
+    losses: list[float | None]
+    """Per token; None where the token is not a target."""
+    weights: list[float | None]
+    zones: list[int | None]
+
+
+class FlaggedEvent(TypedDict):
+    step: int
+    samples: list[FlaggedSample]
+
+
+class CheckpointEvent(TypedDict):
+    step: int
+    path: str
+
+
+class LogEvent(TypedDict):
+    level: Literal["info", "warning"]
+    message: str
+
+
+class ErrorEvent(TypedDict):
+    message: str
+    step: NotRequired[int]
+    fatal: NotRequired[bool]
+    """True when the trainer exits because of it (an `end` with status failed follows)."""
+
+
+class CommandEvent(TypedDict):
+    """A command the trainer applied: the run's history of who changed what when."""
+
+    id: CommandId
+    name: CommandName
+    args: dict[str, Any]
+    applied_at_step: int
+    source: str
+    """`client N (pid P)`, or `signal SIGTERM`."""
+
+
+class Summary(TypedDict):
+    """summary.json (DESIGN §3), also carried by the `end` event."""
+
+    status: RunStatus
+    reason: str | None
+    steps: int
+    total_steps: int
+    epochs_done: float
+    train_tokens: int
+    input_tokens: int
+    tokens_per_s: float | None
+    final_loss: float | None
+    final_weighted_loss: float | None
+    zone_counts: ZoneCounts
+    skipped_steps: int
+    eval: EvalEvent | None
+    wall_s: float
+    peak_memory_bytes: int
+    world_size: int
+    weighting: Literal["nlirg", "plain", "dft"]
+    data: dict[str, Any]
+    """Per data source what it holds and gave the run (`train.data_report.data_summary`)."""
+
+
+class EndEvent(TypedDict):
+    """The run is over; nothing follows."""
+
+    status: Literal["completed", "stopped", "failed"]
+    reason: str
+    summary: NotRequired[Summary]
+    """Absent when the run failed before training began."""
+
+
+EVENTS: dict[str, type] = {
+    "status": StatusEvent, "step": StepEvent, "eval": EvalEvent, "flagged": FlaggedEvent,
+    "checkpoint": CheckpointEvent, "log": LogEvent, "error": ErrorEvent, "command": CommandEvent, "end": EndEvent,
+}
+"""Every event type and its fields."""
+
+
+# ---------------------------------------------------------------------------------------------- replies
+class Hello(TypedDict):
+    """Sent once on connect, from the moment the trainer process exists (the model may still load)."""
+
+    protocol: int
+    run_id: str
+    name: str
+    status: RunStatus
+    step: int
+    total_steps: int | None
+    """None while the model loads."""
+    config: dict[str, Any]
+    """The resolved run config (`RunConfig.to_dict()`)."""
+    last_seq: int
+    pid: int
+
+
+class Ack(TypedDict):
+    """The answer to one command."""
+
+    id: CommandId
+    ok: bool
+    error: str | None
+    applied_at_step: int | None
+    """The step boundary it was applied at (None only in a client's own refusal, with no trainer to ask)."""
+
+
+class ErrorReply(TypedDict):
+    """An answer to this client's bad input; not part of the run's history (no `seq`)."""
+
+    message: str
+    id: NotRequired[CommandId]
+
+
+REPLIES: dict[str, type] = {"hello": Hello, "ack": Ack, "error": ErrorReply}
+
+
+# ---------------------------------------------------------------------------------------------- client messages
+class ReplayRequest(TypedDict):
+    from_seq: NotRequired[int]
+    """Default 0: the whole history."""
+
+
+class CommandMessage(TypedDict):
+    id: NotRequired[CommandId]
+    name: CommandName
+    args: NotRequired[dict[str, Any] | None]
+
+
+CLIENT_MESSAGES: dict[str, type] = {"replay": ReplayRequest, "command": CommandMessage}
+
+
+class NoArgs(TypedDict):
+    """A command that takes no arguments."""
+
+
+SETTABLE: dict[str, Any] = {
+    "lr_scale": float, "log_every": int, "flag_threshold": float, "eval_every": int, "save_every": int,
+    **{f"nlirg.{name}": hint for name, hint in get_type_hints(NlirgParams).items()},
+}
+"""What `set` may change on a running trainer, and each value's type. A bare NLIRG name (`k`) means
+`nlirg.k`. The trainer checks the values as the config validator does (`trainer_core.live.control`)."""
+
+SetArgs = TypedDict("SetArgs", SETTABLE, total=False)  # noqa: UP013 - its keys hold dots
+
+
+def nlirg_key(key: str) -> str | None:
+    """`nlirg.k` or `k` -> `k` when it names an NLIRG parameter; None otherwise."""
+    short = key.removeprefix("nlirg.")
+    return short if short in _NLIRG_FIELDS else None
+
+
+_NLIRG_FIELDS = {f.name for f in dataclasses.fields(NlirgParams)}
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command of the protocol: what it does and the arguments it takes."""
+
+    summary: str
+    args: type | None
+    """A TypedDict of its arguments; None where they are not checked yet (save: issue 15)."""
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "pause": CommandSpec("pause at the next step boundary", NoArgs),
+    "resume": CommandSpec("resume a paused run", NoArgs),
+    "save": CommandSpec("write a checkpoint at the next step boundary", None),
+    "stop": CommandSpec("finish the step, save, write the summary and exit", NoArgs),
+    "set": CommandSpec("change settings from the next step on", SetArgs),
+    "ping": CommandSpec("answered at once: is the trainer there", NoArgs),
+}
+
+
+# ---------------------------------------------------------------------------------------------- checking
+def event_problems(event: dict[str, Any]) -> list[str]:
+    """Every way a decoded event (an events.jsonl line) differs from its definition; empty when it fits."""
+    kind = event.get("type")
+    if kind not in EVENTS:
+        return [f"event type {kind!r} is not one of {', '.join(EVENTS)}"]
+    envelope = {k: event[k] for k in EventEnvelope.__required_keys__ if k in event}
+    out = problems(envelope, EventEnvelope, kind)
+    payload = {k: v for k, v in event.items() if k not in EventEnvelope.__required_keys__}
+    return out + problems(payload, EVENTS[kind], kind)
+
+
+def reply_problems(reply: dict[str, Any]) -> list[str]:
+    """Every way a decoded reply differs from its definition; empty when it fits."""
+    kind = reply.get("type")
+    if kind not in REPLIES or reply.get("v") != PROTOCOL_VERSION:
+        return [f"reply type {kind!r} (v={reply.get('v')!r}) is not one of {', '.join(REPLIES)} (v=1)"]
+    return problems({k: v for k, v in reply.items() if k not in ("v", "type")}, REPLIES[kind], kind)
+
+
+def check_event_fields(kind: str, payload: dict[str, Any]) -> None:
+    """Raise when an emitter builds an event of an unknown type, or with missing or unknown fields (a bug).
+
+    Only the keys are checked (cheap enough for every event); `event_problems` checks the values in tests.
+    """
+    if kind not in EVENTS:
+        raise ProtocolError(f"event type {kind!r} is not one of {', '.join(EVENTS)}")
+    found = keys_problems(payload, EVENTS[kind], f"{kind} event")
+    if found:
+        raise ProtocolError("; ".join(found) + " (the definition is in trainer_core.live.protocol)")
 
 
 # ---------------------------------------------------------------------------------------------- framing
@@ -95,7 +409,7 @@ class LineReader:
         return lines
 
 
-# ---------------------------------------------------------------------------------------------- client messages
+# ---------------------------------------------------------------------------------------------- parsing client input
 @dataclass(frozen=True)
 class Replay:
     from_seq: int
@@ -103,7 +417,7 @@ class Replay:
 
 @dataclass(frozen=True)
 class CommandRequest:
-    id: Any
+    id: CommandId
     name: str
     args: dict[str, Any]
 
@@ -124,37 +438,37 @@ def parse_client_message(obj: dict[str, Any]) -> ClientMessage:
         if cmd_id is not None and (isinstance(cmd_id, bool) or not isinstance(cmd_id, (str, int))):
             raise ProtocolError(f"command.id must be a string or an integer, got {cmd_id!r}")
         name = obj.get("name")
-        if name not in COMMAND_NAMES:
-            raise ProtocolError(f"unknown command {name!r}; known: {', '.join(COMMAND_NAMES)}")
+        if name not in COMMANDS:
+            raise ProtocolError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
         args = obj.get("args", {})
         if args is None:
             args = {}
         if not isinstance(args, dict):
             raise ProtocolError(f"command.args must be an object, got {type(args).__name__}")
         return CommandRequest(cmd_id, name, args)
-    raise ProtocolError(f"unknown message type {kind!r}; a client sends one of: {', '.join(CLIENT_TYPES)}")
+    raise ProtocolError(f"unknown message type {kind!r}; a client sends one of: {', '.join(CLIENT_MESSAGES)}")
 
 
+# ---------------------------------------------------------------------------------------------- building messages
 def replay(from_seq: int = 0) -> dict[str, Any]:
     return {"type": "replay", "from_seq": from_seq}
 
 
-def command(cmd_id: str | int, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+def command(cmd_id: CommandId, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": "command", "id": cmd_id, "name": name, "args": args or {}}
 
 
-# ---------------------------------------------------------------------------------------------- replies
 def hello(run_id: str, name: str, status: str, step: int, total_steps: int | None, config: dict[str, Any],
           last_seq: int, pid: int) -> dict[str, Any]:
     return {"type": "hello", "protocol": PROTOCOL_VERSION, "run_id": run_id, "name": name, "status": status,
             "step": step, "total_steps": total_steps, "config": config, "last_seq": last_seq, "pid": pid}
 
 
-def ack(cmd_id: Any, ok: bool, error: str | None, applied_at_step: int) -> dict[str, Any]:
+def ack(cmd_id: CommandId, ok: bool, error: str | None, applied_at_step: int | None) -> dict[str, Any]:
     return {"type": "ack", "id": cmd_id, "ok": ok, "error": error, "applied_at_step": applied_at_step}
 
 
-def error_reply(message: str, cmd_id: Any = None) -> dict[str, Any]:
+def error_reply(message: str, cmd_id: CommandId = None) -> dict[str, Any]:
     """An `error` answering one client's bad input (no `seq`: it is not part of the run's history)."""
     out: dict[str, Any] = {"type": "error", "message": message}
     if cmd_id is not None:

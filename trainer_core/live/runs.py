@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.protocol import LIVE_STATUSES
 from trainer_core.live.rundir import (
     CONFIG_FILE,
     EVENTS_FILE,
@@ -20,8 +21,6 @@ from trainer_core.live.rundir import (
     read_json,
 )
 
-LIVE_STATUSES = ("starting", "running", "paused")
-"""trainer.json statuses that mean a trainer process should exist; with its pid gone the run is `dead`."""
 TAIL_BYTES = 256 * 1024
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from trainer_core.config import ConfigError, RunConfig, save_config
+from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
@@ -115,7 +116,7 @@ class Trainer:
         self.paused = False
         self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0}
         self.last: IntervalStats | None = None
-        self.last_eval: dict[str, Any] | None = None
+        self.last_eval: protocol.EvalEvent | None = None
         self.last_error: str | None = None
         """The last error reported; trainer.json keeps it when the run fails (`nlirg runs` shows it)."""
         self.started = time.time()
@@ -305,7 +306,7 @@ class Trainer:
         self.totals["skipped_steps"] += int(skipped)
         self.steady.mark(self.step, now, self.totals["input_tokens"])
         memory = memory_reading(self.device)
-        event = {
+        event: protocol.StepEvent = {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
             "samples_done": self.samples_done,
             "loss": stats.loss, "weighted_loss": stats.weighted_loss, "lr": self.scheduler.get_last_lr()[0],
@@ -347,7 +348,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validate
     @torch.no_grad()
-    def validate(self) -> dict[str, Any] | None:
+    def validate(self) -> protocol.EvalEvent | None:
         if not self.eval_samples:
             return None
         self.model.eval()
@@ -361,9 +362,10 @@ class Trainer:
             tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False)
         self.model.train()
         stats = tel.sync()  # host sync: once per evaluation
-        result = {"step": self.step, "epoch": round(self.epoch_progress, 4), "eval_loss": stats.loss,
-                  "eval_weighted_loss": stats.weighted_loss, "zone_counts": stats.zone_counts,
-                  "target_tokens": stats.target_tokens}
+        result: protocol.EvalEvent = {
+            "step": self.step, "epoch": round(self.epoch_progress, 4), "eval_loss": stats.loss,
+            "eval_weighted_loss": stats.weighted_loss, "zone_counts": stats.zone_counts,
+            "target_tokens": stats.target_tokens}
         self.last_eval = result
         self.events.emit("eval", **result)
         if self.tb is not None and math.isfinite(stats.loss):
@@ -393,12 +395,11 @@ class Trainer:
                 result = self._run_command(cmd)
             except (ConfigError, CommandRefused, OSError) as exc:
                 error = str(exc).replace("\n", " ")
-        ack = {"type": "ack", "id": cmd.id, "ok": error is None, "error": error, "applied_at_step": self.step}
         if error is None:
             self.events.emit("command", id=cmd.id, name=cmd.name, args=cmd.args, applied_at_step=self.step,
                              source=cmd.source)
         if cmd.ack is not None:
-            cmd.ack(ack)
+            cmd.ack(protocol.ack(cmd.id, error is None, error, self.step))
         return result
 
     def _run_command(self, cmd: Command) -> str | None:
@@ -531,11 +532,11 @@ class Trainer:
         self.events.emit("log", level="info", message=f"final model written to {final}")
         return True
 
-    def _write_summary(self, status: str, reason: str | None = None) -> dict[str, Any]:
+    def _write_summary(self, status: str, reason: str | None = None) -> protocol.Summary:
         steady = self.steady.rate(self.totals["input_tokens"])
         wall = time.time() - self.started
         mem = memory_reading(self.device)
-        summary = {
+        summary: protocol.Summary = {
             "status": status, "reason": reason, "steps": self.step, "total_steps": self.total_steps,
             "epochs_done": round(self.epoch_progress, 4), "train_tokens": self.totals["train_tokens"],
             "input_tokens": self.totals["input_tokens"],

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.protocol import check_event_fields
 from trainer_core.live.rundir import read_json, write_json_atomic
 
 RANKS_DIR = "ranks"
@@ -50,6 +51,7 @@ class SilentEventLog:
     last_seq = -1
 
     def emit(self, type_: str, **payload: Any) -> dict[str, Any]:
+        check_event_fields(type_, payload)  # the same rule as rank 0's log: a malformed event is a bug on any rank
         return {"type": type_, **payload}
 
     def subscribe(self, listener) -> None:
