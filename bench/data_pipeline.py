@@ -59,11 +59,11 @@ def write_corpus(path: Path, n: int) -> Path:
 
 
 def config(data: Path, cache: Path, num_proc: int):
-    from trainer_core.config import apply_overrides, config_from_dict
+    from trainer_core.config import build_config
 
-    return config_from_dict(apply_overrides({}, [
+    return build_config(None, [
         "model.path=builtin:smollm2-135m", f"data.train={data}", f"data.cache_dir={cache}", "data.max_length=512",
-        f"data.num_proc={num_proc}"]))
+        f"data.num_proc={num_proc}"])
 
 
 def baseline_encode(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:

@@ -69,7 +69,7 @@ def client_main(path: str) -> int:
 
 
 def _tiny_trainer(tmp: Path, steps: int):
-    from trainer_core.config import apply_overrides, config_from_dict
+    from trainer_core.config import build_config
     from trainer_core.live.events import EventLog
     from trainer_core.train.loop import Trainer
 
@@ -80,7 +80,7 @@ def _tiny_trainer(tmp: Path, steps: int):
     overrides = ["model.path=builtin:tiny", "lora.enabled=false", "training.batch_size=4", "data.max_length=96",
                  "training.log_every=1", f"training.max_steps={steps}", "training.save_every=0",
                  "training.eval_every=0", "data.eval_fraction=0", f"data.train={data}"]
-    cfg = config_from_dict(apply_overrides({}, overrides))
+    cfg = build_config(None, overrides)
     run_dir = tmp / "run"
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from trainer_core.config import apply_overrides, config_from_dict
+from trainer_core.config import build_config
 from trainer_core.live.events import EventLog
 from trainer_core.train.data import collate, epoch_order
 from trainer_core.train.loop import Trainer
@@ -29,7 +29,7 @@ from trainer_core.train.loop import Trainer
 def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:
     run = root / name
     run.mkdir()
-    cfg = config_from_dict(apply_overrides({}, overrides))
+    cfg = build_config(None, overrides)
     trainer = Trainer(cfg, run, EventLog(run / "events.jsonl"))
     trainer.setup()
     return trainer

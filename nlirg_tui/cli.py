@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from trainer_core.config import ConfigError, load_config, save_config
+from trainer_core.config import ConfigError, build_config, save_config
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 from trainer_core.live.terminal import make_output_best_effort
@@ -42,9 +42,10 @@ def _root(ctx: typer.Context, root: Path | None) -> Path | None:
 
 def _build_config(config: Path | None, overrides: list[str], max_steps: int | None, defaults: list[str],
                   root: Path | None = None):
-    """The config file (its relative paths read from its own folder) with the defaults, --set and --max-steps."""
-    extra = [f"training.max_steps={max_steps}"] if max_steps is not None else []
-    cfg = load_config(config, [*(defaults if not config else []), *overrides, *extra])
+    """The config file (its relative paths read from its own folder) with the defaults (the demo's, only without
+    a config file), --set, and --max-steps last; `root` replaces output.root."""
+    steps = [f"training.max_steps={max_steps}"] if max_steps is not None else []
+    cfg = build_config(config, [*([] if config else defaults), *overrides, *steps])
     if root is not None:
         cfg.output.root = str(root)
     return cfg

@@ -19,7 +19,7 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
-from nlirg_tui.processes import pid_alive
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.protocol import LineReader, ProtocolError, ack, command, decode, encode, is_event, replay
 from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
 from trainer_core.live.runs import LIVE_STATUSES

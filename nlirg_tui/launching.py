@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlirg_tui.config_check import check_config_text
-from trainer_core.config import RunConfig, apply_overrides, config_from_dict, load_config
+from trainer_core.config import RunConfig, build_config
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
 
@@ -21,13 +21,13 @@ class LaunchError(ValueError):
 def launch_config_file(path: Path, root: Path) -> Path:
     """A run of the config file under the workbench's `root` (what `nlirg --root DIR` shows). The ConfigError of a
     bad file propagates: its message already names the file and the keys."""
-    cfg = load_config(path)
+    cfg = build_config(path)
     cfg.output.root = str(root)
     return _start(cfg, path.stem)
 
 
 def launch_demo(overrides: list[str], root: Path) -> Path:
-    cfg = config_from_dict(apply_overrides({}, list(overrides)), "demo config")
+    cfg = build_config(None, overrides, source="demo config")
     cfg.output.root = str(root)
     return _start(cfg, "demo")
 

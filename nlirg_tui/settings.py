@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainer_core.atomic import write_atomic
+
 
 def settings_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -27,6 +29,4 @@ def save_setting(key: str, value: Any) -> None:
     data = load_settings()
     data[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")

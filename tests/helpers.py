@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer_core.config import RunConfig, apply_overrides, config_from_dict
+from trainer_core.config import RunConfig, build_config
 from trainer_core.live.events import read_events
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def write_text(path: Path, n: int = 12) -> Path:
 
 
 def make_config(overrides: list[str]) -> RunConfig:
-    return config_from_dict(apply_overrides({}, list(overrides)))
+    return build_config(None, overrides)
 
 
 def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None,

@@ -83,7 +83,7 @@ def wait_for_step(run_dir: Path, step: int) -> None:
 
 def wait_for_exit(pid: int) -> None:
     """Wait for a detached trainer (not our child) to be gone."""
-    from trainer_core.live.runs import pid_alive
+    from trainer_core.live.processes import pid_alive
 
     wait_for(lambda: not pid_alive(pid), f"pid {pid} to exit", every=0.1)
 
@@ -91,7 +91,7 @@ def wait_for_exit(pid: int) -> None:
 def terminate(run_dir: Path) -> None:
     """Leave no trainer behind, whatever the test did."""
     pid = trainer_json(run_dir).get("pid")
-    from trainer_core.live.runs import pid_alive
+    from trainer_core.live.processes import pid_alive
 
     if isinstance(pid, int) and pid_alive(pid):
         os.kill(pid, signal.SIGKILL)

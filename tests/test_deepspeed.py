@@ -21,8 +21,8 @@ from trainer_core.config.deepspeed import resolve_deepspeed_config, template_pat
 from trainer_core.live.client import LiveClient
 from trainer_core.live.events import read_events
 from trainer_core.live.launch import deepspeed_command, launch_command, prepare_run
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import read_json
-from trainer_core.live.runs import pid_alive
 
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
                                      reason="the deepspeed extra is not installed (pip install -e .[deepspeed])")
@@ -57,9 +57,9 @@ def launch(run_dir: Path, env: dict[str, str], *trainer_args: str) -> subprocess
 
 
 def make_config_from(run_dir: Path):
-    from trainer_core.config import load_config
+    from trainer_core.config import build_config
 
-    return load_config(run_dir / "config.yaml")
+    return build_config(run_dir / "config.yaml")
 
 
 def steps(run_dir: Path) -> list[dict]:

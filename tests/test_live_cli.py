@@ -22,7 +22,6 @@ from tests.live_helpers import (
     start_detached,
     terminate,
     trainer_json,
-    wait_for,
     wait_for_exit,
     wait_for_socket,
     wait_for_step,
@@ -31,7 +30,7 @@ from trainer_core.live import sockets
 from trainer_core.live.events import read_events
 from trainer_core.live.launch import prepare_run
 from trainer_core.live.rundir import read_json, write_json_atomic
-from trainer_core.live.runs import RunNotFound, find_runs, pid_alive, resolve_run, run_info
+from trainer_core.live.runs import RunNotFound, find_runs, resolve_run, run_info
 
 
 @pytest.fixture
@@ -229,10 +228,3 @@ def test_runs_table_prints_the_first_line_of_a_failed_runs_error_under_it(tmp_pa
     assert lines[1].split()[:2] == ["bad-20260101-000000", "failed"]
     assert lines[2] == "  └ d.jsonl:2: not valid JSON"
 
-
-def test_pid_alive_treats_a_zombie_as_gone():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    wait_for(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", "a zombie")
-    assert not pid_alive(child.pid)
-    child.wait()
-    assert pid_alive(os.getpid()) and not pid_alive(None) and not pid_alive(True)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, nlirg_cli, write_alpaca
-from trainer_core.config import load_config
+from trainer_core.config import build_config
 from trainer_core.live.rundir import write_json_atomic
 
 
@@ -50,11 +50,11 @@ def test_relative_paths_in_a_config_are_read_from_its_folder(tmp_path, monkeypat
     text["data"]["eval"] = ["builtin:demo"]
     cfg_file.write_text(yaml.safe_dump(text))
     monkeypatch.chdir(tmp_path)  # the shell is elsewhere
-    cfg = load_config(cfg_file.relative_to(tmp_path))
+    cfg = build_config(cfg_file.relative_to(tmp_path))
     assert cfg.data.train == [str(conf / "data" / "d.jsonl")]
     assert cfg.data.eval == ["builtin:demo"] and cfg.model.path == "builtin:tiny"
     assert cfg.distributed.deepspeed_config == str(conf / "ds.json")
-    hub = load_config(cfg_file, ["model.path=Qwen/Qwen2.5-0.5B"])  # a hub id is no path
+    hub = build_config(cfg_file, ["model.path=Qwen/Qwen2.5-0.5B"])  # a hub id is no path
     assert hub.model.path == "Qwen/Qwen2.5-0.5B"
 
 

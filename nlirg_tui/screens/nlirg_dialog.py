@@ -7,6 +7,7 @@ the values are checked with the trainer's own rules before anything is sent.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 from textual import on
@@ -19,6 +20,7 @@ from nlirg_tui.screens.dialogs import Dialog
 from nlirg_tui.weight_curve import curve
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
 from trainer_core.config import NlirgParams
+from trainer_core.config.choices import Weighting
 
 NUMBER_FIELDS = ("max_lr", "k", "x0", "loss_threshold", "fall_center", "fall_slope", "min_lr", "loss_deadline",
                  "easy_max", "hard_min")
@@ -37,7 +39,7 @@ class NlirgDialog(Dialog[dict[str, Any]]):
             yield Label("NLIRG weighting (Enter or ctrl+s applies at the next step)", classes="dialog-question")
             with Grid(id="nlirg-fields"):
                 yield Label("weighting")
-                yield Select([(w, w) for w in ("nlirg", "plain", "dft")], value=self.current.weighting,
+                yield Select([(w, w) for w in typing.get_args(Weighting)], value=self.current.weighting,
                              allow_blank=False, id="weighting", compact=True)
                 for name in NUMBER_FIELDS:
                     yield Label(name)

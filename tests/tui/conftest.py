@@ -18,9 +18,9 @@ from textual.notifications import Notify
 
 from nlirg_tui.launching import _start
 from nlirg_tui.messages import CommandAcked
-from nlirg_tui.processes import pid_alive
 from tests.tui.fixture_run import write_fixture_run
-from trainer_core.config import apply_overrides, config_from_dict
+from trainer_core.config import build_config
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import read_json
 
 WAIT_S = 180.0
@@ -64,8 +64,7 @@ def start_trainer(tmp: Path, extra: list[str] | None = None) -> Path:
     data = tmp / "train.jsonl"
     if not data.exists():
         write_data(data)
-    cfg = config_from_dict(apply_overrides({}, [*TINY_LIVE, f"data.train={data}", f"output.root={tmp / 'runs'}",
-                                                *(extra or [])]))
+    cfg = build_config(None, [*TINY_LIVE, f"data.train={data}", f"output.root={tmp / 'runs'}", *(extra or [])])
     return _start(cfg, "live")
 
 

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from trainer_core.config import apply_overrides, config_from_dict, save_config
+from trainer_core.config import build_config, save_config
 
 STEPS = 60
 CONFIG = ["model.path=builtin:tiny", "data.train=builtin:demo", "training.max_steps=60", "training.batch_size=4",
@@ -79,7 +79,7 @@ def fixture_events() -> list[dict]:
 def write_fixture_run(root: Path, name: str = "fixture-20250101-000000") -> Path:
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    save_config(config_from_dict(apply_overrides({}, list(CONFIG))), run_dir / "config.yaml")
+    save_config(build_config(None, CONFIG), run_dir / "config.yaml")
     (run_dir / "trainer.json").write_text(json.dumps({"name": "fixture", "status": "completed", "pid": None,
                                                       "started": 1.0, "ended": 2.0}))
     with (run_dir / "events.jsonl").open("w", encoding="utf-8") as fh:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nlirg_tui.processes import pid_alive
 from tests.tui.conftest import WAIT_S, stop_trainer, write_data
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import read_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,

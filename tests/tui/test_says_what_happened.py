@@ -7,16 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
+from nlirg_tui.processes import pid_alive
 from textual.widgets import Input
 
 from nlirg_tui.app import NlirgApp
-from nlirg_tui.processes import pid_alive
 from nlirg_tui.screens.dialogs import Choice, ValueDialog
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from nlirg_tui.widgets.log import LogPane
 from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until, write_data
-from trainer_core.config import load_config, save_config
+from trainer_core.config import build_config, save_config
 from trainer_core.live.launch import start_detached
 from trainer_core.live.rundir import checkpoint_dirs, read_json
 
@@ -50,7 +50,7 @@ async def test_attaching_at_once_to_a_resumed_run_follows_the_new_trainer(tmp_pa
     """`nlirg train --resume RUN --detach; nlirg attach RUN`: the old `end` in events.jsonl must not end the view."""
     run_dir = start_trainer(tmp_path, ["training.max_steps=3"])
     await_exit(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = build_config(run_dir / "config.yaml")
     cfg.training.max_steps = 100000
     save_config(cfg, run_dir / "config.yaml")
     start_detached(run_dir, checkpoint_dirs(run_dir)[-1])  # what `nlirg train --resume RUN --detach` does

@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Input
 
 from nlirg_tui.app import NlirgApp
-from nlirg_tui.processes import pid_alive
 from nlirg_tui.screens.dialogs import Choice, ValueDialog
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
 from nlirg_tui.screens.run import RunScreen
@@ -20,6 +19,7 @@ from nlirg_tui.widgets.inspector import InspectorPane, TokenView
 from nlirg_tui.widgets.loss import LossPane
 from tests.tui.conftest import WAIT_S, acks_of, attach, start_trainer, stop_trainer, until
 from trainer_core.live.events import read_events
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

@@ -5,12 +5,10 @@ Torch-free: the TUI and the CLI validate configs without importing torch (import
 """
 
 from trainer_core.config.parse import (
-    apply_overrides,
+    build_config,
     config_from_dict,
     config_to_yaml,
-    load_config,
     parse_override,
-    read_yaml,
     save_config,
 )
 from trainer_core.config.schema import (
@@ -32,6 +30,5 @@ from trainer_core.config.schema import (
 __all__ = [
     "BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS", "ConfigError", "DataConfig", "DistributedConfig",
     "LoraConfig", "ModelConfig", "NlirgParams", "OutputConfig", "RunConfig", "TelemetryConfig", "TrainingConfig",
-    "apply_overrides", "config_from_dict", "config_to_yaml", "load_config", "parse_override", "read_yaml",
-    "save_config",
+    "config_from_dict", "config_to_yaml", "build_config", "parse_override", "save_config",
 ]

@@ -11,10 +11,12 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from trainer_core.atomic import write_atomic
+from trainer_core.config.choices import not_one_of
 from trainer_core.config.paths import anchor_paths
 from trainer_core.config.schema import ConfigError, RunConfig
 
@@ -27,6 +29,11 @@ def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
         return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Literal:  # a choice field (schema.py): one of its values, nothing else
+        if value in args and isinstance(value, str) == isinstance(args[0], str):
+            return value
+        problems.append(not_one_of(key, value, args))
+        return None
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -171,14 +178,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw if raw is not None else {}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a YAML config (or the embedded default when `path` is None), apply overrides, validate.
+def build_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                 source: str | None = None) -> RunConfig:
+    """The one way from a YAML file (or the embedded defaults when `path` is None) and `--set` overrides to a
+    validated RunConfig; problems are reported under `source` (default: the path, or "default config").
 
     Relative paths in the file are read from the file's folder (`config.paths`); those in `overrides` from the
     current folder."""
     raw = anchor_paths(read_yaml(path), Path(path).parent) if path else {}
-    source = str(path) if path else "default config"
-    return config_from_dict(apply_overrides(raw, list(overrides or [])), source)
+    label = source or (str(path) if path else "default config")
+    return config_from_dict(apply_overrides(raw, list(overrides)), label)
 
 
 def config_to_yaml(cfg: RunConfig) -> str:
@@ -186,4 +195,5 @@ def config_to_yaml(cfg: RunConfig) -> str:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(config_to_yaml(cfg), encoding="utf-8")
+    """Write config.yaml atomically: a `set` rewrites it under a running trainer."""
+    write_atomic(path, config_to_yaml(cfg))

@@ -7,11 +7,23 @@ library and reads no file: parsing and YAML live in `config.parse`, the DeepSpee
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from trainer_core.config.sources import BUILTIN_DATA, DATA_FORMATS, SourceSpec, check_columns, parse_sources
+from trainer_core.config.choices import (
+    DATA_FORMATS,
+    Backend,
+    DataFormat,
+    DeepSpeedOptimizer,
+    Dtype,
+    Scheduler,
+    TrainingType,
+    Weighting,
+    not_one_of,
+)
+from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, check_columns, parse_sources
 
 BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m")
 __all__ = ["BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS"]
@@ -31,11 +43,20 @@ class ConfigError(ValueError):
         return head + "".join(f"\n  - {p}" for p in self.problems)
 
 
+def choice_problems(section: Any, prefix: str) -> list[str]:
+    """A value outside its field's `Literal` (config/choices.py), for every choice field of a config section."""
+    out = []
+    for name, hint in typing.get_type_hints(type(section)).items():
+        if typing.get_origin(hint) is Literal and getattr(section, name) not in typing.get_args(hint):
+            out.append(not_one_of(f"{prefix}.{name}", getattr(section, name), typing.get_args(hint)))
+    return out
+
+
 @dataclass
 class ModelConfig:
     path: str = "builtin:smollm2-135m"
     """Model to train: `builtin:tiny`, `builtin:smollm2-135m`, a local Hugging Face folder or a hub id."""
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     """Compute precision: `auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16`."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
@@ -45,9 +66,7 @@ class ModelConfig:
     """Allow model code from the model folder (only for models you trust)."""
 
     def check(self) -> list[str]:
-        out = []
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
-            out.append(f"model.dtype: '{self.dtype}' is not one of auto, fp32, bf16, fp16")
+        out = choice_problems(self, "model")
         if self.path.startswith("builtin:") and self.path not in BUILTIN_MODELS:
             out.append(f"model.path: unknown builtin '{self.path}'; known: {', '.join(BUILTIN_MODELS)}")
         elif _looks_like_path(self.path) and not Path(self.path).expanduser().is_dir():
@@ -61,7 +80,7 @@ class DataConfig:
     """Training data: files (json, jsonl, parquet, csv, arrow), folders, `save_to_disk` folders, a hub dataset id in
     the local Hugging Face cache, or `builtin:demo`; a string, a list, or a list of sources with their own settings
     (`{path, format, ratio, text_field, columns, system_prompt, split, subset}`; docs/data.md)."""
-    format: str = "auto"
+    format: DataFormat = "auto"
     """Record format: auto (detected per file), alpaca, messages, prompt_response, qa, text."""
     eval: list[Any] = field(default_factory=list)
     """Evaluation data, given like `train`; empty to use `eval_fraction` of the training data."""
@@ -97,9 +116,7 @@ class DataConfig:
         return parse_sources(getattr(self, which), f"data.{which}", self.source_defaults())[0]
 
     def check(self) -> list[str]:
-        out = []
-        if self.format not in DATA_FORMATS:
-            out.append(f"data.format: '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
+        out = choice_problems(self, "data")
         if not self.train:
             out.append("data.train: no training data given")
         out += check_columns(self.columns, "data.columns")
@@ -124,7 +141,7 @@ class DataConfig:
 
 @dataclass
 class TrainingConfig:
-    type: str = "sft"
+    type: TrainingType = "sft"
     """`sft` (only assistant content is trained) or `cpt` (every token of plain text)."""
     epochs: float = 1.0
     """Passes over the training data (ignored when max_steps > 0)."""
@@ -140,7 +157,7 @@ class TrainingConfig:
     """AdamW weight decay."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
-    scheduler: str = "cosine"
+    scheduler: Scheduler = "cosine"
     """Learning-rate schedule after warmup: cosine, linear or constant."""
     warmup_steps: int = 0
     """Linear warmup steps (overrides warmup_ratio when > 0)."""
@@ -172,11 +189,7 @@ class TrainingConfig:
     """Keep at most this many checkpoints (oldest removed first; 0 = keep all)."""
 
     def check(self) -> list[str]:
-        out = []
-        if self.type not in ("sft", "cpt"):
-            out.append(f"training.type: '{self.type}' is not one of sft, cpt")
-        if self.scheduler not in ("cosine", "linear", "constant"):
-            out.append(f"training.scheduler: '{self.scheduler}' is not one of cosine, linear, constant")
+        out = choice_problems(self, "training")
         for key in ("batch_size", "grad_accum", "log_every"):
             if getattr(self, key) < 1:
                 out.append(f"training.{key}: {getattr(self, key)} must be >= 1")
@@ -233,7 +246,7 @@ class NlirgParams:
 
     enabled: bool = True
     """Weight token losses; false trains with plain cross-entropy whatever `weighting` says."""
-    weighting: str = "nlirg"
+    weighting: Weighting = "nlirg"
     """`nlirg`, `plain` (w = 1) or `dft` (w = exp(-L), detached)."""
     max_lr: float = 1.0
     """Height of both sigmoids."""
@@ -257,13 +270,11 @@ class NlirgParams:
     """Zone bound: hard_min <= L < loss_deadline is the hard (cut) zone."""
 
     @property
-    def effective_weighting(self) -> str:
+    def effective_weighting(self) -> Weighting:
         return self.weighting if self.enabled else "plain"
 
     def check(self) -> list[str]:
-        out = []
-        if self.weighting not in ("nlirg", "plain", "dft"):
-            out.append(f"nlirg.weighting: '{self.weighting}' is not one of nlirg, plain, dft")
+        out = choice_problems(self, "nlirg")
         if self.max_lr <= 0:
             out.append(f"nlirg.max_lr: {self.max_lr} must be > 0")
         if self.min_lr < 0:
@@ -308,7 +319,7 @@ class OutputConfig:
 
 @dataclass
 class DistributedConfig:
-    backend: str = "none"
+    backend: Backend = "none"
     """`none` (one process, one device) or `deepspeed`."""
     num_procs: int = 1
     """DeepSpeed: processes (GPUs) on this node."""
@@ -322,15 +333,11 @@ class DistributedConfig:
     """A DeepSpeed JSON config of your own; batch, accumulation, LR and precision come from this config."""
     hostfile: str | None = None
     """DeepSpeed hostfile for several nodes."""
-    optimizer: str = "torch"
+    optimizer: DeepSpeedOptimizer = "torch"
     """DeepSpeed: `torch` (torch's fused AdamW, no build step) or `deepspeed` (the JSON's optimizer, e.g. FusedAdam)."""
 
     def check(self) -> list[str]:
-        out = []
-        if self.backend not in ("none", "deepspeed"):
-            out.append(f"distributed.backend: '{self.backend}' is not one of none, deepspeed")
-        if self.optimizer not in ("torch", "deepspeed"):
-            out.append(f"distributed.optimizer: '{self.optimizer}' is not one of torch, deepspeed")
+        out = choice_problems(self, "distributed")
         if self.include and self.num_procs != 1:
             out.append("distributed.include: give either include or num_procs, not both")
         if self.num_procs < 1:

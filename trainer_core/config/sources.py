@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer_core.config.choices import DATA_FORMATS, not_one_of
+
 BUILTIN_DATA = {
     "builtin:demo": "demo/sft.jsonl",
     "builtin:demo-chat": "demo/chat.jsonl",
     "builtin:general": "demo/general.jsonl",
 }
-DATA_FORMATS = ("auto", "alpaca", "messages", "prompt_response", "qa", "text")
 CANONICAL_COLUMNS = ("instruction", "input", "output", "system", "history", "messages", "conversations", "prompt",
                      "response", "completion", "question", "answer", "text", "id")
 """Field names the formats read; `data.columns` maps any of them to the name a file uses."""
@@ -113,7 +114,7 @@ def _one_source(entry: Any, where: str, defaults: dict[str, Any], problems: list
 def check_source(spec: SourceSpec, where: str) -> list[str]:
     out = []
     if spec.format not in DATA_FORMATS:
-        out.append(f"{where}.format: '{spec.format}' is not one of {', '.join(DATA_FORMATS)}")
+        out.append(not_one_of(f"{where}.format", spec.format, DATA_FORMATS))
     if spec.ratio is not None and (isinstance(spec.ratio, bool) or not isinstance(spec.ratio, (int, float))
                                    or spec.ratio <= 0):
         out.append(f"{where}.ratio: {spec.ratio!r} must be a number > 0")

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trainer_core.config import RunConfig, load_config, save_config
+from trainer_core.config import RunConfig, build_config, save_config
+from trainer_core.live.processes import descends_from
 from trainer_core.live.rundir import (
     CONFIG_FILE,
     FLAGGED_FILE,
@@ -55,7 +56,7 @@ def trainer_command(run_dir: Path, resume: Path | None = None, progress: bool = 
 def launch_command(run_dir: Path, resume: Path | None = None, progress: bool = False,
                    keep_lr_scale: bool = False) -> list[str]:
     """The command that trains this run: the trainer itself, or the `deepspeed` launcher running it on every rank."""
-    cfg = load_config(run_dir / CONFIG_FILE)
+    cfg = build_config(run_dir / CONFIG_FILE)
     command = trainer_command(run_dir, resume, progress, keep_lr_scale)
     if cfg.distributed.backend == "deepspeed":
         return deepspeed_command(cfg, command[3:])
@@ -85,7 +86,7 @@ def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
 def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
     """Run the trainer attached to this terminal; Ctrl+C reaches it and it stops cleanly."""
     command = launch_command(run_dir, resume, progress=True, keep_lr_scale=keep_lr_scale)
-    if load_config(run_dir / CONFIG_FILE).distributed.backend == "deepspeed":
+    if build_config(run_dir / CONFIG_FILE).distributed.backend == "deepspeed":
         return _run_launcher_foreground(run_dir, command)
     proc = subprocess.Popen(command)
     while True:
@@ -120,24 +121,12 @@ def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:
             interrupts += 1
             rank0 = (read_json(run_dir / "ranks" / "rank-0.json") or {}).get("pid")
             try:
-                if interrupts == 1 and isinstance(rank0, int) and _descends_from(rank0, proc.pid):
+                if interrupts == 1 and isinstance(rank0, int) and descends_from(rank0, proc.pid):
                     os.kill(int(rank0), signal.SIGTERM)
                 else:
                     os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-
-
-def _descends_from(pid: int, ancestor: int, depth: int = 4) -> bool:
-    """Whether `pid` is a child, grandchild... of `ancestor` (a rank-0.json left by an earlier launch is not)."""
-    for _ in range(depth):
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-        if pid == ancestor:
-            return True
-    return False
 
 
 def _free_port() -> int:

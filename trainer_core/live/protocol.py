@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 
 from typing_extensions import NotRequired, TypedDict, get_type_hints
 
+from trainer_core.config.choices import Weighting
 from trainer_core.config.schema import NlirgParams
 from trainer_core.live.shapes import Length, keys_problems, problems
 
@@ -207,7 +208,7 @@ class Summary(TypedDict):
     wall_s: float
     peak_memory_bytes: int
     world_size: int
-    weighting: Literal["nlirg", "plain", "dft"]
+    weighting: Weighting
     data: dict[str, Any]
     """Per data source what it holds and gave the run (`train.data_report.data_summary`)."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from trainer_core.atomic import write_atomic
 
 CONFIG_FILE = "config.yaml"
 TRAINER_FILE = "trainer.json"
@@ -34,16 +35,8 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temp file and rename it over `path`: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temp file behind
-        raise
+    """Replace `path` by `data` as JSON, atomically (readers never see half a file)."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n")
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.protocol import LIVE_STATUSES
 from trainer_core.live.rundir import (
     CONFIG_FILE,
@@ -47,23 +48,6 @@ class RunInfo:
     @property
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
-
-
-def pid_alive(pid: Any) -> bool:
-    """True while `pid` runs and is not a zombie (a SIGKILLed child not yet reaped counts as gone)."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # another user's process holds the pid now: not our trainer
-    try:
-        # The state letter follows the parenthesised command name, which may itself hold spaces.
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(0) is all we have
 
 
 def run_info(run_dir: Path) -> RunInfo:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainer_core.atomic import building_dir
 from trainer_core.train.cache import file_lock
 
 if TYPE_CHECKING:  # transformers is imported lazily: resolving a hub id or a cached folder needs no torch
@@ -159,18 +158,10 @@ def _cached_build(folder: str, build: Callable[[Path], None]) -> Path:
     with file_lock(root / f".{folder}.lock"):
         if target.is_dir():  # another process built it while we waited
             return target
-        # Under the lock, any temporary folder left over is from a build that died.
-        for stale in root.glob(f".{folder}.tmp-*"):
-            shutil.rmtree(stale)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=root))
-        try:
+        # Under the lock, a temp folder left over is from a build that died: building_dir starts it afresh.
+        with building_dir(target, root / f".{folder}.tmp") as tmp:
             log.info("building %s (first use only)", target)
             build(tmp)
-            tmp.chmod(0o755)  # mkdtemp makes it owner-only; the cache is as readable as any other
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
 
 

@@ -14,13 +14,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainer_core.atomic import building_dir
 
 PIPELINE_VERSION = 1
 META_FILE = "meta.json"
@@ -81,16 +82,10 @@ def building(root: Path, key: str) -> Iterator[Path | None]:
         if lookup(root, key) is not None:
             yield None
             return
-        for stale in root.glob(f".{key}.tmp-*"):  # under the lock: left by a build that died
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
-        try:
+        # Under the lock, a temp folder left over is from a build that died, and an entry without meta.json
+        # from an interrupted old build: building_dir starts afresh and replaces it.
+        with building_dir(root / key, root / f".{key}.tmp") as tmp:
             yield tmp
-            tmp.chmod(0o755)
-            shutil.rmtree(root / key, ignore_errors=True)  # an entry without meta.json: an interrupted old build
-            os.replace(tmp, root / key)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:

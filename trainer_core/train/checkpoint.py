@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer_core.atomic import building_dir, fresh_dir, publish_dir
 from trainer_core.live.rundir import CHECKPOINTS, checkpoint_dirs
 
 STATE_FILE = "trainer_state.json"
@@ -41,21 +42,12 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
     base = run_dir / CHECKPOINTS
     base.mkdir(exist_ok=True)
     final = base / f"step-{step}"
-    tmp = base / f".tmp-step-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with building_dir(final) as tmp:  # checkpoints/.tmp-step-N, renamed when complete
         model.save_pretrained(tmp / "model", safe_serialization=True)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if keep > 0:
         for old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
@@ -111,8 +103,7 @@ def save_deepspeed_checkpoint(run_dir: Path, step: int, engine, scheduler, state
     tmp = base / f".tmp-step-{step}"
     if rank == 0:
         base.mkdir(exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        fresh_dir(tmp)
     barrier()
     engine.save_checkpoint(str(tmp), tag=DEEPSPEED_DIR, client_state={}, save_latest=False)
     torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
@@ -120,9 +111,7 @@ def save_deepspeed_checkpoint(run_dir: Path, step: int, engine, scheduler, state
     if rank == 0:
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        publish_dir(tmp, final)
         if keep > 0:
             for old in checkpoint_dirs(run_dir)[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)

@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from trainer_core.config import ConfigError, load_config
+from trainer_core.config import ConfigError, build_config
 from trainer_core.live.control import Command, CommandQueue
 from trainer_core.live.events import EventLog
 from trainer_core.live.launch import EXIT_USER_ERROR
@@ -82,7 +82,7 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     commands = CommandQueue()
     install_signal_handlers(commands)
     try:
-        cfg = load_config(run_dir / CONFIG_FILE)
+        cfg = build_config(run_dir / CONFIG_FILE)
     except ConfigError as exc:
         return seat.fail(events, one_line(exc), EXIT_USER_ERROR)
 

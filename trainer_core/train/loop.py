@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer_core.atomic import building_dir
 from trainer_core.config import ConfigError, RunConfig, save_config
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
@@ -510,21 +510,18 @@ class Trainer:
         gathered = self.backend.full_state_dict()  # ZeRO-3: every rank helps gather the shards; rank 0 writes
         if not self.backend.is_main:
             return True
-        tmp = self.run_dir / f".tmp-{FINAL}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
-            self.model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
-            if self.cfg.lora.enabled:
-                name_portable_base(tmp, self.cfg.model.path)
-            self.tokenizer.save_pretrained(tmp)
-            if self.cfg.lora.enabled and self.cfg.output.merge_lora:
-                merged = self.backend.merged_model(self.model, tmp, self.cfg)
-                merged.save_pretrained(tmp / "merged", safe_serialization=True)
-                self.tokenizer.save_pretrained(tmp / "merged")
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
+            with building_dir(final) as tmp:  # .tmp-final, renamed when complete
+                self.model.save_pretrained(tmp, safe_serialization=True,
+                                           **({"state_dict": gathered} if gathered else {}))
+                if self.cfg.lora.enabled:
+                    name_portable_base(tmp, self.cfg.model.path)
+                self.tokenizer.save_pretrained(tmp)
+                if self.cfg.lora.enabled and self.cfg.output.merge_lora:
+                    merged = self.backend.merged_model(self.model, tmp, self.cfg)
+                    merged.save_pretrained(tmp / "merged", safe_serialization=True)
+                    self.tokenizer.save_pretrained(tmp / "merged")
         except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
             msg = (f"final model not written ({exc.strerror or exc}); the last checkpoint is intact: free disk "
                    f"space under {self.run_dir.parent} and run nlirg train --resume {self.run_dir}")
             self._report_error(msg)

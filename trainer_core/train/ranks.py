@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.protocol import check_event_fields
 from trainer_core.live.rundir import read_json, write_json_atomic
 
@@ -78,7 +79,7 @@ def failed_peer(run_dir: Path, trainer) -> str | None:
                 continue
             if info.get("error"):
                 return f"rank {info['rank']} failed at step {trainer.step}: {info['error']}"
-            if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", 0))):
+            if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
                 dead.append(info)
         if dead and time.monotonic() >= deadline - PEER_WAIT_S / 2:  # give a dying rank a moment to write
             info = dead[0]
@@ -87,20 +88,3 @@ def failed_peer(run_dir: Path, trainer) -> str | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    """Whether pid runs (a zombie counts as dead: it exited and only waits for its parent to notice)."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True

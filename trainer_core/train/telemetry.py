@@ -7,10 +7,10 @@ host transfer of a logging interval.
 
 from __future__ import annotations
 
-import os
 import resource
 from dataclasses import dataclass, field
 
+import psutil
 import torch
 
 from trainer_core.config import NlirgParams
@@ -146,11 +146,6 @@ def memory_reading(device: torch.device) -> dict[str, int]:
             "reserved": torch.cuda.memory_reserved(device),
             "peak": torch.cuda.max_memory_allocated(device),
         }
-    rss = 0
-    try:
-        with open(f"/proc/{os.getpid()}/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = psutil.Process().memory_info().rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"rss": rss, "peak": peak}

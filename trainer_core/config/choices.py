@@ -1,0 +1,26 @@
+"""The allowed values of the config's choice fields, in one place, as `Literal` types.
+
+The parser (`parse._coerce`) refuses any other value with "key: 'x' is not one of a, b", and every config
+section's `check()` does the same for a config built in code (`schema.choice_problems`); the protocol, the TUI's
+dialogs and the data sources take their choices from here too.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Literal
+
+Dtype = Literal["auto", "fp32", "bf16", "fp16"]
+DataFormat = Literal["auto", "alpaca", "messages", "prompt_response", "qa", "text"]
+TrainingType = Literal["sft", "cpt"]
+Scheduler = Literal["cosine", "linear", "constant"]
+Weighting = Literal["nlirg", "plain", "dft"]
+Backend = Literal["none", "deepspeed"]
+DeepSpeedOptimizer = Literal["torch", "deepspeed"]
+
+DATA_FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
+
+
+def not_one_of(key: str, value: Any, allowed: tuple[Any, ...]) -> str:
+    """The one message for a value outside a choice field's `Literal`."""
+    return f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}"
