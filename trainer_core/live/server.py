@@ -54,8 +54,9 @@ _CLOSE = object()
 
 @dataclass(frozen=True)
 class _Join:
-    """Fan-out instruction: from here on `client` streams; the events before it (seq <= upto) come from the file."""
-    client: Connection
+    """Fan-out instruction: from here on `connection` streams; the events before it (seq <= upto) come from the
+    file."""
+    connection: Connection
     from_seq: int
     upto: int
 
@@ -72,7 +73,7 @@ def start_server(trainer) -> LiveServer:
 
 
 class LiveServer:
-    """Owns the listening socket and the set of connected clients."""
+    """Owns the listening socket and the set of connections (one per connected client)."""
 
     def __init__(self, trainer, path: Path):
         self.trainer = trainer
@@ -154,21 +155,21 @@ class LiveServer:
                 log.warning("refused a live connection from uid %d (pid %d): not the trainer's user", uid, pid)
                 conn.close()
                 continue
-            client = Connection(self, conn, next(self._ids), pid)
+            connection = Connection(self, conn, next(self._ids), pid)
             with self.lock:
                 if self._closing.is_set():
                     conn.close()
                     return
-                self.connections.add(client)
-            client.start()
+                self.connections.add(connection)
+            connection.start()
 
-    def join_stream(self, client: Connection, from_seq: int) -> None:
-        """Start streaming to `client`: events up to now from the file, later ones live, none twice."""
+    def join_stream(self, connection: Connection, from_seq: int) -> None:
+        """Start streaming to `connection`: events up to now from the file, later ones live, none twice."""
         events = self.trainer.events
         # Under the event-log lock no event is emitted: the file holds exactly seq <= last_seq, and the join
         # lands in the fan-out queue right behind event last_seq.
         with events.lock:
-            self._fanout.put(_Join(client, from_seq, events.last_seq))
+            self._fanout.put(_Join(connection, from_seq, events.last_seq))
 
     def _fanout_loop(self) -> None:
         streaming: list[Connection] = []
@@ -177,8 +178,8 @@ class LiveServer:
             if item is _STOP:
                 return
             if isinstance(item, _Join):
-                item.client.offer(_ReplayFrom(item.from_seq, item.upto))
-                streaming.append(item.client)
+                item.connection.offer(_ReplayFrom(item.from_seq, item.upto))
+                streaming.append(item.connection)
                 continue
             if not streaming:
                 continue
@@ -188,14 +189,14 @@ class LiveServer:
                 log.exception("event seq %s cannot be sent as JSON; clients will find it in events.jsonl",
                               item.get("seq"))
                 continue
-            for client in streaming:
-                client.offer(line)
+            for connection in streaming:
+                connection.offer(line)
             if any(c.closed.is_set() for c in streaming):
                 streaming = [c for c in streaming if not c.closed.is_set()]
 
-    def forget(self, client: Connection) -> None:
+    def forget(self, connection: Connection) -> None:
         with self.lock:
-            self.connections.discard(client)
+            self.connections.discard(connection)
 
     def hello(self) -> dict[str, Any]:
         """Works from the moment the Trainer object exists: the model may still be loading."""
@@ -224,11 +225,11 @@ class LiveServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with self.lock:
-            clients = list(self.connections)
-        for client in clients:
-            client.finish(run_ended=True)
-        for client in clients:
-            client.join(timeout=2.0)
+            connections = list(self.connections)
+        for connection in connections:
+            connection.finish(run_ended=True)
+        for connection in connections:
+            connection.join(timeout=2.0)
 
 
 class Connection:
