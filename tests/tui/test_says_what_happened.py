@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from nlirg_tui.processes import pid_alive
 from textual.widgets import Input
 
 from nlirg_tui.app import NlirgApp
@@ -18,6 +17,7 @@ from nlirg_tui.widgets.log import LogPane
 from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until, write_data
 from trainer_core.config import build_config, save_config
 from trainer_core.live.launch import start_detached
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import checkpoint_dirs, read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
