@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from trainer_core.config import ConfigError, build_config, save_config
+from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 from trainer_core.live.terminal import make_output_best_effort
@@ -118,10 +119,23 @@ def _check_data(cfg) -> None:
     def progress(phase: str, done: int, total: int, seconds: float) -> None:
         typer.echo(f"{phase} data: {done}/{total} file(s), {seconds:.0f} s", err=True)
 
+    _check_model(cfg.model.path)  # seconds at most, before minutes of reading data
+
     try:
         for which in ("train", "eval"):
             read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress)
     except DataError as exc:
+        _die(str(exc))
+
+
+def _check_model(spec: str) -> None:
+    """A model folder without config.json, or a hub id that is neither cached nor reachable: one line, exit 2,
+    before a run directory exists (and offline with a cached model: the trainer inherits HF_HUB_OFFLINE)."""
+    from trainer_core.train.model_source import ModelLoadError, check_model_source
+
+    try:
+        check_model_source(spec)
+    except ModelLoadError as exc:
         _die(str(exc))
 
 
@@ -136,8 +150,8 @@ def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | 
         run_dir = resolve(run, root or Path("runs"))
     except LiveCommandError as exc:
         _die(f"--resume {exc}")
-    found = checkpoint_dirs(run_dir)
-    if not found:
+    checkpoint = resume_point(run_dir)  # finishes or undoes a save that a kill interrupted
+    if checkpoint is None:
         _die(f"--resume {run_dir}: no checkpoint to resume from")
     try:
         cfg = _build_config(run_dir / CONFIG_FILE, overrides, max_steps, [])
@@ -146,11 +160,11 @@ def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | 
     _check_data(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
     if detach:
-        start_detached(run_dir, found[-1], keep_lr_scale=keep_lr_scale)
+        start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
         typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return
-    raise typer.Exit(run_foreground(run_dir, found[-1], keep_lr_scale=keep_lr_scale))
+    raise typer.Exit(run_foreground(run_dir, checkpoint, keep_lr_scale=keep_lr_scale))
 
 
 @app.command()

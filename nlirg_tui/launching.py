@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nlirg_tui.config_check import check_config_text
 from trainer_core.config import RunConfig, build_config
+from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
 
@@ -43,7 +44,7 @@ def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
     if cfg is None:
         raise LaunchError("; ".join(problems))
     name = (read_json(run_dir / TRAINER_FILE) or {}).get("name") or run_dir.name
-    resume = latest_checkpoint(run_dir) if resume_weights else None
+    resume = resume_point(run_dir) if resume_weights else None
     if resume_weights and resume is None:
         raise LaunchError(f"{run_dir.name} has no checkpoint to resume from; relaunch with fresh weights")
     return _start(cfg, name, resume)

@@ -39,7 +39,7 @@ def _fill(disk):
     return filler
 
 
-def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns(tmp_path, tiny_disk):
+def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns(tmp_path, tiny_disk, caplog):
     from trainer_core.train.loop import Trainer
 
     data = write_alpaca(tmp_path / "d.jsonl")
@@ -48,17 +48,22 @@ def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns
     events = EventLog(run_dir / "events.jsonl")
     seen = []
     events.subscribe(seen.append)
-    cfg = make_config([*TINY, f"data.train={data}", "training.max_steps=4", "training.save_every=2",
-                       "training.eval_at_start=false"])
+    # Every sample flagged (threshold 0): flagged.jsonl is written at every step. TensorBoard appends ~400 bytes a
+    # step, which the slack of its file's last tmpfs page takes for ~10 steps: 16 steps meet the full disk.
+    cfg = make_config([*TINY, f"data.train={data}", "training.max_steps=16", "training.save_every=8",
+                       "training.eval_at_start=false", "telemetry.flag_threshold=0"])
     trainer = Trainer(cfg, run_dir, events)
     trainer.setup()
     filler = _fill(tiny_disk)
     status = trainer.fit()  # must not raise
 
-    assert status == "failed" and trainer.step == 4  # trained to the end; only the writes failed
+    assert status == "failed" and trainer.step == 16  # trained to the end; only the writes failed
     errors = [e["message"] for e in seen if e["type"] == "error"]
-    assert any("checkpoint at step 2 failed" in m and "free disk space" in m for m in errors)
+    assert any("checkpoint at step 8 failed" in m and "free disk space" in m for m in errors)
     assert any("final model not written" in m for m in errors)
+    assert any(m.startswith("TensorBoard logging stopped at step") and "free disk space" in m for m in errors)
+    assert any("flagged.jsonl not written" in r.getMessage() for r in caplog.records)
+    assert any(e["type"] == "flagged" for e in seen)  # the live view still gets them
     assert seen[-1]["type"] == "end" and seen[-1]["reason"] == "disk"
     assert not list((run_dir / "checkpoints").glob(".tmp-*")) if (run_dir / "checkpoints").exists() else True
     assert not (run_dir / "final").exists() and not (run_dir / ".tmp-final").exists()

@@ -25,10 +25,11 @@ from trainer_core.config.schema import (
     RunConfig,
     TelemetryConfig,
     TrainingConfig,
+    non_finite,
 )
 
 __all__ = [
     "BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS", "ConfigError", "DataConfig", "DistributedConfig",
     "LoraConfig", "ModelConfig", "NlirgParams", "OutputConfig", "RunConfig", "TelemetryConfig", "TrainingConfig",
-    "config_from_dict", "config_to_yaml", "build_config", "parse_override", "save_config",
+    "config_from_dict", "config_to_yaml", "build_config", "parse_override", "save_config", "non_finite",
 ]

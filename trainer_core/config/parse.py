@@ -18,9 +18,19 @@ import yaml
 from trainer_core.atomic import write_atomic
 from trainer_core.config.choices import not_one_of
 from trainer_core.config.paths import anchor_paths
-from trainer_core.config.schema import ConfigError, RunConfig
+from trainer_core.config.schema import ConfigError, RunConfig, non_finite
+
 
 # --------------------------------------------------------------------------- parsing
+def _as_float(value: Any) -> float | None:
+    """A number as float (YAML reads 1e-4, without a dot, as a string); None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond float's range
+        return None
+
 
 
 def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
@@ -66,14 +76,11 @@ def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
         problems.append(f"{key}: expected an integer, got {value!r}")
         return None
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        problems.append(f"{key}: expected a number, got {value!r}")
+        number = _as_float(value)
+        problem = f"{key}: expected a number, got {value!r}" if number is None else non_finite(key, number)
+        if problem is None:
+            return number
+        problems.append(problem)
         return None
     if hint is str:
         if isinstance(value, str):

@@ -7,6 +7,7 @@ library and reads no file: parsing and YAML live in `config.parse`, the DeepSpee
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,16 @@ class ConfigError(ValueError):
         n = len(self.problems)
         head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
         return head + "".join(f"\n  - {p}" for p in self.problems)
+
+
+def non_finite(key: str, value: Any) -> str | None:
+    """The problem line for a number that is NaN or infinite (YAML's .nan and .inf, `nan`, 1e309), else None.
+
+    The one finiteness check: every float field of the config goes through it when parsed, and so does every
+    value a live `set` changes, so a NaN never reaches the optimizer or a checkpoint."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key}: {value} is not a finite number; give a real value (e.g. the default)"
+    return None
 
 
 def choice_problems(section: Any, prefix: str) -> list[str]:
@@ -310,6 +321,10 @@ class OutputConfig:
     demo)."""
     merge_lora: bool = False
     """Also write the adapter merged into its base, a full model, to final/merged (LoRA runs only)."""
+    shared: bool = False
+    """Let the run directory's group read it: folders 0750 and files 0640 instead of 0700 and 0600. A run holds
+    training text (flagged samples, tokens in events), so by default only you can read it; a team sharing a
+    box sets this (with output.root on a folder of their group, setgid so new runs take that group)."""
 
     def check(self) -> list[str]:
         if self.name is not None and (not self.name or "/" in self.name):

@@ -30,6 +30,8 @@ class LiveClient:
         self._lines = protocol.LineReader()
         self._ready: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        self.bad_lines = 0
+        """Lines from the trainer that were not protocol messages, skipped."""
         self.hello = self.read()
         if self.hello.get("type") != "hello":
             raise protocol.ProtocolError(f"expected hello, got {self.hello.get('type')!r}")
@@ -64,8 +66,17 @@ class LiveClient:
             data = self.sock.recv(1 << 16)
             if not data:
                 raise EOFError("the trainer closed the connection")
-            self._ready.extend(protocol.decode(line) for line in self._lines.feed(data))
+            for line in self._lines.feed(data):
+                self._take(line)
         return self._ready.pop(0)
+
+    def _take(self, line: bytes) -> None:
+        """Queue one decoded message; a line that is no protocol message (e.g. replayed from an events.jsonl that
+        an older trainer tore) is skipped and counted, never the end of the client."""
+        try:
+            self._ready.append(protocol.decode(line))
+        except protocol.ProtocolError:
+            self.bad_lines += 1
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Messages until the connection closes."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer_core.atomic import AppendFile, cut_torn_tail
 from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.protocol import PROTOCOL_VERSION, check_event_fields
 
@@ -34,7 +35,9 @@ def read_events(path: str | Path, from_seq: int = 0) -> list[dict[str, Any]]:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if event.get("seq", -1) >= from_seq:
+            if not isinstance(event, dict) or not isinstance(event.get("seq"), int):
+                continue  # a torn line that happens to parse (`12`), or no event at all
+            if event["seq"] >= from_seq:
                 out.append(event)
     return out
 
@@ -45,9 +48,13 @@ class EventLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.lock = threading.RLock()
+        torn = cut_torn_tail(self.path)  # a kill mid-write: the resumed run's first event starts a line of its own
+        if torn:
+            logging.getLogger("trainer_core").warning("%s: cut a torn last line (%d bytes) left by a killed trainer",
+                                                      self.path.name, torn, extra=NOT_AN_EVENT)
         existing = read_events(self.path)
         self.next_seq = (existing[-1]["seq"] + 1) if existing else 0
-        self._fh = self.path.open("ab", buffering=0)  # one write call per event, nothing held in a buffer
+        self._fh = AppendFile(self.path)  # one write call per event, whole or not at all, nothing buffered
         self._pending = bytearray()
         """Bytes not yet on disk (a full disk): kept, and written first once space returns."""
         self._disk_error: str | None = None
@@ -75,9 +82,8 @@ class EventLog:
         """Append to events.jsonl; on a full disk keep the bytes and go on, so training never dies of it."""
         self._pending += data
         try:
-            while self._pending:
-                written = self._fh.write(self._pending)
-                del self._pending[:written]
+            self._fh.append(bytes(self._pending))
+            self._pending.clear()
         except OSError as exc:
             if self._disk_error is None:
                 self._disk_error = exc.strerror or str(exc)

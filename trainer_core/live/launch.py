@@ -18,6 +18,7 @@ from trainer_core.live.rundir import (
     CONFIG_FILE,
     FLAGGED_FILE,
     LOG_FILE,
+    file_mode,
     new_run_dir,
     read_json,
     update_trainer_json,
@@ -34,10 +35,12 @@ def prepare_run(cfg: RunConfig, default_name: str) -> Path:
     cfg.data.train = [_absolute_source(p) for p in cfg.data.train]
     cfg.data.eval = [_absolute_source(p) for p in cfg.data.eval]
     cfg.model.path = _absolute(cfg.model.path)
-    run_dir = new_run_dir(cfg.output.root, name)
+    run_dir = new_run_dir(cfg.output.root, name, cfg.output.shared)
     save_config(cfg, run_dir / CONFIG_FILE)
     (run_dir / FLAGGED_FILE).touch()  # the Inspector's file exists from the start (README: a run directory)
     update_trainer_json(run_dir, name=name, status="created", run_dir=str(run_dir))
+    for path in run_dir.iterdir():  # later rewrites keep these modes (atomic.write_atomic); the trainer's umask
+        path.chmod(file_mode(run_dir))  # follows the folder's (rundir.follow_run_dir_mode)
     return run_dir
 
 
@@ -98,7 +101,8 @@ def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
 
 def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
     """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid."""
-    log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+    fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode(run_dir))
+    log = os.fdopen(fd, "ab")  # handed to the child
     proc = subprocess.Popen(
         launch_command(run_dir, resume, keep_lr_scale=keep_lr_scale), stdin=subprocess.DEVNULL, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -16,22 +19,44 @@ EVENTS_FILE = "events.jsonl"
 LOG_FILE = "trainer.log"
 FLAGGED_FILE = "flagged.jsonl"
 CHECKPOINTS = "checkpoints"
+COMPLETE_MARKER = "COMPLETE"
+"""Written last into a checkpoint folder, before it is renamed into place: a folder without it is not whole."""
+STATE_FILE = "trainer_state.json"
 FINAL = "final"
 
 
-def new_run_dir(root: str | Path, name: str) -> Path:
-    """Create `root/<name>-<yyyymmdd-hhmmss>/` (with a suffix if that second is taken)."""
+PRIVATE_MODE = 0o700
+"""A run directory's mode by default: it holds training text (flagged.jsonl, events with sample tokens)."""
+SHARED_MODE = 0o750
+"""With `output.shared: true`: the folder's group may read it too (files 0640)."""
+
+
+def new_run_dir(root: str | Path, name: str, shared: bool = False) -> Path:
+    """Create `root/<name>-<yyyymmdd-hhmmss>/` (with a suffix if that second is taken), mode 0700 (0750 shared)."""
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    mode = SHARED_MODE if shared else PRIVATE_MODE
     for n in range(1000):
         path = root / (f"{name}-{stamp}" if n == 0 else f"{name}-{stamp}-{n}")
         try:
-            path.mkdir()
-            return path.resolve()
+            path.mkdir(mode=mode)
         except FileExistsError:
             continue
+        path.chmod(mode)  # mkdir's mode passes through the umask
+        return path.resolve()
     raise RuntimeError(f"cannot create a run directory under {root}")
+
+
+def file_mode(run_dir: str | Path) -> int:
+    """The mode of a file in the run directory: the folder's own, without execute bits (0600, 0640 shared)."""
+    return stat.S_IMODE(os.stat(run_dir).st_mode) & 0o666
+
+
+def follow_run_dir_mode(run_dir: str | Path) -> None:
+    """Set this process's umask so everything it creates in the run directory (logs, checkpoints, tb/) is no
+    more open than the folder itself; the trainer calls it first thing (a run from before modes keeps 0755)."""
+    os.umask(~stat.S_IMODE(os.stat(run_dir).st_mode) & 0o777)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
@@ -54,10 +79,37 @@ def update_trainer_json(run_path: str | Path, **fields: Any) -> dict[str, Any]:
     return data
 
 
-def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temp dirs of an interrupted save are ignored)."""
+def record_trainer_json(run_path: str | Path, **fields: Any) -> bool:
+    """`update_trainer_json` for a trainer that must outlive a full disk: the old file stays whole (atomic
+    rename), one error line says why, and False tells the caller it was not written."""
+    try:
+        update_trainer_json(run_path, **fields)
+    except OSError as exc:
+        logging.getLogger("trainer_core").error("trainer.json not updated (%s); free disk space under %s",
+                                                exc.strerror or exc, Path(run_path).parent)
+        return False
+    return True
+
+
+def checkpoint_dirs(run_dir: str | Path, complete: bool = True) -> list[Path]:
+    """Checkpoints `step-N/`, oldest first: only complete ones unless `complete` is False (temp and aside
+    folders of an interrupted save never count)."""
     base = Path(run_dir) / CHECKPOINTS
     if not base.is_dir():
         return []
     found = [p for p in base.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[5:]))
+    return sorted((p for p in found if not complete or is_complete(p)), key=lambda p: int(p.name[5:]))
+
+
+def is_complete(ckpt: Path) -> bool:
+    """A checkpoint folder whose save finished: it holds the marker written last. One written before markers
+    existed counts when every file is there and no temp copy of the same step sits beside it (the signs of a
+    save killed while it removed the old folder, file by file, before renaming the new one)."""
+    if (ckpt / COMPLETE_MARKER).is_file():
+        return True
+    if ckpt.with_name(f".tmp-{ckpt.name}").exists() or not (ckpt / STATE_FILE).is_file():
+        return False
+    if (ckpt / "deepspeed").is_dir():
+        return (ckpt / "scheduler.pt").is_file()
+    files = ("scheduler.pt", "optimizer.pt", "rng.pt")
+    return all((ckpt / name).is_file() for name in files) and any((ckpt / "model").glob("*.safetensors"))

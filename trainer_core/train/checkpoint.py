@@ -1,12 +1,14 @@
 """Checkpoints: model or adapter, optimizer, scheduler, RNG and data position, written atomically.
 
-A checkpoint is written into `checkpoints/.tmp-step-N/` and renamed to `checkpoints/step-N/` only
-when complete, so a crash or a full disk mid-save never leaves a checkpoint that looks whole.
+A checkpoint is written into `checkpoints/.tmp-step-N/`, marked COMPLETE last, and renamed to
+`checkpoints/step-N/` (an old copy of the same step renamed aside first), so a crash or a full disk mid-save
+never leaves a checkpoint that looks whole (`trainer_core.live.checkpoint_recovery` settles what a kill left).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -16,9 +18,11 @@ import numpy as np
 import torch
 
 from trainer_core.atomic import building_dir, fresh_dir, publish_dir
-from trainer_core.live.rundir import CHECKPOINTS, checkpoint_dirs
+from trainer_core.live.rundir import CHECKPOINTS, COMPLETE_MARKER, STATE_FILE, checkpoint_dirs, is_complete
 
-STATE_FILE = "trainer_state.json"
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names it and what to do."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -48,15 +52,26 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        mark_complete(tmp)
     if keep > 0:
         for old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = checkpoint_dirs(run_dir)
-    return found[-1] if found else None
+def mark_complete(tmp: Path) -> None:
+    """The last file of a checkpoint: written (and made durable) only once every other file is."""
+    with open(tmp / COMPLETE_MARKER, "w", encoding="utf-8") as fh:
+        fh.write("complete\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def require_complete(ckpt: Path) -> None:
+    """Refuse a checkpoint whose save did not finish (no traceback from a missing file halfway through)."""
+    if not ckpt.is_dir() or not is_complete(ckpt):
+        raise CheckpointError(f"{ckpt} is not a complete checkpoint (its save was interrupted); resume with "
+                              f"nlirg train --resume {ckpt.parent.parent}, which picks the newest complete one")
 
 
 def load_state(ckpt: Path) -> dict[str, Any]:
@@ -111,6 +126,7 @@ def save_deepspeed_checkpoint(run_dir: Path, step: int, engine, scheduler, state
     if rank == 0:
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        mark_complete(tmp)
         publish_dir(tmp, final)
         if keep > 0:
             for old in checkpoint_dirs(run_dir)[:-keep]:

@@ -8,9 +8,9 @@ checkpoints, the final export, and the few collectives (telemetry sums, commands
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,10 @@ class SingleDevice:
         """The sum of a host number over all ranks."""
         return value
 
-    def merge_flagged(self, items: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
-        """Flagged samples of every rank (on rank 0; the tracker has already written this rank's own)."""
+    def merge_flagged(self, items: list[dict[str, Any]], append: Callable[[list[dict[str, Any]]], None],
+                      ) -> list[dict[str, Any]]:
+        """Flagged samples of every rank (on rank 0; the tracker has already written this rank's own, and
+        `append` writes the other ranks' to flagged.jsonl)."""
         return items
 
     # ------------------------------------------------------------------ checkpoints and export
@@ -252,15 +254,14 @@ class DeepSpeedBackend(SingleDevice):
         self.dist.all_reduce(t)
         return t.item()  # host sync at a logged step, next to the telemetry sync
 
-    def merge_flagged(self, items: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    def merge_flagged(self, items: list[dict[str, Any]], append: Callable[[list[dict[str, Any]]], None],
+                      ) -> list[dict[str, Any]]:
         everyone = self.gather(items)
         if not self.is_main:
             return []
         others = [item for rank_items in everyone[1:] for item in rank_items]
         if others:
-            with path.open("a", encoding="utf-8") as fh:
-                for item in others:
-                    fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+            append(others)
         return [*items, *others]
 
     # ------------------------------------------------------------------ checkpoints and export

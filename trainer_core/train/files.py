@@ -126,7 +126,8 @@ def quiet_datasets() -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
+    # Not even its errors: a file its reader refuses is read again in Python, whose DataError names the line.
+    datasets.utils.logging.set_verbosity(datasets.utils.logging.CRITICAL)
 
 
 def _load(file: SourceFile, workdir: Path) -> Dataset:
@@ -222,18 +223,18 @@ def row_objects(batch: dict[str, list[Any]]) -> list[Any]:
 # --------------------------------------------------------------------------- Python reading (small sets)
 def raw_rows(file: SourceFile) -> list[tuple[int, Any]]:
     """(line or record number, raw object) for every record of a file, read in Python."""
+    try:
+        return _raw_rows(file)
+    except UnicodeDecodeError as exc:  # a binary or non-UTF-8 file under a text name
+        raise DataError(f"{file.path}: not UTF-8 text (byte {exc.start} of the file or line cannot be decoded); "
+                        "data files are UTF-8 JSON lines, JSON or CSV: convert it or point data.train elsewhere"
+                        ) from None
+
+
+def _raw_rows(file: SourceFile) -> list[tuple[int, Any]]:
     path = Path(file.path)
     if file.kind == "jsonl":
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
-        return rows
+        return _jsonl_rows(path)
     if file.kind == "json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -260,3 +261,21 @@ def raw_rows(file: SourceFile) -> list[tuple[int, Any]]:
 
     with tempfile.TemporaryDirectory(prefix="nlirg-read-") as tmp:
         return list(enumerate(_load(file, Path(tmp)).to_list(), 1))
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, Any]]:
+    rows = []
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{n}: not UTF-8 text (byte {exc.start} of the line); data files are UTF-8 "
+                                "JSON lines: convert the file or fix the line") from None
+            if not line.strip():
+                continue
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
+    return rows

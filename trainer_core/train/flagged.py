@@ -4,15 +4,19 @@ with their text token by token so the Inspector can show exactly what the model 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+from trainer_core.atomic import AppendFile
 from trainer_core.config import TelemetryConfig
 from trainer_core.live.rundir import FLAGGED_FILE
 from trainer_core.train.data import IGNORE
 from trainer_core.train.telemetry import IntervalStats, Telemetry
 from trainer_core.train.token_text import token_texts
 from trainer_core.train.tokenized import TokenizedSet
+
+log = logging.getLogger("trainer_core")
 
 
 class FlaggedTracker:
@@ -23,6 +27,8 @@ class FlaggedTracker:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.seen: dict[int, tuple[int, float]] = {}
+        self.disk_error: str | None = None
+        """Why the last write to flagged.jsonl failed (a full disk), until one succeeds again."""
 
     def update(self, stats: IntervalStats, telemetry: Telemetry, samples: TokenizedSet, step: int,
                ) -> list[dict[str, Any]]:
@@ -44,10 +50,25 @@ class FlaggedTracker:
             self.seen[sid] = key
             out.append(self._describe(samples, sid, detail, mean, zeroed, max_loss, step))
         if out:
-            with self.path.open("a", encoding="utf-8") as fh:
-                for item in out:
-                    fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+            self.append(out)
         return out
+
+    def append(self, items: list[dict[str, Any]]) -> None:
+        """Add the lines to flagged.jsonl; a full disk skips them (whole: no torn line) and says so once."""
+        data = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items).encode("utf-8")
+        try:
+            out = AppendFile(self.path)
+            try:
+                out.append(data)
+            finally:
+                out.close()
+        except OSError as exc:
+            if self.disk_error is None:
+                log.error("%s not written (%s): flagged samples reach the live view but not the file until there "
+                          "is space; free disk space", self.path, exc.strerror or exc)
+            self.disk_error = exc.strerror or str(exc)
+            return
+        self.disk_error = None
 
     def _describe(self, samples: TokenizedSet, sid: int, detail, mean: float, zeroed: int, max_loss: float,
                   step: int) -> dict[str, Any]:

@@ -24,8 +24,15 @@ from trainer_core.live.control import Command, CommandQueue
 from trainer_core.live.events import EventLog
 from trainer_core.live.launch import EXIT_USER_ERROR
 from trainer_core.live.log_events import NOT_AN_EVENT, mirror_log
-from trainer_core.live.rundir import CONFIG_FILE, EVENTS_FILE, LOG_FILE, update_trainer_json
+from trainer_core.live.rundir import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    LOG_FILE,
+    follow_run_dir_mode,
+    record_trainer_json,
+)
 from trainer_core.train import ranks
+from trainer_core.train.log_file import LogFileHandler
 from trainer_core.train.records import DataError
 
 EXIT_FAILED = 3
@@ -45,7 +52,7 @@ class Seat:
         """Set up logging and the run's records of this process; return the event log this rank writes to."""
         if self.main:
             setup_logging(self.run_dir, LOG_FILE)
-            update_trainer_json(self.run_dir, pid=os.getpid(), host=socket.gethostname(), status="starting",
+            record_trainer_json(self.run_dir, pid=os.getpid(), host=socket.gethostname(), status="starting",
                                 started=time.time(), ended=None, run_dir=str(self.run_dir))
         else:
             (self.run_dir / ranks.RANKS_DIR).mkdir(exist_ok=True)
@@ -64,7 +71,7 @@ class Seat:
         events.emit("error", message=message, fatal=True)
         events.emit("end", status="failed", reason=message)
         if self.main:
-            update_trainer_json(self.run_dir, status="failed", ended=time.time(), error=message)
+            record_trainer_json(self.run_dir, status="failed", ended=time.time(), error=message)
         ranks.announce(self.run_dir, self.rank, status="failed", error=message)
         where = "" if self.main else f"rank {self.rank}: "
         print(f"error: {where}{message}", file=sys.stderr, flush=True)
@@ -77,6 +84,7 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
 
     `keep_lr_scale`: with `resume`, keep the checkpoint's live lr_scale instead of starting again at 1.
     """
+    follow_run_dir_mode(run_dir)  # 0700/0600 unless output.shared: before the first file is written
     seat = Seat(run_dir, rank)
     events = seat.start()
     commands = CommandQueue()
@@ -86,6 +94,7 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     except ConfigError as exc:
         return seat.fail(events, one_line(exc), EXIT_USER_ERROR)
 
+    from trainer_core.train.checkpoint import CheckpointError
     from trainer_core.train.loop import Trainer  # torch is imported only past config validation
     from trainer_core.train.model import ModelLoadError
     from trainer_core.train.progress import Progress
@@ -96,7 +105,7 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     try:
         trainer.setup()
         status = trainer.fit()
-    except (ConfigError, DataError, ModelLoadError) as exc:
+    except (ConfigError, DataError, ModelLoadError, CheckpointError) as exc:
         return seat.fail(events, one_line(exc), EXIT_USER_ERROR)
     except KeyboardInterrupt:
         return seat.fail(events, "interrupted twice: stopped without a final checkpoint", EXIT_FAILED)
@@ -138,7 +147,7 @@ def _start_server(trainer):
 def setup_logging(run_dir: Path, log_file: str) -> None:
     """Log to `run_dir/log_file`; warnings also reach stderr as plain lines (but not those marked `quiet`)."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    handler = logging.FileHandler(run_dir / log_file, encoding="utf-8")
+    handler = LogFileHandler(run_dir / log_file)  # a full disk drops lines, never prints tracebacks
     handler.setFormatter(fmt)
     log.addHandler(handler)
     err = logging.StreamHandler(sys.stderr)

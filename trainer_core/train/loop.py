@@ -25,8 +25,9 @@ from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
-from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, update_trainer_json, write_json_atomic
+from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
 from trainer_core.train import resume
+from trainer_core.train.checkpoint import require_complete
 from trainer_core.train.data import Batch, collate
 from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
@@ -44,6 +45,7 @@ from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
+from trainer_core.train.tensorboard import TensorBoard
 from trainer_core.train.token_batch import WindowStream
 
 log = logging.getLogger("trainer_core")
@@ -87,8 +89,8 @@ class Trainer:
     telemetry: Telemetry
     counters: StepCounters
     flagged: FlaggedTracker
-    tb: Any
-    """TensorBoard writer (rank 0), or None."""
+    tb: TensorBoard | None
+    """TensorBoard scalars (rank 0), or None."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
                  resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False):
@@ -161,7 +163,7 @@ class Trainer:
             self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        self.tb = _tensorboard(self.run_dir / "tb") if self.backend.is_main else None
+        self.tb = TensorBoard(self.run_dir / "tb", self._report_error) if self.backend.is_main else None
         log_data(self.data, self.loader)
         log.info("model %s: %s trainable of %s parameters; %d train samples, %d eval; %d steps on %s (%s)",
                  cfg.model.path, f"{trainable:,}", f"{total:,}", len(self.samples), len(self.eval_samples),
@@ -322,7 +324,7 @@ class Trainer:
         self._tb_scalars(event)
         self.progress.update(self.step, self.total_steps, event)
         new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
-        new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.path)
+        new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.append)
         if new_flagged:
             self.events.emit("flagged", step=self.step, samples=new_flagged)
         self.telemetry.drop_tokens()
@@ -341,10 +343,9 @@ class Trainer:
         if self.tb is None:
             return
         for key in ("loss", "weighted_loss", "lr", "grad_norm", "tokens_per_s"):
-            if isinstance(event.get(key), (int, float)) and math.isfinite(event[key]):
-                self.tb.add_scalar(f"train/{key}", event[key], self.step)
+            self.tb.scalar(f"train/{key}", event.get(key), self.step)
         for name, n in zip(("easy", "boost", "hard", "zeroed"), event["zone_counts"], strict=True):
-            self.tb.add_scalar(f"zones/{name}", n, self.step)
+            self.tb.scalar(f"zones/{name}", n, self.step)
 
     # ------------------------------------------------------------------ validate
     @torch.no_grad()
@@ -368,8 +369,8 @@ class Trainer:
             "target_tokens": stats.target_tokens}
         self.last_eval = result
         self.events.emit("eval", **result)
-        if self.tb is not None and math.isfinite(stats.loss):
-            self.tb.add_scalar("eval/loss", stats.loss, self.step)
+        if self.tb is not None:
+            self.tb.scalar("eval/loss", stats.loss, self.step)
         self.progress.note(f"eval step {self.step}: loss {stats.loss:.4f}")
         return result
 
@@ -448,11 +449,7 @@ class Trainer:
 
     def _record(self, **fields: Any) -> None:
         """Update trainer.json; a full disk leaves the old one whole (atomic rename) and training goes on."""
-        try:
-            update_trainer_json(self.run_dir, **fields)
-        except OSError as exc:
-            log.error("trainer.json not updated (%s); free disk space under %s", exc.strerror or exc,
-                      self.run_dir.parent)
+        record_trainer_json(self.run_dir, **fields)
 
     # ------------------------------------------------------------------ save / restore
     def _state(self) -> dict[str, Any]:
@@ -478,9 +475,12 @@ class Trainer:
             return None
         self.events.emit("checkpoint", step=self.step, path=str(path))
         self._write_summary(self.status)
+        if self.tb is not None:
+            self.tb.flush(self.step)
         return path
 
     def _restore(self, ckpt: Path) -> None:
+        require_complete(ckpt)
         state = self.backend.load_checkpoint(ckpt, self.cfg.lora.enabled)  # weights, optimizer, schedule, RNG
         self.step = state["step"]
         self.position = DataPosition(state["epoch"], state["batch_in_epoch"])
@@ -562,12 +562,4 @@ class Trainer:
         self.events.emit("end", status=status, reason=reason, summary=summary)
         self.progress.close(status, summary)
         if self.tb is not None:
-            self.tb.close()
-
-
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(path))
+            self.tb.close(self.step)

@@ -10,13 +10,10 @@ import torch
 
 from trainer_core.config import LoraConfig, ModelConfig
 from trainer_core.train.builtin import portable_model_id, resolve_model_path
+from trainer_core.train.model_source import ModelLoadError, check_model_source
 from trainer_core.train.records import DataError
 
 log = logging.getLogger("trainer_core")
-
-
-class ModelLoadError(RuntimeError):
-    """The model or tokenizer cannot be loaded; the message says which and what to do."""
 
 
 def compute_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
@@ -103,6 +100,7 @@ def name_portable_base(adapter_dir: Path, spec: str) -> None:
 
 
 def resolve(cfg: ModelConfig) -> str:
+    check_model_source(cfg.path)  # a missing config.json or an unreachable hub id: one line, before any loading
     try:
         return resolve_model_path(cfg.path)
     except ValueError as exc:

@@ -1,0 +1,62 @@
+"""Bad input that used to end in a traceback: one line naming the file or key, exit code 2, no run directory
+left behind (issue 15, item 7). The real `nlirg train` on builtin:tiny; each case stops before training."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import TINY, nlirg_cli, set_args, write_alpaca
+
+pytestmark = pytest.mark.slow
+
+
+def _train(tmp_path, *sets: str, env: dict | None = None):
+    data = tmp_path / "good.jsonl"
+    if not data.exists():
+        write_alpaca(data, n=8)
+    return nlirg_cli("train", *set_args([*TINY, f"data.train={data}", *sets]), "--max-steps", "1", cwd=tmp_path,
+                     env=env)
+
+
+def _one_line_error(res, *words: str) -> str:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:") or line.startswith("  - ")]
+    assert errors, res.stderr
+    assert all(w in "\n".join(errors) for w in words), res.stderr
+    return res.stderr
+
+
+def test_a_binary_file_named_jsonl_is_one_line(tmp_path):
+    binary = tmp_path / "data.jsonl"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)  # an image under a data file's name
+    res = _train(tmp_path, f"data.train={binary}")
+    _one_line_error(res, str(binary), "not UTF-8")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("override", ["training.lr=nan", "training.lr=.inf", "nlirg.k=1e309",
+                                      "training.betas=[0.9, .nan]"])
+def test_a_non_finite_number_is_refused_naming_its_key(tmp_path, override):
+    key = override.split("=")[0]
+    res = _train(tmp_path, override)
+    _one_line_error(res, key, "not a finite number")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_model_folder_without_config_json_names_the_file(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
+    res = _train(tmp_path, f"model.path={folder}")
+    _one_line_error(res, str(folder), "config.json")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_an_unknown_hub_id_offline_fails_fast(tmp_path):
+    """No network and no HF_HUB_OFFLINE: the old path retried for 48 s and printed 24 lines."""
+    env = {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there: no network
+    res = _train(tmp_path, "model.path=nlirg-test/no-such-model", env=env)
+    _one_line_error(res, "nlirg-test/no-such-model", "not in the Hugging Face cache", "cannot be reached")
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
