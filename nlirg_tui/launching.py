@@ -13,6 +13,7 @@ from trainer_core.config import RunConfig, build_config
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
+from trainer_core.train.model_source import ModelLoadError, check_model_source
 
 
 class LaunchError(ValueError):
@@ -51,6 +52,10 @@ def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
 
 
 def _start(cfg: RunConfig, name: str, resume: Path | None = None) -> Path:
+    try:
+        check_model_source(cfg.model.path)  # a missing config.json or an unreachable hub id: no run directory
+    except ModelLoadError as exc:
+        raise LaunchError(str(exc)) from None
     run_dir = prepare_run(cfg, name)
     start_detached(run_dir, resume)
     return run_dir

@@ -60,3 +60,17 @@ def test_an_unknown_hub_id_offline_fails_fast(tmp_path):
     _one_line_error(res, "nlirg-test/no-such-model", "not in the Hugging Face cache", "cannot be reached")
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_workbench_refuses_the_same_model_folder_before_a_run_directory(tmp_path):
+    """The workbench's launch (Runs screen, relaunch) checks model.path the same way: LaunchError, no run dir."""
+    from nlirg_tui.launching import LaunchError, launch_config_file
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    data = write_alpaca(tmp_path / "d.jsonl", n=8)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model:\n  path: {folder}\ndata:\n  train: {data}\n")
+    with pytest.raises(LaunchError, match="config.json"):
+        launch_config_file(config, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

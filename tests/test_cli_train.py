@@ -86,10 +86,15 @@ def test_data_cache_lists_and_clears_entries_with_their_sizes(tmp_path):
 def test_missing_model_is_one_clear_error_and_nlirg_runs_says_why_a_detached_run_failed(tmp_path):
     data = write_alpaca(tmp_path / "d.jsonl")
     args = ["--set", "model.path=nobody/no-such-model-xyz", "--set", f"data.train={data}", "--max-steps", "1"]
-    res = nlirg_cli("train", *args, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
-    assert res.returncode == 2
-    assert "model.path" in res.stderr and "Traceback" not in res.stderr
-    assert list((tmp_path / "runs").iterdir()) == []  # the error is on the terminal; no debris
+    for detach in ([], ["--detach"]):  # checked before a run directory exists, detached or not
+        res = nlirg_cli("train", *args, *detach, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+        assert res.returncode == 2
+        assert "model.path" in res.stderr and "Traceback" not in res.stderr
+        assert not (tmp_path / "runs").exists()  # the error is on the terminal; no debris
+    broken = tmp_path / "broken-model"  # passes the launcher's check (config.json is there), fails to load
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    args[1] = f"model.path={broken}"
     detached = nlirg_cli("train", *args, "--detach", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
     run = Path(detached.stdout.strip().splitlines()[-1])  # kept: a detached user learns why from `nlirg runs`
     deadline = time.monotonic() + 120
@@ -97,4 +102,4 @@ def test_missing_model_is_one_clear_error_and_nlirg_runs_says_why_a_detached_run
         time.sleep(0.2)
     listed = nlirg_cli("runs", cwd=tmp_path).stdout.splitlines()
     assert listed[1].split()[:2] == [run.name, "failed"]
-    assert listed[2].startswith("  └ model.path: cannot load") and "nobody/no-such-model-xyz" in listed[2]
+    assert listed[2].startswith("  └ model.path: cannot load") and str(broken) in listed[2]

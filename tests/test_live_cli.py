@@ -215,6 +215,7 @@ def test_runs_list_live_first_and_marks_a_vanished_pid_dead(tmp_path):
         ("me-20260101-000000", "running"), ("ghost-20260101-000000", "dead"), ("old-20260101-000000", "completed")]
     assert runs[1].error.endswith("before its first checkpoint; start it again")
     (root / "ghost-20260101-000000" / "checkpoints" / "step-3").mkdir(parents=True)
+    (root / "ghost-20260101-000000" / "checkpoints" / "step-3" / "COMPLETE").touch()  # a whole checkpoint
     assert run_info(root / "ghost-20260101-000000").error.endswith(
         f"continue it with: nlirg train --resume {root / 'ghost-20260101-000000'}")
 

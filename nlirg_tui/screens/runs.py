@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nlirg_tui.launching import launch_config_file, launch_demo
+from nlirg_tui.launching import LaunchError, launch_config_file, launch_demo
 from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.screens.compare import CompareScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog
@@ -143,7 +143,7 @@ class RunsScreen(Screen):
             return
         try:
             run_dir = launch_config_file(Path(path).expanduser(), self.root)
-        except ConfigError as exc:
+        except (ConfigError, LaunchError) as exc:  # LaunchError: model.path cannot load
             self.notify(str(exc), severity="error", timeout=10)
             return
         self.app.push_screen(RunScreen(run_dir, standalone=False))
@@ -158,7 +158,7 @@ class RunsScreen(Screen):
             return
         try:
             run_dir = launch_demo(self.demo_overrides, self.root)
-        except ConfigError as exc:
+        except (ConfigError, LaunchError) as exc:  # LaunchError: model.path cannot load
             self.notify(str(exc), severity="error", timeout=10)
             return
         self.app.push_screen(RunScreen(run_dir, standalone=False))

@@ -110,7 +110,14 @@ class EventLog:
                 self._listeners.remove(listener)
 
     def close(self) -> None:
+        """Close the file after one last try at events a full disk held back (said in one line if they are lost)."""
         with self.lock:
+            if self._pending:
+                self._write(b"")
+            if self._pending:
+                logging.getLogger("trainer_core").error(
+                    "%s: %d bytes of events never written (the disk stayed full)", self.path, len(self._pending),
+                    extra=NOT_AN_EVENT)
             self._fh.close()
 
 
