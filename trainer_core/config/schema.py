@@ -182,6 +182,10 @@ class TrainingConfig:
     """Seeds python, numpy and torch; with one seed two runs give the same losses."""
     token_batch: int = 0
     """0 = one step per batch; N > 0 = one optimizer step per window of N target tokens (SFT)."""
+    ce_chunk_tokens: int = 0
+    """Target tokens per chunk of the fused LM head + cross-entropy (the logits never exist whole, in forward or
+    backward). 0 = auto: as many as keep one chunk's float32 logits under 256 MiB (441 tokens at a 151,936-token
+    vocabulary, 1,365 at 49,152); larger chunks are a little faster and cost chunk x vocab x 4 bytes."""
     max_nan_steps: int = 5
     """Stop with a checkpoint after this many non-finite steps in a row."""
     log_every: int = 1
@@ -204,8 +208,8 @@ class TrainingConfig:
         for key in ("batch_size", "grad_accum", "log_every"):
             if getattr(self, key) < 1:
                 out.append(f"training.{key}: {getattr(self, key)} must be >= 1")
-        for key in ("max_steps", "token_batch", "warmup_steps", "eval_every", "save_every", "save_every_minutes",
-                    "save_total_limit", "max_nan_steps"):
+        for key in ("max_steps", "token_batch", "ce_chunk_tokens", "warmup_steps", "eval_every", "save_every",
+                    "save_every_minutes", "save_total_limit", "max_nan_steps"):
             if getattr(self, key) < 0:
                 out.append(f"training.{key}: {getattr(self, key)} must be >= 0")
         if self.epochs <= 0 and self.max_steps == 0:

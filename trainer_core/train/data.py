@@ -104,8 +104,12 @@ class Batch:
     """A zero-weight batch: run so that every rank runs the same forwards and backwards, trains nothing."""
     input_tokens: int = 0
     """Real (unpadded) tokens in the batch."""
+    host_labels: torch.Tensor | None = None
+    """The labels' host copy once the batch is on a device: the loss step plans its target positions from it
+    (a `nonzero` on a GPU tensor would wait for the GPU)."""
 
     def to(self, device: torch.device) -> Batch:
+        on_host = self.labels.device.type == "cpu"
         return Batch(
             self.input_ids.to(device, non_blocking=True),
             self.labels.to(device, non_blocking=True),
@@ -114,6 +118,7 @@ class Batch:
             self.sample_ids,
             self.filler,
             self.input_tokens,
+            host_labels=self.labels if on_host else self.host_labels,
         )
 
 

@@ -42,6 +42,7 @@ class SingleDevice:
                 ) -> torch.optim.Optimizer:
         """Take the built model and optimizer; return the optimizer the LR schedule drives."""
         self.model, self.optimizer = model, optimizer
+        self.ce_chunk = cfg.training.ce_chunk_tokens
         return optimizer
 
     def attach_scheduler(self, scheduler) -> None:
@@ -50,7 +51,8 @@ class SingleDevice:
     # ------------------------------------------------------------------ step
     def loss_step(self, batch: Batch, params: NlirgParams, label_mask: torch.Tensor | None = None,
                   prefix_len: int | None = None) -> LossStep:
-        return loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len)
+        return loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len,
+                         ce_chunk=self.ce_chunk)
 
     def backward(self, weighted_sum: torch.Tensor) -> None:
         weighted_sum.backward()
@@ -124,13 +126,15 @@ class LossModule(torch.nn.Module):
     """The model with `loss_step` as its forward, so the DeepSpeed engine runs the loss itself: ZeRO-3 gathers
     the parameters and arms its backward hooks in the engine's forward, which a direct call would bypass."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, ce_chunk: int = 0):
         super().__init__()
         self.model = model
+        self.ce_chunk = ce_chunk
 
     def forward(self, batch: Batch, params: NlirgParams, label_mask: torch.Tensor | None = None,
                 prefix_len: int | None = None) -> tuple[torch.Tensor, LossStep]:
-        out = loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len)
+        out = loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len,
+                        ce_chunk=self.ce_chunk)
         return out.weighted_sum, out  # the engine hooks the tensor; the rest rides along untouched
 
 
@@ -167,7 +171,7 @@ class DeepSpeedBackend(SingleDevice):
         ds_cfg = resolve_deepspeed_config(cfg, self.world_size, name)
         self.stage = int(ds_cfg["zero_optimization"]["stage"])
         self.base_path = cfg.model.path
-        wrapper = LossModule(model)
+        wrapper = LossModule(model, cfg.training.ce_chunk_tokens)
         trainable = [p for p in wrapper.parameters() if p.requires_grad]
         use_torch = "optimizer" not in ds_cfg
         self.engine, zero_opt, _, _ = deepspeed.initialize(

@@ -2,7 +2,8 @@
 
 Host syncs are few and named: one per logged step (`Telemetry.sync`), one per evaluation, one per
 checkpoint. Skipping a non-finite or fully zeroed step happens on the device (the fused AdamW's
-`found_inf`), so a normal step never waits for the GPU.
+`found_inf`), and the loss step plans its target positions on the host, so our own code in a normal step
+never waits for the GPU; transformers' mask preparation does once per forward (see `step`).
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ class Trainer:
                 batch = self._next_micro_batch().to(self.device)
             else:  # token_batch: this micro-step is one window, its rows cut to the window's prefix
                 part = self.windows.next(self._next_micro_batch)
-                batch, label_mask = part.batch.to(self.device), part.label_mask.to(self.device)
+                batch, label_mask = part.batch.to(self.device), part.label_mask  # host mask: see step._target_index
                 self.interval.input_tokens += 0 if batch.filler else part.window.input_tokens
             if batch.filler and self.world_size == 1:
                 continue  # no other rank to keep in step with: a filler would train nothing
