@@ -74,10 +74,13 @@ class Telemetry:
         w = weights.detach().float()
         zones = zone_of(L, params)
         acc = self.acc
-        acc[_ZC:_ZC + 4] += torch.bincount(zones, minlength=4).to(acc.dtype)
+        # Counts go through index_add_ into the fixed slots: torch.bincount reads its input's max back to the
+        # host to size its output, a GPU sync per micro-batch.
+        ones = torch.ones_like(L, dtype=acc.dtype)
+        acc[_ZC:_ZC + 4].index_add_(0, zones, ones)
         acc[_ZW:_ZW + 4].index_add_(0, zones, (w * L).to(acc.dtype))
         bins = torch.clamp((L / HIST_BIN).long(), 0, HIST_BINS)
-        acc[_H:_H + HIST_BINS + 1] += torch.bincount(bins, minlength=HIST_BINS + 1).to(acc.dtype)
+        acc[_H:_H + HIST_BINS + 1].index_add_(0, bins, ones)
         acc[_SUM_L] += L.sum()
         acc[_SUM_WL] += (w * L).sum()
         acc[_N] += L.numel()
