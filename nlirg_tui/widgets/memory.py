@@ -1,4 +1,5 @@
-"""The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU), and tokens/s."""
+"""The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU), tokens/s and MFU
+(model FLOPs utilisation: near 40-60% a run is compute-bound; far below, something else holds it back)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,19 @@ def memory_table(state: RunState) -> Table:
     for rank, mem in enumerate(state.memory):
         r = mem.latest
         table.add_row(str(rank), *(_gib(r.get(k)) for k in ("allocated", "reserved", "peak", "rss")))
-    tps = state.tokens_per_s.last
-    table.caption = f"tokens/s {tps:,.0f}" if tps is not None else "tokens/s -"
+    table.caption = throughput_caption(state)
     return table
+
+
+def throughput_caption(state: RunState) -> str:
+    """`tokens/s 12,345 · MFU 41.2% · 312.0 TFLOP/s` from the last step event (MFU - without a device peak)."""
+    tps = state.tokens_per_s.last
+    parts = [f"tokens/s {tps:,.0f}" if tps is not None else "tokens/s -"]
+    mfu, tflops = state.latest_step.get("mfu"), state.latest_step.get("model_tflops")
+    parts.append(f"MFU {mfu:.1%}" if isinstance(mfu, (int, float)) else "MFU -")
+    if isinstance(tflops, (int, float)):
+        parts.append(f"{tflops:,.1f} TFLOP/s" if tflops >= 0.1 else f"{tflops * 1e3:,.1f} GFLOP/s")
+    return " · ".join(parts)
 
 
 class MemoryPane(Vertical):

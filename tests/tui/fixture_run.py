@@ -30,7 +30,7 @@ def _step_event(seq: int, step: int) -> dict:
             "input_tokens": 2 * sum(counts), "tokens_per_s": 1000.0 + step, "target_tokens_per_s": 500.0,
             "zone_counts": counts, "zone_counts_total": total,
             "zone_grad_share": [0.05, 0.7, 0.25, 0.0], "loss_hist": hist, "skipped_steps": 0, "memory": mem,
-            "step_time_s": 0.05, "rank_memory": [mem], "world_size": 1}
+            "step_time_s": 0.05, "model_tflops": 0.0123, "mfu": None, "rank_memory": [mem], "world_size": 1}
 
 
 def _flagged(step: int, line: int, zeroed: int) -> dict:

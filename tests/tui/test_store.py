@@ -12,6 +12,7 @@ from nlirg_tui.series import BoundedSeries, resample
 from nlirg_tui.state import RunState
 from nlirg_tui.theme_files import bundled_themes, load_theme, themes_dir
 from nlirg_tui.weight_curve import curve
+from nlirg_tui.widgets.memory import throughput_caption
 from nlirg_tui.widgets.zones import heatmap, zone_table
 from tests.tui.fixture_run import fixture_events
 from trainer_core.live import protocol
@@ -71,6 +72,14 @@ def test_data_preparation_progress_shows_until_training_starts():
     assert list(state.log) == ["tokenizing data: 0/100,000", "tokenizing data: 100,000/100,000"]  # not every event
     state.ingest([{"seq": 3, "type": "status", "status": "running", "step": 0, "total_steps": 10}])
     assert state.preparing is None and state.status == "running"
+
+
+def test_memory_pane_caption_shows_tokens_per_second_and_mfu():
+    state = RunState()
+    state.ingest([{"type": "step", "step": 1, "tokens_per_s": 12345.0, "mfu": 0.4123, "model_tflops": 312.04}])
+    assert throughput_caption(state) == "tokens/s 12,345 · MFU 41.2% · 312.0 TFLOP/s"
+    state.ingest([{"type": "step", "step": 2, "tokens_per_s": 900.0, "mfu": None, "model_tflops": 0.0123}])
+    assert throughput_caption(state) == "tokens/s 900 · MFU - · 12.3 GFLOP/s"  # a CPU without a configured peak
 
 
 def test_zone_panes_show_counts_shares_and_time():

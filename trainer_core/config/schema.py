@@ -310,9 +310,15 @@ class TelemetryConfig:
     """A sample whose mean target loss reaches this is flagged (samples with zeroed tokens always are)."""
     max_flagged: int = 200
     """Keep at most this many flagged samples (worst first) in the live view."""
+    peak_tflops: float = 0.0
+    """Peak TFLOP/s of one device for the step events' MFU; 0 = look it up for a known GPU (H100, H200, A100,
+    L40S, 4090, ...: dense bf16/fp16, or fp32 for fp32 runs); on the CPU or an unknown GPU MFU is then null."""
 
     def check(self) -> list[str]:
-        return [] if self.max_flagged >= 0 else [f"telemetry.max_flagged: {self.max_flagged} must be >= 0"]
+        out = [] if self.max_flagged >= 0 else [f"telemetry.max_flagged: {self.max_flagged} must be >= 0"]
+        if self.peak_tflops < 0:
+            out.append(f"telemetry.peak_tflops: {self.peak_tflops} must be >= 0 (0 = look it up)")
+        return out
 
 
 @dataclass

@@ -122,6 +122,10 @@ class StepEvent(TypedDict):
     skipped_steps: int
     memory: Memory
     step_time_s: float
+    model_tflops: float
+    """Model FLOPs per second over the interval, all ranks together (docs/memory.md says what is counted)."""
+    mfu: float | None
+    """model_tflops over the devices' peak (telemetry.peak_tflops or a known GPU's); None when the peak is unknown."""
     rank_memory: list[Memory]
     world_size: int
 

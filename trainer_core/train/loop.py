@@ -33,6 +33,7 @@ from trainer_core.train.data import Batch, collate
 from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.flagged import FlaggedTracker
+from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.loop_state import DataPosition, Interval, SteadyRate, StepCounters
 from trainer_core.train.model import (
     compute_dtype,
@@ -45,6 +46,7 @@ from trainer_core.train.model import (
 from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
+from trainer_core.train.step import lm_head
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
 from trainer_core.train.tensorboard import TensorBoard
 from trainer_core.train.token_batch import WindowStream
@@ -159,6 +161,8 @@ class Trainer:
         self.backend.attach_scheduler(self.scheduler)
         self.telemetry = Telemetry(self.device)
         self.counters = StepCounters(self.device)
+        peak = device_peak_tflops(self.device, self.dtype, cfg.telemetry.peak_tflops)
+        self.mfu = MfuMeter(ModelFlops.of(self.model, lm_head(self.model)), peak, self.world_size)
         self.flagged = FlaggedTracker(self.run_dir, self.tokenizer, cfg.telemetry)
         if not self.backend.is_main:
             self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
@@ -191,6 +195,8 @@ class Trainer:
             pos.batch_in_epoch += 1  # a filler past the planned batches only completes the run's last step
         if self.windows is None and not batch.filler:  # token_batch counts input tokens window by window
             self.interval.input_tokens += batch.input_tokens
+        if not batch.filler:
+            self.mfu.add_batch(batch.attention_mask)  # attention pairs, counted once per batch from the host mask
         return batch
 
     def _data_progress(self, phase: str, done: int, total: int, seconds: float) -> None:
@@ -298,6 +304,7 @@ class Trainer:
     def _log_step(self) -> str | None:
         self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
         input_tokens = int(self.backend.total(self.interval.input_tokens))
+        pairs = int(self.backend.total(self.mfu.pairs))
         stats = self.telemetry.sync()
         max_streak, skipped, grad_norm = self.counters.read()  # one more small transfer at the same sync point
         now = time.time()
@@ -309,6 +316,7 @@ class Trainer:
         self.totals["skipped_steps"] += int(skipped)
         self.steady.mark(self.step, now, self.totals["input_tokens"])
         memory = memory_reading(self.device)
+        model_tflops, mfu = self.mfu.interval(input_tokens, stats.target_tokens, elapsed, pairs)
         event: protocol.StepEvent = {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
             "samples_done": self.samples_done,
@@ -318,6 +326,7 @@ class Trainer:
             "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
             "skipped_steps": int(skipped), "memory": memory, "step_time_s": elapsed / steps,
+            "model_tflops": model_tflops, "mfu": mfu,
             "rank_memory": self.backend.gather(memory), "world_size": self.world_size,
         }
         self.last = stats

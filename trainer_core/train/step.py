@@ -57,6 +57,11 @@ def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn
     return decoder, head, LogitTransform(scale=scale, softcap=softcap)
 
 
+def lm_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The model's LM head module (under any DeepSpeed or peft wrapper)."""
+    return _decoder_and_head(model)[1]
+
+
 def _zero3_sharded(weight: torch.Tensor) -> bool:
     """True for a parameter that DeepSpeed ZeRO-3 partitions over the ranks (it carries a `ds_id`)."""
     return hasattr(weight, "ds_id")
