@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,11 @@ def data(tmp_path: Path) -> Path:
 
 
 def ds_env(tmp_path: Path) -> dict[str, str]:
-    # One thread per rank: two ranks on two cores, not four threads fighting over them.
-    return live_env(private_runtime_dir(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # One thread per rank: two ranks on two cores, not four threads fighting over them. DeepSpeed's CPU ranks
+    # JIT-build a small C++ op into TORCH_EXTENSIONS_DIR under a lock file: one folder per venv, so checkouts with
+    # their own venvs on one machine neither rebuild it in turn nor wait forever on a lock a killed build left.
+    return live_env(private_runtime_dir(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+                    TORCH_EXTENSIONS_DIR=str(Path(sys.prefix) / "torch_extensions"))
 
 
 def new_run(tmp_path: Path, overrides: list[str], name: str) -> Path:
@@ -219,6 +223,62 @@ def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
     out = launch(again, env, "--resume", str(again / "checkpoints" / "step-2"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert step_losses(again) == pytest.approx(step_losses(run_dir)[2:], rel=1e-5)
+
+
+def model_folder(path: Path, hidden: int, layers: int) -> Path:
+    """A random Qwen2-shaped model saved in bf16 as hub checkpoints are (the trainer loads float32 weights from it),
+    with the tiny builtin's tokenizer (1,024 ids)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bench.qwen2_shape import qwen2_shaped
+    from trainer_core.train.builtin import resolve_model_path
+
+    qwen2_shaped(vocab=1024, hidden=hidden, layers=layers, dtype=torch.bfloat16).save_pretrained(path)
+    AutoTokenizer.from_pretrained(resolve_model_path("builtin:tiny")).save_pretrained(path)
+    return path
+
+
+def rank_peaks(run_dir: Path) -> list[int]:
+    """Each rank's peak resident set over the whole run (the last step event's per-rank reading)."""
+    return [m["peak"] for m in steps(run_dir)[-1]["rank_memory"]]
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+@needs_deepspeed
+def test_zero3_builds_the_model_sharded(data: Path, tmp_path: Path) -> None:
+    """ZeRO-3 builds the model inside zero.Init: no rank ever holds all of it, so every rank's peak stays clearly
+    below the whole-model-first path; LoRA on the sharded base trains exactly as on one device."""
+    model = model_folder(tmp_path / "model", hidden=1024, layers=16)  # ~195M parameters, 780 MB in float32
+    model_bytes = 2 * (model / "model.safetensors").stat().st_size  # in float32, as the ranks hold it
+    # Release gathered layers right after use (the shipped file keeps them while memory allows) and keep the
+    # gradient bucket small (the shipped 5e7 elements are 200 MB of float32), so a rank's training peak is its
+    # shard plus about one layer and the model build is what decides the peak.
+    user = json.loads(template_path(3).read_text())
+    user["zero_optimization"].update(stage3_param_persistence_threshold=0, stage3_max_live_parameters=2e7,
+                                     stage3_max_reuse_distance=0, stage3_prefetch_bucket_size=1.3e7,
+                                     reduce_bucket_size=5e5)
+    (tmp_path / "zero3.json").write_text(json.dumps(user))
+    base = [*COMMON, f"model.path={model}", "lora.enabled=true", "lora.r=4", f"data.train={data}",
+            "training.max_steps=2", "data.eval_fraction=0", "data.max_length=48"]
+    ds = [*TWO_RANKS, f"distributed.deepspeed_config={tmp_path / 'zero3.json'}"]
+    sharded = new_run(tmp_path, [*base, *ds], "sharded")
+    whole = new_run(tmp_path, [*base, *ds, "distributed.zero3_sharded_init=false", "training.max_steps=1"], "whole")
+    # glibc keeps freed heap blocks under its mmap threshold (up to 32 MiB) in the process, so the resident set
+    # would show memory that was gathered and released; blocks of 64 KiB and up go to mmap and back to the OS.
+    env = {**ds_env(tmp_path), "MALLOC_MMAP_THRESHOLD_": "65536"}
+    for run_dir in (sharded, whole):
+        out = launch(run_dir, env)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "building the model sharded over 2 ranks" in (sharded / "trainer.log").read_text()
+    assert "building the model sharded" not in (whole / "trainer.log").read_text()
+    ref_dir = tmp_path / "one"
+    train_in_process(ref_dir, [*base, *ONE_RANK])
+    assert_same_steps(steps(sharded), steps(ref_dir))
+    for rank, (lean, full) in enumerate(zip(rank_peaks(sharded), rank_peaks(whole), strict=True)):
+        assert lean < full - model_bytes / 4, f"rank {rank}: sharded peak {lean >> 20} MiB, whole {full >> 20} MiB"
 
 
 @pytest.mark.deepspeed

@@ -360,6 +360,10 @@ class DistributedConfig:
     """DeepSpeed hostfile for several nodes."""
     optimizer: DeepSpeedOptimizer = "torch"
     """DeepSpeed: `torch` (torch's fused AdamW, no build step) or `deepspeed` (the JSON's optimizer, e.g. FusedAdam)."""
+    zero3_sharded_init: bool = True
+    """ZeRO-3: build the model already sharded (`deepspeed.zero.Init` through transformers' DeepSpeed integration;
+    rank 0 reads the checkpoint layer by layer), so no rank ever holds the whole model; false loads it whole on
+    every rank first (for model code that breaks under zero.Init)."""
 
     def check(self) -> list[str]:
         out = choice_problems(self, "distributed")

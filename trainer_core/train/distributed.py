@@ -8,9 +8,10 @@ checkpoints, the final export, and the few collectives (telemetry sums, commands
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ class SingleDevice:
 
     def __init__(self, device: torch.device):
         self.device = device
+
+    def model_build(self, cfg: RunConfig, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+        """The context the model is built in (DeepSpeed ZeRO-3 builds it sharded)."""
+        return contextlib.nullcontext()
 
     def prepare(self, model, optimizer: torch.optim.Optimizer, cfg: RunConfig, dtype: torch.dtype
                 ) -> torch.optim.Optimizer:
@@ -161,14 +166,37 @@ class DeepSpeedBackend(SingleDevice):
             device = torch.device("cpu")
         super().__init__(device)
 
+    def _ds_config(self, cfg: RunConfig, dtype: torch.dtype) -> dict[str, Any]:
+        from trainer_core.config.deepspeed import resolve_deepspeed_config
+
+        name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        return resolve_deepspeed_config(cfg, self.world_size, name)
+
+    @contextlib.contextmanager
+    def model_build(self, cfg: RunConfig, dtype: torch.dtype) -> Iterator[None]:
+        """ZeRO-3: inside, transformers builds the model within `deepspeed.zero.Init` (each parameter partitioned
+        as it is created) and rank 0 loads the checkpoint layer by layer, so no rank holds the whole model.
+        Only inside: a later `from_pretrained` on rank 0 alone (the merged LoRA export) must load plainly."""
+        ds_cfg = self._ds_config(cfg, dtype)
+        if int(ds_cfg["zero_optimization"]["stage"]) != 3 or not cfg.distributed.zero3_sharded_init:
+            yield
+            return
+        from transformers.integrations import HfDeepSpeedConfig
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        hf_ds_config = HfDeepSpeedConfig(ds_cfg)  # transformers keeps a weak reference: alive while this runs
+        log.info("deepspeed: building the model sharded over %d ranks (ZeRO-3 zero.Init)", self.world_size)
+        try:
+            yield
+        finally:
+            del hf_ds_config
+            unset_hf_deepspeed_config()
+
     def prepare(self, model, optimizer: torch.optim.Optimizer, cfg: RunConfig, dtype: torch.dtype
                 ) -> torch.optim.Optimizer:
         import deepspeed
 
-        from trainer_core.config.deepspeed import resolve_deepspeed_config
-
-        name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        ds_cfg = resolve_deepspeed_config(cfg, self.world_size, name)
+        ds_cfg = self._ds_config(cfg, dtype)
         self.stage = int(ds_cfg["zero_optimization"]["stage"])
         self.base_path = cfg.model.path
         wrapper = LossModule(model, cfg.training.ce_chunk_tokens)

@@ -144,7 +144,8 @@ class Trainer:
         self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
         self.samples, self.eval_samples = self.data.train, self.data.eval or []
         self.loader = make_loader(self.data, cfg, self.world_size, self.rank, self.tokenizer.pad_token_id)
-        self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
+        with self.backend.model_build(cfg, self.dtype):  # ZeRO-3: the model is born sharded
+            self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
         self.model.train()
         trainable, total = count_parameters(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]

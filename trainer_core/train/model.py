@@ -108,9 +108,9 @@ def resolve(cfg: ModelConfig) -> str:
 
 
 def count_parameters(model) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
+    """(trainable, total) parameters; a ZeRO-3 shard counts with its full size (`ds_numel`)."""
+    sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in model.parameters()]
+    return sum(n for n, trains in sizes if trains), sum(n for n, _ in sizes)
 
 
 def _first_line(exc: BaseException) -> str:

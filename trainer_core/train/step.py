@@ -79,8 +79,6 @@ def _why_not_fused(head: torch.nn.Module) -> str | None:
         return f"the LM head is a {type(head).__name__}, not a plain Linear (e.g. LoRA on lm_head)"
     if head.bias is not None:
         return "the LM head has a bias"
-    if _zero3_sharded(head.weight) and head.weight.requires_grad:
-        return "ZeRO-3 shards the trainable LM head, whose gradient only the head module's own hooks collect"
     return None
 
 
@@ -110,12 +108,31 @@ def head_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tens
             _logged_fallbacks.add(reason)
             log.info("LM head: plain chunked cross-entropy (logits kept for backward) because %s", reason)
         return plain_head_ce(head, hidden, targets, transform, chunk)
-    if _zero3_sharded(head.weight):  # frozen under ZeRO-3: gather it once for this micro-step's forward
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters([head.weight]):
-            return fused_head_ce(hidden, head.weight, targets, transform, chunk)
+    if _zero3_sharded(head.weight):
+        return _call_as_forward(head, _fused_with_own_weight, hidden, targets, transform, chunk)
     return fused_head_ce(hidden, head.weight, targets, transform, chunk)
+
+
+def _fused_with_own_weight(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor,
+                           transform: LogitTransform, chunk: int) -> torch.Tensor:
+    return fused_head_ce(hidden, head.weight, targets, transform, chunk)
+
+
+def _call_as_forward(module: torch.nn.Module, fn, *args):
+    """Call `fn(module, *args)` as `module`'s own forward, so the module's hooks wrap it as they wrap the plain head.
+
+    ZeRO-3 needs this: its hooks gather the sharded weight before the forward and again before the backward
+    (once per micro-step each, as for the plain head), release it after, and reduce its gradient when it trains.
+    """
+    own = module.__dict__.get("forward")  # an instance-level forward (another library's wrapper) is put back
+    module.forward = lambda *a: fn(module, *a)
+    try:
+        return module(*args)
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
 
 
 def _target_index(batch: Batch, label_mask: torch.Tensor | None, prefix_len: int | None,
