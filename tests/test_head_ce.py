@@ -5,6 +5,8 @@ float64 on tiny shapes and in float32 on the Qwen2 shape; and that it keeps no l
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -159,3 +161,26 @@ def test_float32_qwen2_shape_lora_equals_the_plain_path(monkeypatch) -> None:
     model = apply_lora(qwen2_shaped(), LoraConfig(r=8, alpha=16, dropout=0.0))
     batch = row_batch(40, 30, model.config.vocab_size, rows=1)
     assert_same_step(model, batch, monkeypatch, rtol=1e-4, atol=1e-6, ce_chunk=16)
+
+
+def test_lora_on_the_lm_head_falls_back_to_the_plain_path_with_one_log_line(monkeypatch, caplog) -> None:
+    """A head the fused op cannot take (peft's LoRA layer on lm_head) runs the plain path: exact losses, a gradient
+    for the head's adapter, and one log line naming why, however many steps run."""
+    model = qwen2_shaped(vocab=300, hidden=32, layers=1, tied=False, dtype=torch.float64)
+    model = apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "lm_head"])).double()
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # a trained adapter: the head's output differs from its base weight's
+            torch.nn.init.normal_(param, std=0.1)
+    batch = row_batch(24, 17, 300)
+    monkeypatch.setattr(step, "_logged_fallbacks", set())
+    with caplog.at_level(logging.INFO, logger="trainer_core"):
+        outs = [step.loss_step(model, batch, NlirgParams(), ce_chunk=5) for _ in range(2)]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LM head")]
+    assert len(lines) == 1 and "peft" in lines[0] and "not a plain torch.nn.Linear" in lines[0], lines
+    tokens = outs[0].tokens
+    log_probs = torch.log_softmax(model(input_ids=batch.input_ids).logits, dim=-1)
+    reference = -log_probs[tokens.rows, tokens.positions - 1, tokens.targets]
+    torch.testing.assert_close(tokens.losses, reference, rtol=1e-10, atol=1e-12)
+    outs[0].weighted_sum.backward()
+    assert any("lm_head.lora_" in n and p.grad is not None and p.grad.abs().max() > 0
+               for n, p in model.named_parameters())

@@ -116,8 +116,10 @@ class _FusedHeadCE(torch.autograd.Function):
             losses[part] = lse - target
             lse_all[part] = lse
             if grad_h is not None:
-                probs = z.div_(total[:, None])
+                probs = z.div_(total[:, None])  # z held exp(z - max): now the softmax, in place
                 grad_h[part] = _dloss_dlogits_(probs, targets[part], transform, capped).to(dtype) @ w
+                del probs
+            del z, capped  # before the next chunk's logits exist: one chunk at a time, not two
         ctx.transform, ctx.chunk, ctx.dtype, ctx.precompute = transform, chunk, dtype, precompute
         if precompute:
             ctx.save_for_backward(grad_h)
@@ -149,6 +151,7 @@ class _FusedHeadCE(torch.autograd.Function):
                 grad_w.addmm_(dz.T, h)
             elif grad_w is not None:  # bf16/fp16: each chunk's matmul in the compute dtype, summed in float32
                 grad_w.add_(dz.T @ h)
+            del z, capped, probs, dz  # before the next chunk's logits exist
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
         return grad_h, grad_w, None, None, None, None, None

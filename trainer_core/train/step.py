@@ -76,7 +76,8 @@ def _vocab(head: torch.nn.Module) -> int:
 def _why_not_fused(head: torch.nn.Module) -> str | None:
     """Why the fused head cannot run for this head (None: it can)."""
     if type(head) is not torch.nn.Linear:
-        return f"the LM head is a {type(head).__name__}, not a plain Linear (e.g. LoRA on lm_head)"
+        kind = f"{type(head).__module__}.{type(head).__qualname__}"
+        return f"the LM head is a {kind}, not a plain torch.nn.Linear (e.g. LoRA on lm_head)"
     if head.bias is not None:
         return "the LM head has a bias"
     return None
