@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from trainer_core.config import build_config
-from trainer_core.live.events import EventLog
+from trainer_core.live.events import EventLog, read_events
 from trainer_core.train.data import collate, epoch_order
 from trainer_core.train.loop import Trainer
 
@@ -165,8 +165,13 @@ def main() -> None:
         for k, v in runs.items():
             median = statistics.median(s for s, _ in v[args.warmup:])
             print(f"{k:6s} {rate[k]:9.1f} tokens/s   median step {median:.3f}s")
+        measured = [e for e in read_events(root / "nlirg" / "events.jsonl") if e["type"] == "step"][args.warmup:]
         result = {
-            "model": common[0].split("=")[1], "steps": steps,
+            "model": common[0].split("=")[1], "steps": steps, "device": str(ours.device),
+            "tokens_per_s": rate["nlirg"],
+            "mfu": statistics.median(e["mfu"] for e in measured) if measured and measured[0]["mfu"] is not None
+            else None,
+            "model_tflops": statistics.median(e["model_tflops"] for e in measured) if measured else None,
             "nlirg_vs_plain": rate["nlirg"] / rate["plain"],
             "nlirg_vs_bare_ce": rate["nlirg"] / rate["bare"],
             "telemetry_and_loop_cost": 1 - rate["plain"] / rate["bare"],
