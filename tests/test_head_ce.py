@@ -141,12 +141,14 @@ def test_token_batch_window_equals_the_plain_path(monkeypatch) -> None:
     assert_same_step(model, batch, monkeypatch, rtol=1e-10, atol=1e-12, label_mask=mask, prefix_len=20, ce_chunk=3)
 
 
-def test_bf16_autocast_matches_the_plain_path_to_bf16_rounding(monkeypatch) -> None:
-    """bf16 logits, float32 softmax, float32 LoRA: the losses agree to float32 rounding; the gradients to bf16
-    rounding (the fused op rounds dL/dlogits to bf16 before the per-token weight, the plain path after)."""
-    model = small(True, True, dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_low_precision_autocast_matches_the_plain_path_to_its_rounding(dtype, monkeypatch) -> None:
+    """bf16/fp16 logits, float32 softmax, float32 LoRA: the losses agree to float32 rounding; the gradients to
+    bf16 rounding (the fused op rounds dL/dlogits to the compute dtype before the per-token weight, the plain
+    path after)."""
+    model = small(True, True, dtype=dtype)
     batch = row_batch(24, 17, 300)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         fused_losses, fused = step_grads(model, batch, True, monkeypatch, ce_chunk=5)
         plain_losses_, plain = step_grads(model, batch, False, monkeypatch, ce_chunk=5)
     torch.testing.assert_close(fused_losses, plain_losses_, rtol=1e-6, atol=1e-6)
