@@ -1,9 +1,11 @@
 """The training loop: setup / fit / validate / one optimizer step / save.
 
 Host syncs are few and named: one per logged step (`Telemetry.sync`), one per evaluation, one per
-checkpoint. Skipping a non-finite or fully zeroed step happens on the device (the fused AdamW's
-`found_inf`), and the loss step plans its target positions on the host, so our own code in a normal step
-never waits for the GPU; transformers' mask preparation does once per forward (see `step`).
+checkpoint, and under DeepSpeed one per optimizer step (`DeepSpeedBackend.optimizer_step`: the token count
+that normalises the step; DeepSpeed's own overflow check reads back there anyway). Skipping a non-finite or
+fully zeroed step happens on the device (the fused AdamW's `found_inf`), and the loss step plans its target
+positions on the host, so our own code in a normal single-device step never waits for the GPU; transformers'
+mask preparation does once per forward (see `step`).
 """
 
 from __future__ import annotations
