@@ -197,6 +197,28 @@ DEMO_DEFAULTS = ["model.path=builtin:smollm2-135m", "data.train=builtin:demo", "
                  "training.eval_every=20", "training.save_every=20"]
 
 
+# ------------------------------------------------------------------ data quality (docs/score.md)
+@app.command()
+def score(
+    data: Annotated[list[str], typer.Argument(help="Data files, folders or builtin:demo (any training format).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Scoring model: builtin, folder or hub id.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Score file to write (JSON lines, worst first).")],
+    mode: Annotated[str, typer.Option(help="divergence, similarity_rank, filtered_rank or ifd.")] = "divergence",
+    top: Annotated[int, typer.Option(help="Write only the K worst rows (0: all).")] = 0,
+    max_length: Annotated[int, typer.Option(help="Longest sample in tokens; longer are cut and flagged.")] = 1024,
+    num_procs: Annotated[int, typer.Option(help="Processes to split the records over (one per GPU).")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Records per forward pass.")] = 8,
+    format_: Annotated[str, typer.Option("--format", help="Record format (auto: detected per file).")] = "auto",
+) -> None:
+    """Rate every record by the model's own per-token loss and entropy; quality in [0, 1], worst first."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "trainer_core.score", *data, "--model", model, "--out", str(out), "--mode", mode,
+           "--top", str(top), "--max-length", str(max_length), "--num-procs", str(num_procs),
+           "--batch-size", str(batch_size), "--format", format_]
+    raise typer.Exit(subprocess.call(cmd))  # torch lives in that process, never in the CLI's
+
+
 # ------------------------------------------------------------------ live runs (docs/live.md)
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, run name, or a unique prefix of one.")]
 

@@ -43,3 +43,19 @@ def tiny_model_fn(tiny_path):
         return m.eval()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_scores(tmp_path_factory):
+    """(data, score file, planted lines): the planted data scored once by the real `nlirg score` on builtin:tiny."""
+    from tests.helpers import nlirg_cli
+    from tests.score_helpers import SCORE_MAX_LENGTH, write_planted
+
+    tmp = tmp_path_factory.mktemp("scored")
+    data = tmp / "planted.jsonl"
+    lines = write_planted(data)
+    out = tmp / "scores.jsonl"
+    proc = nlirg_cli("score", str(data), "--model", "builtin:tiny", "--out", str(out),
+                     "--max-length", str(SCORE_MAX_LENGTH), "--batch-size", "4", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return data, out, lines, proc.stdout

@@ -15,16 +15,25 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Replace `path` by `data` (text is written as UTF-8): readers see the old file or the new one, never half."""
+    with atomic_writer(path, binary=True) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, binary: bool = False) -> Iterator[IO]:
+    """`write_atomic` for a file written piece by piece (a score file, a cleaned dataset): the file appears at
+    `path` only when the block ends without an error."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as fh:
             _keep_mode(path, fh.fileno())
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())  # the rename must not reach the disk before the data does
         os.replace(tmp, path)

@@ -108,8 +108,11 @@ def record_id(obj: Any) -> str | None:
 
 
 def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None, text_field: str | None = None,
-              ) -> tuple[list | None, str | None]:
-    """Turn one raw record into (messages, None) or (None, text); raise DataError naming `where`."""
+              allow_empty_answer: bool = False) -> tuple[list | None, str | None]:
+    """Turn one raw record into (messages, None) or (None, text); raise DataError naming `where`.
+
+    `allow_empty_answer` keeps records whose answers are all empty (corpus scoring rates and flags them;
+    training refuses them, as there is nothing to learn)."""
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     if fmt == "text":
@@ -149,7 +152,7 @@ def normalise(obj: Any, fmt: str, where: str, system_prompt: str | None, text_fi
                     {"role": "assistant", "content": _str_field(obj, "answer", where)}]
     else:
         raise DataError(f"{where}: unknown format {fmt!r}")
-    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+    if not allow_empty_answer and not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
         raise DataError(f"{where}: no non-empty assistant answer to train on")
     if system_prompt and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system_prompt})
@@ -169,7 +172,8 @@ def file_format(fmt: str, first: Any, where: str) -> str:
 
 
 def read_records(specs: list[Any], fmt: str = "auto", system_prompt: str | None = None,
-                 text_field: str | None = None, columns: dict[str, str] | None = None) -> list[Record]:
+                 text_field: str | None = None, columns: dict[str, str] | None = None,
+                 allow_empty_answer: bool = False) -> list[Record]:
     """Read and normalise every record of every source into memory; the first bad record raises DataError.
 
     `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
@@ -191,6 +195,7 @@ def read_records(specs: list[Any], fmt: str = "auto", system_prompt: str | None 
                 raise DataError(f"{file.name}: holds no records")
             file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
             for line, obj in rows:
-                messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field)
+                messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field,
+                                           allow_empty_answer)
                 records.append(Record(source=file.name, line=line, messages=messages, text=text, id=record_id(obj)))
     return records

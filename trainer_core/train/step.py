@@ -83,18 +83,25 @@ def _why_not_fused(head: torch.nn.Module) -> str | None:
     return None
 
 
+def lm_logits(head: torch.nn.Module, hidden: torch.Tensor, transform: LogitTransform) -> torch.Tensor:
+    """Logits of some hidden states in the softmax dtype (float32 or wider), with the model's logit scaling and
+    soft-capping applied: what the plain path and the scoring pass compute the softmax of."""
+    logits = head(hidden)
+    logits = logits.to(softmax_dtype(logits.dtype))
+    if transform.scale != 1.0:
+        logits = logits / transform.scale
+    if transform.softcap:
+        logits = torch.tanh(logits / transform.softcap) * transform.softcap
+    return logits
+
+
 def plain_head_ce(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, transform: LogitTransform,
                   chunk: int) -> torch.Tensor:
     """LM head + cross-entropy through autograd, chunked in forward only: every chunk's logits stay saved for
     backward. The fallback where the fused path cannot run, and the reference the tests hold it to."""
     out = []
     for start in range(0, hidden.shape[0], chunk):
-        logits = head(hidden[start : start + chunk])
-        logits = logits.to(softmax_dtype(logits.dtype))
-        if transform.scale != 1.0:
-            logits = logits / transform.scale
-        if transform.softcap:
-            logits = torch.tanh(logits / transform.softcap) * transform.softcap
+        logits = lm_logits(head, hidden[start : start + chunk], transform)
         out.append(F.cross_entropy(logits, targets[start : start + chunk], reduction="none"))
     return torch.cat(out) if len(out) > 1 else out[0]
 

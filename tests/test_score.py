@@ -1,0 +1,199 @@
+"""Corpus scoring on builtin:tiny with planted faults: loss and entropy of the same position, every row paired with
+its own record, worst first, one-token and empty answers defined and flagged, bad input as one line and exit 2.
+Each test pins one of the reference implementation's bugs or a promise of docs/score.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import nlirg_cli
+from tests.score_helpers import SCORE_MAX_LENGTH, read_rows
+from trainer_core.score.encode import encode_records
+from trainer_core.score.forward import token_signals
+from trainer_core.score.modes import MODES, SUSPECT, divergence, similarity_score, spans, zscore
+from trainer_core.score.options import ScoreOptions
+from trainer_core.score.quality import band_counts, qualities
+from trainer_core.score.run import run, score_samples
+from trainer_core.train.data import IGNORE, collate
+from trainer_core.train.records import Record, read_records
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits.float(), -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def test_loss_and_entropy_are_of_the_same_predicted_token(tiny_model_fn, tiny_tokenizer):
+    """The reference took the entropy of the next position; a sharpened head makes any shift visible."""
+    model = tiny_model_fn()
+    head = model.get_output_embeddings()  # untied from the input embeddings, then sharpened: the entropies
+    head.weight = torch.nn.Parameter(head.weight.detach() * 8.0)  # now differ by whole nats between positions
+    records = [Record("x", 1, [{"role": "user", "content": "What is 3 plus 3?"},
+                               {"role": "assistant", "content": "The answer is 6, and 答案是6。"}]),
+               Record("x", 2, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}])]
+    items = encode_records(tiny_tokenizer, records, 512, with_bare=False)
+    batch = collate([it.sample() for it in items], tiny_tokenizer.pad_token_id)  # row 2 is padded
+    rows = token_signals(model, batch)
+    shifted_matches = 0
+    for r, (item, sig) in enumerate(zip(items, rows, strict=True)):
+        ids = torch.tensor([item.input_ids])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0]
+        targets = [t for t in range(1, len(item.labels)) if item.labels[t] != IGNORE]
+        assert sig.positions == targets
+        expect_loss = torch.nn.functional.cross_entropy(logits[[t - 1 for t in targets]], ids[0, targets],
+                                                        reduction="none")
+        expect_entropy = _entropy(logits[[t - 1 for t in targets]])
+        assert np.allclose(sig.losses, expect_loss.numpy(), atol=1e-4), f"row {r}"
+        assert np.allclose(sig.entropies, expect_entropy.numpy(), atol=1e-4), f"row {r}"
+        shifted = _entropy(logits[[min(t, len(item.input_ids) - 1) for t in targets]]).numpy()
+        shifted_matches += int(np.allclose(sig.entropies, shifted, atol=1e-4))
+    assert shifted_matches == 0  # the shift would be caught
+
+
+def test_score_file_rows_carry_the_entropy_of_their_loss_position(tiny_scores, tiny_model_fn, tiny_tokenizer):
+    data, scores, lines, _ = tiny_scores
+    row = next(r for r in read_rows(scores) if r["source"].endswith(f":{lines['garbled']}"))
+    record = read_records([str(data)], allow_empty_answer=True)[lines["garbled"] - 1]
+    item = encode_records(tiny_tokenizer, [record], SCORE_MAX_LENGTH, False)[0]
+    with torch.no_grad():
+        logits = tiny_model_fn()(input_ids=torch.tensor([item.input_ids])).logits[0]
+    for t, (loss, entropy) in enumerate(zip(row["losses"], row["entropies"], strict=True)):
+        if loss is None:
+            assert item.labels[t] == IGNORE or t == 0  # prompt tokens are never scored
+            continue
+        assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits[t - 1], torch.tensor(
+            item.input_ids[t]))), abs=1e-3)
+        assert entropy == pytest.approx(float(_entropy(logits[t - 1])), abs=1e-3)
+
+
+def test_every_row_describes_and_scores_its_own_record(tiny_scores, tiny_model_fn, tiny_tokenizer):
+    """The reference zipped records sorted by score with scores in input order: every row here is re-derived."""
+    data, scores, lines, _ = tiny_scores
+    rows = read_rows(scores)
+    records = read_records([str(data)], allow_empty_answer=True)
+    assert sorted(r["index"] for r in rows) == list(range(len(records)))  # every record, once
+    items = encode_records(tiny_tokenizer, records, SCORE_MAX_LENGTH, False)
+    alone = {}
+    model = tiny_model_fn()
+    for it in items:  # each record scored by itself: no batch, no padding, no sorting
+        alone.update(score_samples(model, [it.sample()], tiny_tokenizer.pad_token_id, 1, True, torch.float32))
+    for row in rows:
+        item = items[row["index"]]
+        assert row["source"] == f"{data.resolve()}:{item.record.line}"
+        assert "".join(row["tokens"]) == tiny_tokenizer.decode(item.input_ids)
+        if item.answer_tokens:
+            assert np.allclose([x for x in row["losses"] if x is not None], alone[item.index].losses, atol=1e-3)
+    garbled = next(r for r in rows if r["index"] == lines["garbled"] - 1)
+    assert "zq#@" in "".join(garbled["tokens"])
+    assert next(r for r in rows if r["index"] == lines["with_id"] - 1)["id"] == "rec-7"
+
+
+def test_rows_are_sorted_worst_first_with_quality_in_step(tiny_scores):
+    """The reference sorted the opposite way of its --desc flag: here the first row is the worst, always."""
+    _, scores, _, stdout = tiny_scores
+    rows = read_rows(scores)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert [r["quality"] for r in rows] == sorted(r["quality"] for r in rows)
+    assert all(0.0 <= r["quality"] <= 1.0 for r in rows)
+    assert rows[0]["quality"] < rows[-1]["quality"]
+    summary = json.loads(scores.with_name("scores.summary.json").read_text())
+    assert sum(summary["bands"].values()) == len(rows) == summary["records"]
+    assert "quality bands:" in stdout and "0.8-1.0" in stdout
+
+
+def test_truncated_answers_are_cut_counted_and_flagged(tiny_scores):
+    _, scores, lines, stdout = tiny_scores
+    rows = {r["index"] + 1: r for r in read_rows(scores)}
+    assert "truncated" in rows[lines["long"]]["flags"]
+    assert len(rows[lines["long"]]["tokens"]) == SCORE_MAX_LENGTH
+    assert sum("truncated" in r["flags"] for r in rows.values()) == 1
+    assert "truncated: 1" in stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_path, mode, capsys):
+    """The reference gave NaN for one-token answers: every mode here gives a number and a flag."""
+    data, _, lines, _ = tiny_scores
+    out = tmp_path / f"{mode}.jsonl"
+    run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=out, mode=mode, max_length=SCORE_MAX_LENGTH))
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    rows = {r["index"] + 1: r for r in read_rows(out)}
+    assert all(math.isfinite(r["score"]) and math.isfinite(r["quality"]) for r in rows.values())
+    assert {"empty_answer", "short_answer"} <= set(rows[lines["empty"]]["flags"])
+    assert "short_answer" in rows[lines["one_token"]]["flags"]
+    assert rows[lines["empty"]]["answer_tokens"] == 1  # the end-of-turn token alone
+    if mode == "ifd":
+        assert rows[lines["garbled"]]["score"] > 0
+    assert "scored 17 records" in capsys.readouterr().out
+
+
+def test_statistics_of_short_sequences_are_defined():
+    assert zscore(np.array([3.0])).tolist() == [0.0]
+    assert zscore(np.array([2.0, 2.0, 2.0])).tolist() == [0.0, 0.0, 0.0]
+    assert similarity_score(np.array([5.0]), np.array([1.0])) == 0.0
+    div = divergence(np.array([]), np.array([]))
+    assert div.labels == [] and spans(div) == []
+
+
+def test_a_planted_label_error_is_labelled_and_spanned():
+    """One token with a high loss where the model was sure: the textbook label error."""
+    loss = np.array([1.0, 1.2, 0.9, 1.1, 9.0, 9.5, 1.0, 1.1, 0.8, 1.0, 1.2, 0.9])
+    entropy = np.array([2.0, 2.1, 1.9, 2.0, 0.1, 0.1, 2.0, 2.1, 1.9, 2.0, 2.2, 1.8])
+    div = divergence(loss, entropy)
+    assert div.labels[4] == SUSPECT and div.labels[5] == SUSPECT
+    found = spans(div)
+    assert found and found[0].start <= 4 < found[0].end and found[0].pattern == SUSPECT
+    assert similarity_score(loss, entropy) > 0.5  # loss and entropy move against each other
+
+
+def test_quality_is_monotone_and_banded():
+    scores = [0.1, 0.2, 0.15, 0.12, 3.0, 0.18, 0.11]
+    q = qualities(scores)
+    assert all((a - b) * (qa - qb) <= 0 for a, qa in zip(scores, q, strict=True) for b, qb in zip(scores, q,
+                                                                                                   strict=True))
+    assert q[4] < 0.2 < min(q[:4])
+    assert band_counts(q)["0.0-0.2"] == 1
+    assert qualities([0.5, 0.5, 0.5]) == pytest.approx([qualities([0.5])[0]] * 3)
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "ok", "output": "fine"}\nnot json\n')
+    proc = nlirg_cli("score", str(bad), "--model", "builtin:tiny", "--out", str(tmp_path / "o.jsonl"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "bad.jsonl:2: not valid JSON" in proc.stderr and not (tmp_path / "o.jsonl").exists()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(bad, folder / "a.jsonl")
+    proc = nlirg_cli("score", str(folder), "--model", "builtin:tiny", "--out", str(folder / "s.jsonl"), cwd=tmp_path)
+    assert proc.returncode == 2 and "lies inside the input" in proc.stderr
+    plain = tmp_path / "no-template"
+    shutil.copytree(tiny_path, plain)
+    config = json.loads((plain / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (plain / "tokenizer_config.json").write_text(json.dumps(config))
+    (plain / "chat_template.jinja").unlink(missing_ok=True)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"instruction": "ok", "output": "fine"}\n')
+    proc = nlirg_cli("score", str(good), "--model", str(plain), "--out", str(tmp_path / "o.jsonl"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "good.jsonl:1: the tokenizer has no chat template" in proc.stderr
+
+
+@pytest.mark.slow
+def test_num_procs_splits_the_records_and_merges_them_back(tiny_scores, tmp_path, capsys):
+    data, scores, _, _ = tiny_scores
+    out = tmp_path / "two.jsonl"
+    run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=out, max_length=SCORE_MAX_LENGTH, num_procs=2))
+    one, two = read_rows(scores), read_rows(out)
+    assert [r["source"] for r in one] == [r["source"] for r in two]
+    assert np.allclose([r["score"] for r in one], [r["score"] for r in two], atol=1e-3)

@@ -1,0 +1,7 @@
+"""Corpus quality scoring (DESIGN §13): rate every record from the model's own per-token loss and entropy.
+
+`forward` runs one batched, padding-aware pass that gives the loss and the predictive entropy of every answer
+token from the same logits; `modes` turns those sequences into a record's raw score, flags and spans;
+`quality` maps raw scores to [0, 1]; `run` ties it together for `python -m trainer_core.score` (`nlirg score`).
+This package's `__init__` imports nothing heavy, so torch-free modules (`rows`) can be read by the TUI.
+"""

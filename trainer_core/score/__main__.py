@@ -1,0 +1,70 @@
+"""`python -m trainer_core.score DATA... --model M --out OUT.jsonl [...]`: the process behind `nlirg score`.
+
+A user error (options, data, model, chat template) is one line on stderr and exit code 2; the score file and
+its summary are written atomically, so a failed or interrupted run leaves no half file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from trainer_core.score.modes import MODES
+from trainer_core.score.options import ScoreError, ScoreOptions
+
+EXIT_USER_ERROR = 2
+
+
+def parse_args(argv: list[str] | None) -> ScoreOptions:
+    ap = argparse.ArgumentParser(prog="python -m trainer_core.score", description=__doc__)
+    ap.add_argument("data", nargs="+", help="data files, folders or builtin:demo")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--mode", default="divergence", help=", ".join(MODES))
+    ap.add_argument("--top", type=int, default=0)
+    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--num-procs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--format", default="auto")
+    ap.add_argument("--system-prompt", default=None)
+    ap.add_argument("--dtype", default="auto")
+    a = ap.parse_args(argv)
+    return ScoreOptions(data=a.data, model=a.model, out=a.out, mode=a.mode, top=a.top, max_length=a.max_length,
+                        num_procs=a.num_procs, batch_size=a.batch_size, format=a.format,
+                        system_prompt=a.system_prompt, dtype=a.dtype)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for noisy in ("transformers", "torch", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    _quiet_libraries()
+    try:
+        opts.check()
+        from trainer_core.score.run import run  # torch loads only past the option checks
+        from trainer_core.train.model import ModelLoadError
+        from trainer_core.train.records import DataError
+
+        try:
+            run(opts)
+        except (DataError, ModelLoadError) as exc:
+            raise ScoreError(str(exc).replace("\n", " ")) from None
+    except ScoreError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The score file: rows with quality, sorted worst first, written atomically; its summary beside it
+(`OUT.summary.json`) and on the terminal (records per quality band, flags, the worst records)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+from trainer_core.atomic import atomic_writer
+from trainer_core.live.rundir import write_json_atomic
+from trainer_core.score.quality import band_counts, qualities
+
+
+def summary_path(out: Path) -> Path:
+    """`scores.jsonl` -> `scores.summary.json`."""
+    return out.with_name(f"{out.stem}.summary.json")
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add quality, then sort worst first: highest raw score first, read order among equal scores.
+
+    Quality is computed from each row's own score before sorting and travels inside the row, so a score can
+    never be paired with another record (the reference zipped sorted records with unsorted scores).
+    """
+    for row, q in zip(rows, qualities([r["score"] for r in rows]), strict=True):
+        row["quality"] = round(q, 4)
+    return sorted(rows, key=lambda r: (-r["score"], r["index"]))
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_writer(out) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def make_summary(rows: list[dict[str, Any]], written: int, meta: dict[str, Any]) -> dict[str, Any]:
+    flags = Counter(flag for row in rows for flag in row["flags"])
+    return {**meta, "records": len(rows), "written": written,
+            "answer_tokens": sum(r["answer_tokens"] for r in rows),
+            "truncated": flags.get("truncated", 0), "bands": band_counts([r["quality"] for r in rows]),
+            "flags": dict(sorted(flags.items()))}
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    write_json_atomic(summary_path(out), summary)
+
+
+def print_summary(summary: dict[str, Any], rows: list[dict[str, Any]], stream: IO[str], worst: int = 5) -> None:
+    bands = "  ".join(f"{band}: {n}" for band, n in summary["bands"].items())
+    print(f"scored {summary['records']} records ({summary['answer_tokens']:,} answer tokens) with "
+          f"{summary['mode']} in {summary['wall_s']:.1f}s, {summary['tokens_per_s']:,.0f} tokens/s", file=stream)
+    print(f"quality bands: {bands}", file=stream)
+    if summary["flags"]:
+        print("flags: " + "  ".join(f"{k}: {v}" for k, v in summary["flags"].items()), file=stream)
+    for row in rows[:worst]:
+        span = row["spans"][0]["text"].strip()[:40] if row["spans"] else ""
+        print(f"  {row['quality']:.3f}  {row['source']}  {','.join(row['flags']) or '-'}"
+              + (f"  «{span}»" if span else ""), file=stream)
+    print(f"wrote {summary['written']} rows to {summary['out']}", file=stream)
