@@ -114,6 +114,7 @@ def _check_data(cfg) -> None:
     a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
     from trainer_core.train.cache import cache_root
     from trainer_core.train.corpus import read_sources
+    from trainer_core.train.exclude import read_exclude
     from trainer_core.train.records import DataError
 
     def progress(phase: str, done: int, total: int, seconds: float) -> None:
@@ -122,8 +123,10 @@ def _check_data(cfg) -> None:
     _check_model(cfg.model.path)  # seconds at most, before minutes of reading data
 
     try:
+        exclude = read_exclude(cfg.data.exclude) if cfg.data.exclude else None
         for which in ("train", "eval"):
-            read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress)
+            read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress,
+                         exclude)
     except DataError as exc:
         _die(str(exc))
 

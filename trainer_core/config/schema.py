@@ -107,6 +107,9 @@ class DataConfig:
     """Field holding a CPT record's text (default: `text`, else `output` as in Y-Trainer's CPT files)."""
     columns: dict[str, str] = field(default_factory=dict)
     """Our field name -> your data's field name, e.g. {instruction: question, output: answer}."""
+    exclude: str | None = None
+    """File of records to leave out, one a line: a `source` (`file.jsonl:17`, as `nlirg score` and the Inspector
+    write them), a record `id`, or a JSON object with either (a score file's rows work). The log counts them."""
     group_by_length: bool = False
     """Batch samples of similar length together (less padding); deterministic with the seed, resumable."""
     pad_to_multiple_of: int = 8
@@ -131,6 +134,8 @@ class DataConfig:
         if not self.train:
             out.append("data.train: no training data given")
         out += check_columns(self.columns, "data.columns")
+        if self.exclude is not None and not Path(self.exclude).expanduser().is_file():
+            out.append(f"data.exclude: file '{self.exclude}' not found")
         if not out:
             for which in ("train", "eval"):
                 specs, problems = parse_sources(getattr(self, which), f"data.{which}", self.source_defaults())

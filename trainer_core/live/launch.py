@@ -34,6 +34,7 @@ def prepare_run(cfg: RunConfig, default_name: str) -> Path:
     # Absolute data and model paths: a resumed or relaunched run may start from another folder.
     cfg.data.train = [_absolute_source(p) for p in cfg.data.train]
     cfg.data.eval = [_absolute_source(p) for p in cfg.data.eval]
+    cfg.data.exclude = _absolute(cfg.data.exclude) if cfg.data.exclude else None
     cfg.model.path = _absolute(cfg.model.path)
     run_dir = new_run_dir(cfg.output.root, name, cfg.output.shared)
     save_config(cfg, run_dir / CONFIG_FILE)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer_core.config.sources import SourceSpec
 from trainer_core.train.cache import building, cache_key, lookup, read_meta, write_meta
+from trainer_core.train.exclude import ExcludeList
 from trainer_core.train.files import SourceFile, expand_source, load_raw, row_objects
 from trainer_core.train.records import DataError, apply_columns, file_format, normalise, record_id
 
@@ -67,38 +68,52 @@ class SourceRecords:
     files: list[str]
     """File names; the records' `file` column indexes this list."""
     dataset: Dataset
+    excluded: int = 0
+    """Records that data.exclude left out."""
+    exclude_matched: frozenset[int] = frozenset()
+    """File lines of the data.exclude source entries that named a record of this source."""
 
 
-def source_key(spec: SourceSpec, files: list[SourceFile]) -> str:
-    return cache_key("records", {"files": [f.fingerprint() for f in files], "settings": spec.settings()})
+def source_key(spec: SourceSpec, files: list[SourceFile], exclude: ExcludeList | None = None) -> str:
+    parts: dict[str, Any] = {"files": [f.fingerprint() for f in files], "settings": spec.settings()}
+    if exclude is not None:
+        parts["exclude"] = exclude.fingerprint()
+    return cache_key("records", parts)
 
 
 def source_records(spec: SourceSpec, root: Path, num_proc: int = 0, progress: Report | None = None,
-                   ) -> SourceRecords:
+                   exclude: ExcludeList | None = None) -> SourceRecords:
     """The normalised records of `spec`, built (once, across processes) if the cache has none for its files."""
     from datasets import load_from_disk
 
     files = expand_source(spec)
-    key = source_key(spec, files)
+    key = source_key(spec, files, exclude)
     if lookup(root, key) is None:
         with building(root, key) as tmp:
             if tmp is not None:
-                _build(spec, files, tmp, num_proc, progress)
+                _build(spec, files, tmp, num_proc, progress, exclude)
     entry = lookup(root, key)
     assert entry is not None, key
-    return SourceRecords(spec, key, read_meta(entry)["files"], load_from_disk(str(entry / "records")))
+    meta = read_meta(entry)
+    return SourceRecords(spec, key, meta["files"], load_from_disk(str(entry / "records")), meta.get("excluded", 0),
+                         frozenset(meta.get("exclude_matched", [])))
 
 
 def _build(spec: SourceSpec, files: list[SourceFile], folder: Path, num_proc: int, progress: Report | None,
-           ) -> None:
+           exclude: ExcludeList | None = None) -> None:
     from datasets import concatenate_datasets
 
     work = folder / "work"
     started = time.time()
     parts = []
+    read = 0
+    matched: set[int] = set()
     for index, file in enumerate(files):
         raw, numbers = load_raw(file, work)
-        parts.append(_normalised(raw, numbers, spec, file, index, work, num_proc))
+        read += len(raw)
+        parts.append(_normalised(raw, numbers, spec, file, index, work, num_proc, exclude))
+        if exclude is not None:
+            matched |= exclude.sources_in(file.name, numbers)
         if progress is not None:
             progress("reading", index + 1, len(files), time.time() - started)
     records = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
@@ -107,6 +122,7 @@ def _build(spec: SourceSpec, files: list[SourceFile], folder: Path, num_proc: in
     del records, parts
     shutil.rmtree(work, ignore_errors=True)
     write_meta(folder, {"kind": "records", "files": [f.name for f in files], "records": n,
+                        "excluded": read - n, "exclude_matched": sorted(matched),
                         "settings": spec.settings(), "summary": f"{n:,} records from {_describe(files)}"})
     log.info("data: read and normalised %s records of %s in %.1f s", f"{n:,}", spec.path, time.time() - started)
 
@@ -116,7 +132,7 @@ def _describe(files: list[SourceFile]) -> str:
 
 
 def _normalised(raw: Dataset, numbers: np.ndarray, spec: SourceSpec, file: SourceFile, index: int, work: Path,
-                num_proc: int) -> Dataset:
+                num_proc: int, exclude: ExcludeList | None = None) -> Dataset:
     if len(raw) == 0:
         raise DataError(f"{file.name}: holds no records")
     first = apply_columns(row_objects(raw[:1])[0], spec.columns)
@@ -127,20 +143,25 @@ def _normalised(raw: Dataset, numbers: np.ndarray, spec: SourceSpec, file: Sourc
         num_proc=map_procs(num_procs(num_proc, len(raw))),
         remove_columns=raw.column_names, features=record_features(),
         cache_file_name=str(work / f"normalised-{index}.arrow"), new_fingerprint=f"normalised-{index}",
-        fn_kwargs={"fmt": fmt, "spec": spec, "name": file.name, "file_index": index, "numbers": numbers},
+        fn_kwargs={"fmt": fmt, "spec": spec, "name": file.name, "file_index": index, "numbers": numbers,
+                   "exclude": exclude},
         desc=None,
     )
 
 
 def normalise_batch(batch: dict[str, list[Any]], indices: list[int], *, fmt: str, spec: SourceSpec, name: str,
-                    file_index: int, numbers: np.ndarray) -> dict[str, list[Any]]:
-    """`Dataset.map(batched=True)` function: raw rows -> normalised records; a bad one raises naming its line."""
+                    file_index: int, numbers: np.ndarray, exclude: ExcludeList | None = None,
+                    ) -> dict[str, list[Any]]:
+    """`Dataset.map(batched=True)` function: raw rows -> normalised records; a bad one raises naming its line.
+    Records that data.exclude names are left out before they are normalised."""
     out: dict[str, list[Any]] = {"messages": [], "text": [], "file": [], "line": [], "id": []}
     for raw, i in zip(row_objects(batch), indices, strict=True):
         obj = apply_columns(raw, spec.columns)
         if isinstance(obj, dict):  # a field absent from this row reads as null in the Arrow table
             obj = {k: v for k, v in obj.items() if v is not None}
         line = int(numbers[i])
+        if exclude is not None and exclude(name, line, obj):
+            continue
         messages, text = normalise(obj, fmt, f"{name}:{line}", spec.system_prompt, spec.text_field)
         out["messages"].append(messages)
         out["text"].append(text)
@@ -151,6 +172,6 @@ def normalise_batch(batch: dict[str, list[Any]], indices: list[int], *, fmt: str
 
 
 def read_sources(specs: list[SourceSpec], root: Path, num_proc: int = 0, progress: Report | None = None,
-                 ) -> list[SourceRecords]:
+                 exclude: ExcludeList | None = None) -> list[SourceRecords]:
     """Every source's records (the CLI's check before a run directory is created, and the trainer's first stage)."""
-    return [source_records(spec, root, num_proc, progress) for spec in specs]
+    return [source_records(spec, root, num_proc, progress, exclude) for spec in specs]

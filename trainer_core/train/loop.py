@@ -144,6 +144,10 @@ class Trainer:
         self.tokenizer = load_tokenizer(path, cfg.model)
         # Read, tokenize and cache the corpus once (or map the cached tables): DESIGN §11, docs/data.md.
         self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
+        if self.data.exclusion is not None:  # data.exclude: how many records were left out
+            log.info(self.data.exclusion.message())
+            self.events.emit("log", level="warning" if self.data.exclusion.unmatched else "info",
+                             message=self.data.exclusion.message())
         self.samples, self.eval_samples = self.data.train, self.data.eval or []
         self.loader = make_loader(self.data, cfg, self.world_size, self.rank, self.tokenizer.pad_token_id)
         with self.backend.model_build(cfg, self.dtype):  # ZeRO-3: the model is born sharded

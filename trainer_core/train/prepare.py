@@ -27,6 +27,7 @@ from trainer_core.config import RunConfig
 from trainer_core.train.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
 from trainer_core.train.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
 from trainer_core.train.data_report import row_report, summary_line, token_report
+from trainer_core.train.exclude import ExcludeList, Exclusion, exclusion, read_exclude
 from trainer_core.train.files import quiet_datasets
 from trainer_core.train.packing import cut_rows
 from trainer_core.train.records import DataError
@@ -48,6 +49,8 @@ class PreparedData:
     key: str
     cached: bool
     """True when the tokens came from the cache (no tokenization in this process)."""
+    exclusion: Exclusion | None = None
+    """What data.exclude left out (None without data.exclude)."""
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -67,8 +70,9 @@ def prepare_data(cfg: RunConfig, tokenizer, progress: Report | None = None) -> P
     quiet_datasets()
     d, t = cfg.data, cfg.training
     root = cache_root(d.cache_dir)
-    train_sources = read_sources(d.sources("train"), root, d.num_proc, progress)
-    eval_sources = read_sources(d.sources("eval"), root, d.num_proc, progress)
+    exclude = read_exclude(d.exclude) if d.exclude else None
+    train_sources = read_sources(d.sources("train"), root, d.num_proc, progress, exclude)
+    eval_sources = read_sources(d.sources("eval"), root, d.num_proc, progress, exclude)
     held_out = d.eval_fraction if not eval_sources else 0.0
     parts = {"train": [s.key for s in train_sources], "eval": [s.key for s in eval_sources],
              "tokenizer": tokenizer_fingerprint(tokenizer), "type": t.type, "max_length": d.max_length,
@@ -85,7 +89,14 @@ def prepare_data(cfg: RunConfig, tokenizer, progress: Report | None = None) -> P
     packed = t.type == "cpt" and d.pack_length > 0
     train = _load(entry / "train", train_sources, packed)
     evals = _load(entry / "eval", eval_sources or train_sources, packed) if meta["eval_rows"] else None
-    return PreparedData(train, evals, meta, key, cached)
+    return PreparedData(train, evals, meta, key, cached, _exclusion(exclude, [*train_sources, *eval_sources]))
+
+
+def _exclusion(exclude: ExcludeList | None, sources: list[SourceRecords]) -> Exclusion | None:
+    if exclude is None:
+        return None
+    matched = set().union(*(s.exclude_matched for s in sources))
+    return exclusion(exclude, sum(s.excluded for s in sources), matched)
 
 
 def _load(folder: Path, sources: list[SourceRecords], packed: bool) -> TokenizedSet:
