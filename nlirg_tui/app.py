@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from nlirg_tui.settings import load_settings, save_setting
@@ -22,9 +23,10 @@ class NlirgApp(App):
     TITLE = "nlirg"
 
     def __init__(self, run_dir: Path | None = None, root: Path = Path("runs"),
-                 demo_overrides: list[str] | None = None) -> None:
+                 demo_overrides: list[str] | None = None, review: DataScreen | None = None) -> None:
         super().__init__()
         self.run_dir = run_dir
+        self.review = review
         self.root = root
         self.demo_overrides = demo_overrides if demo_overrides is not None else DEMO_DEFAULTS
         for theme in bundled_themes():
@@ -34,7 +36,9 @@ class NlirgApp(App):
         self._theme_ready = True
 
     def on_mount(self) -> None:
-        if self.run_dir is not None:
+        if self.review is not None:
+            self.push_screen(self.review)
+        elif self.run_dir is not None:
             self.push_screen(RunScreen(self.run_dir, standalone=True))
         else:
             self.push_screen(RunsScreen(self.root, self.demo_overrides))
@@ -62,3 +66,8 @@ def run_attached(run_dir: Path) -> None:
 def run_home(root: Path, demo_overrides: list[str]) -> None:
     """`nlirg` with no command: the Runs screen."""
     NlirgApp(root=root, demo_overrides=demo_overrides).run()
+
+
+def run_review(review_file: Path, run_dir: Path | None) -> None:
+    """`nlirg review FILE`: the Data screen on a score file or a run's flagged samples."""
+    NlirgApp(review=DataScreen(review_file, run_dir, standalone=True)).run()

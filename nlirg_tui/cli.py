@@ -222,6 +222,31 @@ def score(
     raise typer.Exit(subprocess.call(cmd))  # torch lives in that process, never in the CLI's
 
 
+@app.command()
+def review(
+    file: Annotated[str, typer.Argument(help="A score file, a flagged.jsonl, or a run (its flagged samples).")],
+    run: Annotated[str | None, typer.Option("--run", help="The run that `r` relaunches on the cleaned data.")]
+    = None,
+    root: RootOpt = Path("runs"),
+) -> None:
+    """The Data screen: review records worst first, drop / keep / edit, write a cleaned copy, relaunch."""
+    from nlirg_tui.live_commands import LiveCommandError, resolve
+    from nlirg_tui.review_rows import ReviewFileError
+
+    path = Path(file)
+    try:
+        run_dir = resolve(run, root) if run else None
+        if not path.exists():
+            path = resolve(file, root)
+        if path.is_dir() and run_dir is None:
+            run_dir = path
+        from nlirg_tui.app import run_review
+
+        run_review(path, run_dir)
+    except (LiveCommandError, ReviewFileError) as exc:
+        _die(str(exc))
+
+
 # ------------------------------------------------------------------ live runs (docs/live.md)
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, run name, or a unique prefix of one.")]
 

@@ -7,12 +7,15 @@ never stops it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nlirg_tui.config_check import check_config_text
-from trainer_core.config import RunConfig, build_config
+from trainer_core.config import RunConfig, build_config, config_from_dict, config_to_yaml
+from trainer_core.config.sources import parse_sources
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
+from trainer_core.train.files import expand_source
 from trainer_core.train.model_source import ModelLoadError, check_model_source
 
 
@@ -59,3 +62,35 @@ def _start(cfg: RunConfig, name: str, resume: Path | None = None) -> Path:
     run_dir = prepare_run(cfg, name)
     start_detached(run_dir, resume)
     return run_dir
+
+
+def launch_config_text(config_text: str, name: str) -> Path:
+    """A new run (fresh weights) from config text, e.g. a score file's model on its cleaned data."""
+    cfg, problems = check_config_text(config_text)
+    if cfg is None:
+        raise LaunchError("; ".join(problems))
+    return _start(cfg, name)
+
+
+def swap_data(entries: list[Any], cleaned: dict[Path, Path], defaults: dict[str, Any]) -> list[Any]:
+    """data.train entries with every file that has a cleaned copy replaced by it (a `{path, ...}` entry keeps its
+    settings); a folder or builtin that holds one becomes its list of files."""
+    out: list[Any] = []
+    for entry in entries:
+        spec = parse_sources([entry], "data", defaults)[0][0]
+        files = [Path(f.path) for f in expand_source(spec)]
+        if not any(f in cleaned for f in files):
+            out.append(entry)
+            continue
+        paths = [str(cleaned.get(f, f)) for f in files]
+        out += [p if isinstance(entry, str) else {**entry, "path": p} for p in paths]
+    return out
+
+
+def config_on_cleaned_data(config: dict, cleaned: dict[Path, Path]) -> str:
+    """Config text: `config` (a run's, as a dict) with data.train and data.eval pointed at the cleaned files."""
+    cfg = config_from_dict(config, "config")
+    defaults = cfg.data.source_defaults()
+    cfg.data.train = swap_data(cfg.data.train, cleaned, defaults)
+    cfg.data.eval = swap_data(cfg.data.eval, cleaned, defaults)
+    return config_to_yaml(cfg)

@@ -90,11 +90,11 @@ def confirm_dialog(question: str, yes: str = "Yes") -> Choice:
     return Choice(question, [("yes", yes), ("no", "No")], default="no", cancel_id="no")
 
 
-def relaunch_dialog(checkpoint: str | None) -> Choice:
+def relaunch_dialog(checkpoint: str | None, source: str = "the edited config") -> Choice:
     if checkpoint is None:
-        return Choice("Stop this run and start a new run from the edited config?",
+        return Choice(f"Stop this run and start a new run from {source}?",
                       [("fresh", "Relaunch"), ("cancel", "Cancel")], default="fresh")
-    return Choice(f"Stop this run and start a new one from the edited config. Resume weights from {checkpoint}?",
+    return Choice(f"Stop this run and start a new one from {source}. Resume weights from {checkpoint}?",
                   [("resume", "Resume weights"), ("fresh", "Fresh weights"), ("cancel", "Cancel")], default="resume")
 
 

@@ -26,6 +26,8 @@ from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
+from nlirg_tui.review_rows import ReviewFileError
+from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog, relaunch_dialog
 from nlirg_tui.screens.keys_help import KeysDialog, KeySection
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
@@ -311,11 +313,16 @@ class RunScreen(Screen):
     # ------------------------------------------------------------------ relaunch
     @on(ConfigPane.RelaunchRequested)
     def _on_relaunch(self, message: ConfigPane.RelaunchRequested) -> None:
+        self.relaunch_with(message.text)
+
+    def relaunch_with(self, config_text: str, source: str = "the edited config") -> None:
+        """Ask about the weights, then relaunch from `config_text` (a live run is stopped first): the Config pane's
+        edits, or the Data screen's cleaned data."""
         ckpt = latest_checkpoint(self.run_dir)
         live = self.state.is_live and self.link.connected
         # A live run's stop writes a checkpoint, so its weights can be resumed even if none exists yet.
         label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
-        ask(self, relaunch_dialog(label), lambda answer: self._relaunch_answer(message.text, live, answer))
+        ask(self, relaunch_dialog(label, source), lambda answer: self._relaunch_answer(config_text, live, answer))
 
     def _relaunch_answer(self, text: str, live: bool, answer: str | None) -> None:
         if answer in ("cancel", None):
@@ -326,6 +333,17 @@ class RunScreen(Screen):
             self.state.note("relaunch: stopping this run first")
         else:
             self._finish_relaunch()
+
+    @on(InspectorPane.ReviewRequested)
+    def _on_review(self, message: InspectorPane.ReviewRequested) -> None:
+        sample = message.sample
+        try:
+            screen = DataScreen(self.run_dir, self.run_dir, select=f"{sample.get('source')}:{sample.get('line')}",
+                                on_relaunch=lambda text: self.relaunch_with(text, "the cleaned data"))
+        except ReviewFileError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.app.push_screen(screen)
 
     def _finish_relaunch(self) -> None:
         text, resume = self._pending_relaunch or ("", False)

@@ -104,7 +104,8 @@ class FlaggedTable(DataTable, inherit_bindings=False):
 
 
 class InspectorPane(Vertical):
-    """Space marks samples, `e` exports the marked ones, or the current one (the Run screen writes the file)."""
+    """Space marks samples, `e` exports the marked ones, or the current one (the Run screen writes the file); `d`
+    opens the current one on the Data screen (review, fix, relaunch)."""
 
     BINDINGS = [
         Binding("left", "move_token(-1)", "token", show=False, tooltip="previous target token"),
@@ -115,7 +116,15 @@ class InspectorPane(Vertical):
         Binding("]", "jump_zeroed(1)", "zeroed", tooltip="next zeroed token", group=ZEROED),
         Binding("space", "toggle_mark", "mark", key_display="␣", tooltip="mark the sample for export"),
         Binding("e", "screen.export", "export", tooltip="export the marked samples (or this one) to review.jsonl"),
+        # Off the footer (it fits 80 columns); in the `?` list and the sample list's title.
+        Binding("d", "review", "data", show=False, tooltip="this sample on the Data screen: drop, edit, relaunch"),
     ]
+
+    @dataclass
+    class ReviewRequested(Message):
+        """Open the run's flagged samples on the Data screen at this one."""
+
+        sample: dict[str, Any]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -126,7 +135,7 @@ class InspectorPane(Vertical):
     def compose(self) -> ComposeResult:
         table = FlaggedTable(id="flagged-table", cursor_type="row", zebra_stripes=True, classes="pane-part")
         table.add_columns("", "zeroed", "mean loss", "source:line")
-        table.border_title = "flagged samples, worst first · ↑↓"
+        table.border_title = "flagged samples, worst first · ↑↓ · d review"
         yield table
         yield Static("No flagged samples yet.", id="token-detail")
         view = TokenView(id="token-view", classes="pane-part")
@@ -206,6 +215,13 @@ class InspectorPane(Vertical):
         self.marked ^= {key}
         table.update_cell_at((row, 0), self._mark(self.samples[row]))
         table.border_subtitle = f"{len(self.marked)} marked · e exports them" if self.marked else ""
+
+    def action_review(self) -> None:
+        row = self.query_one(DataTable).cursor_row
+        if not 0 <= row < len(self.samples):
+            self.notify("no flagged sample to review", severity="warning", timeout=2)
+            return
+        self.post_message(self.ReviewRequested(self.samples[row]))
 
     def selected(self) -> list[dict[str, Any]]:
         """The marked samples, or the one under the cursor when none is marked."""

@@ -1,0 +1,130 @@
+"""What the Data screen reviews: the rows of a score file (`nlirg score`) or of a run's flagged.jsonl, read
+into one shape, worst first. Torch-free."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer_core.live.rundir import FLAGGED_FILE, read_json
+
+ZEROED_ZONE = 3
+LOUD_LABEL = "label_error"
+
+
+class ReviewFileError(ValueError):
+    """The file is neither a score file nor a flagged.jsonl; the message names it and the line."""
+
+
+@dataclass
+class ReviewRow:
+    """One record under review, with its tokens and per-token signals."""
+
+    path: Path
+    """The data file the record lives in."""
+    line: int
+    """1-based line (jsonl, csv) or record number (json, parquet), as in `source`."""
+    id: str | None
+    quality: float | None
+    """Score files: quality in [0, 1], higher is better; flagged samples have none."""
+    score: float | None
+    """Score files: the mode's raw score; flagged samples: their mean target loss."""
+    flags: list[str]
+    tokens: list[str]
+    losses: list[float | None]
+    entropies: list[float | None] | None
+    """Score files only; None for flagged samples (the trainer does not compute entropy)."""
+    loud: list[int] = field(default_factory=list)
+    """Token positions to jump between with [ and ]: zeroed tokens and label-error suspects."""
+    spans: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    @property
+    def targets(self) -> list[int]:
+        return [i for i, loss in enumerate(self.losses) if loss is not None]
+
+    @property
+    def reason(self) -> str:
+        """Why the row is here, for the changes log."""
+        head = f"quality {self.quality:.3f}" if self.quality is not None else f"mean loss {self.score:.3f}"
+        return head + (f"; flags {', '.join(self.flags)}" if self.flags else "")
+
+
+@dataclass
+class ReviewSet:
+    path: Path
+    kind: str
+    """`score` or `flagged`."""
+    rows: list[ReviewRow]
+    summary: dict[str, Any]
+    """A score file's OUT.summary.json (mode, model, data); empty for flagged samples."""
+
+
+def split_source(source: str) -> tuple[Path, int]:
+    path, _, line = source.rpartition(":")
+    if not path or not line.isdigit():
+        raise ValueError(f"'{source}' is not file:line")
+    return Path(path), int(line)
+
+
+def _score_row(obj: dict[str, Any]) -> ReviewRow:
+    path, line = split_source(obj["source"])
+    labels = obj.get("labels") or []
+    losses = obj.get("losses") or []
+    loud = [i for i, loss in enumerate(losses) if loss is not None and
+            (loss >= 15.0 or (i < len(labels) and labels[i] == LOUD_LABEL))]
+    return ReviewRow(path, line, obj.get("id"), obj.get("quality"), obj.get("score"), list(obj.get("flags") or []),
+                     list(obj.get("tokens") or []), losses, obj.get("entropies"), loud, list(obj.get("spans") or []))
+
+
+def _flagged_row(obj: dict[str, Any]) -> ReviewRow:
+    zones = obj.get("zones") or []
+    zeroed = int(obj.get("zeroed_tokens") or 0)
+    flags = ([f"zeroed×{zeroed}"] if zeroed else []) + (["high_loss"] if not zeroed else [])
+    return ReviewRow(Path(obj["source"]), int(obj["line"]), obj.get("id"), None, obj.get("mean_loss"), flags,
+                     list(obj.get("tokens") or []), list(obj.get("losses") or []), None,
+                     [i for i, z in enumerate(zones) if z == ZEROED_ZONE])
+
+
+def _read_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReviewFileError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not obj.get("source"):
+                raise ReviewFileError(f"{path}:{n}: not a score or flagged row (no 'source')")
+            out.append((n, obj))
+    return out
+
+
+def load_review(path: str | Path) -> ReviewSet:
+    """A score file (rows keep their worst-first order) or a flagged.jsonl (the latest sighting of each sample,
+    most zeroed tokens first, then highest mean loss)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FLAGGED_FILE
+    try:
+        lines = _read_lines(path)
+    except OSError as exc:
+        raise ReviewFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if lines and "quality" in lines[0][1]:
+        rows = [_score_row(obj) for _, obj in lines]
+        summary = read_json(path.with_name(f"{path.stem}.summary.json")) or {}
+        return ReviewSet(path, "score", rows, summary)
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    for n, obj in lines:
+        if "line" not in obj:
+            raise ReviewFileError(f"{path}:{n}: not a score or flagged row (no 'quality' or 'line')")
+        latest[(obj["source"], obj["line"])] = obj  # the file is appended in step order: the last one is current
+    ordered = sorted(latest.values(), key=lambda o: (-int(o.get("zeroed_tokens") or 0), -(o.get("mean_loss") or 0)))
+    return ReviewSet(path, "flagged", [_flagged_row(o) for o in ordered], {})

@@ -1,0 +1,247 @@
+"""The Data screen: review a score file or a run's flagged samples worst first, mark records drop / keep / edit
+(into an overlay, never the data), write a cleaned copy of the data (`w`) and relaunch on it (`r`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from nlirg_tui.cleaning import CleanError, CleanResult, write_cleaned
+from nlirg_tui.launching import (
+    LaunchError,
+    config_on_cleaned_data,
+    latest_checkpoint,
+    launch_config_text,
+    relaunch,
+)
+from nlirg_tui.live_commands import LiveCommandError, send_command
+from nlirg_tui.overlay import Decision, Overlay, describe, overlay_path
+from nlirg_tui.raw_records import read_raw
+from nlirg_tui.review_rows import ReviewRow, load_review
+from nlirg_tui.screens.dialogs import ask, confirm_dialog, relaunch_dialog
+from nlirg_tui.screens.record_editor import Edited, RecordEditor
+from nlirg_tui.widgets.inspector import FlaggedTable
+from nlirg_tui.widgets.record_view import RecordView, token_detail
+from trainer_core.config import read_yaml
+from trainer_core.live.rundir import CONFIG_FILE
+from trainer_core.live.runs import run_info
+
+MARKS = {"drop": "✗", "keep": "✓", "edit": "✎"}
+LOUD = Binding.Group("loud", compact=True)
+"""`[` and `]` share one footer entry."""
+RelaunchHook = Callable[[str], None]
+
+
+class DataScreen(Screen):
+    BINDINGS = [
+        Binding("d", "decide('drop')", "drop", tooltip="drop this record from the cleaned copy"),
+        Binding("k", "decide('keep')", "keep", tooltip="keep this record as it is"),
+        Binding("e", "edit", "edit", tooltip="edit the record's prompt and answer (into the overlay)"),
+        Binding("u", "decide('')", "undo", tooltip="clear this record's mark"),
+        Binding("w", "write", "write", tooltip="write NAME.clean.EXT and NAME.changes.jsonl"),
+        Binding("r", "relaunch", "relaunch", tooltip="write, then relaunch the run on the cleaned data"),
+        Binding("left", "move_token(-1)", "token", show=False, tooltip="previous answer token"),
+        Binding("right", "move_token(1)", "token", show=False, tooltip="next answer token"),
+        Binding("[", "jump_loud(-1)", "loud", tooltip="previous zeroed or label-error token", group=LOUD),
+        Binding("]", "jump_loud(1)", "loud", tooltip="next zeroed or label-error token", group=LOUD),
+        Binding("q,escape", "close", "close"),
+    ]
+
+    def __init__(self, review_file: Path, run_dir: Path | None = None, select: str | None = None,
+                 on_relaunch: RelaunchHook | None = None, standalone: bool = False) -> None:
+        super().__init__()
+        self.review = load_review(review_file)  # ReviewFileError (one line) for a file it cannot read
+        self.run_dir = run_dir
+        """The run whose config `r` relaunches; None: a new run from the score file's model and data."""
+        self.select = select
+        self.on_relaunch = on_relaunch
+        """Set when a Run screen opened this one: `r` hands it the config and it runs its own relaunch."""
+        self.standalone = standalone
+        self.overlay = Overlay(overlay_path(self.review.path))
+        self.rows: list[ReviewRow] = self.review.rows
+        self.written: list[CleanResult] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="data-header")
+        table = FlaggedTable(id="data-table", cursor_type="row", zebra_stripes=True)  # ←/→ move over tokens
+        table.add_columns(" ", "quality", "score", "flags", "source")
+        yield table
+        yield Static("", id="data-detail")
+        yield RecordView(id="record-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for row in self.rows:
+            table.add_row(self._mark(row), f"{row.quality:.3f}" if row.quality is not None else "-",
+                          f"{row.score:.3f}" if row.score is not None else "-", ",".join(row.flags) or "-",
+                          f"{row.path.name}:{row.line}", key=row.source)
+        sources = [r.source for r in self.rows]
+        if self.rows:
+            start = sources.index(self.select) if self.select in sources else 0
+            table.move_cursor(row=start)
+            self.query_one(RecordView).show_row(self.rows[start])
+        self._draw_header()
+        table.focus()
+
+    # ------------------------------------------------------------------ drawing
+    def _draw_header(self) -> None:
+        kind = f"{self.review.summary.get('mode', 'score')} scores" if self.review.kind == "score" else "flagged"
+        saved = "" if not self.written else "  written: " + ", ".join(r.clean.name for r in self.written)
+        self.query_one("#data-header", Static).update(Text.assemble(
+            (" Data ", "bold reverse"), f" {self.review.path.name} ({kind}, {len(self.rows)} records, worst first)  ",
+            describe(self.overlay.decisions), (saved, "dim")))
+
+    def _mark(self, row: ReviewRow) -> str:
+        decision = self.overlay.get(row.source)
+        return MARKS[decision.action] if decision else " "
+
+    def current(self) -> ReviewRow | None:
+        i = self.query_one(DataTable).cursor_row
+        return self.rows[i] if 0 <= i < len(self.rows) else None
+
+    @on(DataTable.RowHighlighted)
+    def _on_row(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.rows):
+            self.query_one(RecordView).show_row(self.rows[event.cursor_row])
+
+    @on(RecordView.Moved)
+    def _on_token(self, event: RecordView.Moved) -> None:
+        self.query_one("#data-detail", Static).update(token_detail(event.row, event.index))
+
+    def action_move_token(self, delta: int) -> None:
+        self._say(self.query_one(RecordView).move(delta))
+
+    def action_jump_loud(self, delta: int) -> None:
+        self._say(self.query_one(RecordView).jump_loud(delta))
+
+    def _say(self, problem: str | None) -> None:
+        if problem:
+            self.notify(problem, timeout=2)
+
+    def _refresh_row(self, row: ReviewRow) -> None:
+        table = self.query_one(DataTable)
+        table.update_cell(row.source, table.ordered_columns[0].key, self._mark(row))
+        self._draw_header()
+
+    # ------------------------------------------------------------------ decisions
+    def action_decide(self, action: str) -> None:
+        row = self.current()
+        if row is None:
+            return
+        self.overlay.set(row.source, Decision(action, row.reason) if action else None)
+        self._refresh_row(row)
+
+    def action_edit(self) -> None:
+        row = self.current()
+        if row is None:
+            return
+        try:
+            original = read_raw(row.path).objects[row.line]
+        except (OSError, KeyError, ValueError) as exc:
+            self.notify(f"cannot open {row.source}: {exc}", severity="error")
+            return
+        before = self.overlay.get(row.source)
+        start = before.record if before and before.action == "edit" and before.record else original
+        editor = RecordEditor(start, f"{row.path.name}:{row.line}", before.note if before else "")
+        ask(self, editor, lambda edited: self._save_edit(row, edited))
+
+    def _save_edit(self, row: ReviewRow, edited: Edited | None) -> None:
+        if edited is not None:
+            self.overlay.set(row.source, Decision("edit", row.reason, edited.record, edited.note))
+            self._refresh_row(row)
+
+    def action_write(self) -> list[CleanResult] | None:
+        """Write NAME.clean.EXT and NAME.changes.jsonl for every file with a drop or an edit."""
+        changes = self.overlay.changes()
+        if not changes:
+            self.notify("nothing to write: mark records drop (d) or edit (e) first", severity="warning")
+            return None
+        try:
+            self.written = write_cleaned(changes, self.review.path.parent)
+        except (CleanError, OSError, ValueError) as exc:
+            self.notify(f"not written: {exc}", severity="error", timeout=10)
+            return None
+        dropped, edited = sum(r.dropped for r in self.written), sum(r.edited for r in self.written)
+        self.notify(f"wrote {', '.join(str(r.clean) for r in self.written)}: {dropped} dropped, {edited} edited",
+                    timeout=8)
+        self._draw_header()
+        return self.written
+
+    # ------------------------------------------------------------------ relaunch
+    def _base_config(self) -> dict:
+        if self.run_dir is not None:
+            return read_yaml(self.run_dir / CONFIG_FILE)
+        summary = self.review.summary
+        if not summary.get("model") or not summary.get("data"):
+            raise LaunchError(f"{self.review.path.name} names no run and has no summary with its model and data; "
+                              "open it with `nlirg review FILE --run RUN`")
+        return {"model": {"path": summary["model"]},
+                "data": {"train": summary["data"], "format": summary.get("format", "auto"),
+                         "max_length": summary.get("max_length", 1024)}}
+
+    def action_relaunch(self) -> None:
+        written = self.action_write()
+        if not written:
+            return
+        try:
+            text = config_on_cleaned_data(self._base_config(), {r.source.resolve(): r.clean for r in written})
+        except (LaunchError, ValueError, OSError) as exc:
+            self.notify(f"relaunch: {exc}", severity="error", timeout=10)
+            return
+        if self.on_relaunch is not None:  # the Run screen below runs the same relaunch as its Config pane
+            hook = self.on_relaunch
+            self.app.pop_screen()
+            hook(text)
+        elif self.run_dir is None:
+            ask(self, confirm_dialog("Start a new run on the cleaned data?", "Start"),
+                lambda answer: self._start_new(text) if answer == "yes" else None)
+        else:
+            live = run_info(self.run_dir).live
+            ckpt = latest_checkpoint(self.run_dir)
+            label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
+            ask(self, relaunch_dialog(label, "the cleaned data"), lambda answer: self._relaunch(text, live, answer))
+
+    def _start_new(self, text: str) -> None:
+        self._open_run(lambda: launch_config_text(text, self.review.path.stem))
+
+    def _relaunch(self, text: str, live: bool, answer: str | None) -> None:
+        if answer in ("cancel", None):
+            return
+        if live:
+            self._stop_then_relaunch(text, answer == "resume")
+        else:
+            self._open_run(lambda: relaunch(self.run_dir, text, answer == "resume"))
+
+    @work(thread=True, group="data-relaunch")
+    def _stop_then_relaunch(self, text: str, resume: bool) -> None:
+        """A live run: stop it (its stop writes the checkpoint to resume) and wait for its end, off the UI thread."""
+        try:
+            send_command(self.run_dir, "stop", None, True)
+        except LiveCommandError as exc:
+            self.app.call_from_thread(self.notify, f"relaunch cancelled: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._open_run, lambda: relaunch(self.run_dir, text, resume))
+
+    def _open_run(self, start: Callable[[], Path]) -> None:
+        from nlirg_tui.screens.run import RunScreen  # run.py opens this screen: import at use
+
+        try:
+            new_dir = start()
+        except (LaunchError, OSError) as exc:
+            self.notify(f"relaunch failed: {exc}", severity="error", timeout=10)
+            return
+        self.app.switch_screen(RunScreen(new_dir, standalone=self.standalone))
+
+    def action_close(self) -> None:
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.app.pop_screen()

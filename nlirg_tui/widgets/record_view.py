@@ -1,0 +1,93 @@
+"""One record under review, token by token: answer tokens coloured by their loss (the NLIRG zone colours), bold
+where the model was sure (entropy <= 1 nat, score files), zeroed tokens and label-error suspects loud; prompt
+tokens dim."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+
+from nlirg_tui.review_rows import ReviewRow
+from nlirg_tui.widgets.inspector import TokenView
+from nlirg_tui.widgets.zones import ZONE_STYLES
+from trainer_core.config import NlirgParams
+
+SUSPECT_STYLE = "bold #FFFFFF on #8E44AD"
+SURE_ENTROPY = 1.0
+"""Entropy (nats) at or below which the model was sure of its prediction."""
+_ZONES = NlirgParams()
+
+
+def zone_of_loss(loss: float) -> int:
+    """The NLIRG zone of a token loss with the default bounds (DESIGN §5)."""
+    if loss >= _ZONES.loss_deadline:
+        return 3
+    if loss >= _ZONES.hard_min:
+        return 2
+    return 1 if loss > _ZONES.easy_max else 0
+
+
+def token_style(row: ReviewRow, i: int) -> str:
+    loss = row.losses[i] if i < len(row.losses) else None
+    if loss is None:
+        return "dim"
+    zone = zone_of_loss(loss)
+    if i in row.loud:
+        return ZONE_STYLES[3] if zone == 3 else SUSPECT_STYLE
+    entropy = row.entropies[i] if row.entropies is not None and i < len(row.entropies) else None
+    sure = entropy is not None and entropy <= SURE_ENTROPY
+    return ZONE_STYLES[zone] + (" bold" if sure else "")
+
+
+def record_text(row: ReviewRow, cursor: int) -> Text:
+    text = Text()
+    for i, token in enumerate(row.tokens):
+        style = token_style(row, i) + (" reverse" if i == cursor else "")
+        text.append(token.replace("\n", "⏎\n"), style=style)
+    return text
+
+
+class RecordView(TokenView):
+    """The Inspector's token view over a review row; the Data screen's keys move its cursor over the answer
+    tokens or between the loud ones."""
+
+    @dataclass
+    class Moved(Message):
+        row: ReviewRow
+        index: int
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.row: ReviewRow | None = None
+
+    def show_row(self, row: ReviewRow) -> None:
+        self.row = row
+        self.sample = {"source": str(row.path), "line": row.line}  # what TokenView's cursor steps check for
+        self.cursor = (row.loud or row.targets or [-1])[0]
+        self.watch_cursor()
+
+    def watch_cursor(self) -> None:
+        if self.row is not None:
+            self.update(record_text(self.row, self.cursor))
+            self.post_message(self.Moved(self.row, self.cursor))
+
+    def move(self, delta: int) -> str | None:
+        return self._step(self.row.targets if self.row else [], delta, "answer token")
+
+    def jump_loud(self, delta: int) -> str | None:
+        return self._step(self.row.loud if self.row else [], delta, "zeroed or label-error token")
+
+
+def token_detail(row: ReviewRow, i: int) -> Text:
+    if i < 0:
+        return Text("This record has no answer token.")
+    parts: list = [f"{row.path.name}:{row.line}  token {i} ", (repr(row.tokens[i]), "bold"),
+                   f"  loss {row.losses[i]:.3f}"]
+    if row.entropies is not None and row.entropies[i] is not None:
+        parts.append(f"  entropy {row.entropies[i]:.3f}")
+    if i in row.loud:
+        parts.append(("  zeroed" if (row.losses[i] or 0) >= _ZONES.loss_deadline else "  label-error suspect",
+                      "bold red"))
+    return Text.assemble(*parts)
