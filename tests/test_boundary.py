@@ -31,8 +31,8 @@ for package in (nlirg_tui, trainer_core.config, trainer_core.live):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
         loaded.append(module.name)
-for name in ("records", "corpus", "cache"):  # the training half's data checks that the CLI runs
-    loaded.append(importlib.import_module("trainer_core.train." + name).__name__)
+for name in ("train.records", "train.corpus", "train.cache", "train.exclude", "score.options"):  # the training
+    loaded.append(importlib.import_module("trainer_core." + name).__name__)  # half's parts that the CLI runs
 from nlirg_tui.cli import app
 app(["--help"], standalone_mode=False)  # typer builds every command
 heavy = sorted(m for m in ("torch", "transformers", "peft", "deepspeed") if m in sys.modules)

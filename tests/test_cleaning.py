@@ -114,3 +114,13 @@ def test_the_overlay_survives_a_reopen(tmp_path):
     overlay.set("/d/a.jsonl:4", Decision("keep", "q"))
     again = Overlay(tmp_path / "s.overlay.json")
     assert again.get("/d/a.jsonl:3").record == EDITED and list(again.changes()) == ["/d/a.jsonl:3"]
+
+
+def test_review_refuses_a_file_it_cannot_read_in_one_line(tmp_path):
+    from tests.helpers import nlirg_cli
+
+    not_scores = tmp_path / "train.jsonl"
+    not_scores.write_text('{"instruction": "a", "output": "b"}\n')
+    proc = nlirg_cli("review", str(not_scores), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == \
+        f"error: {not_scores}:1: not a score or flagged row (no 'source')"

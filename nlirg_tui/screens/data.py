@@ -24,7 +24,7 @@ from nlirg_tui.launching import (
 from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.overlay import Decision, Overlay, describe, overlay_path
 from nlirg_tui.raw_records import read_raw
-from nlirg_tui.review_rows import ReviewRow, load_review
+from nlirg_tui.review_rows import ReviewRow, load_review, split_source
 from nlirg_tui.screens.dialogs import ask, confirm_dialog, relaunch_dialog
 from nlirg_tui.screens.record_editor import Edited, RecordEditor
 from nlirg_tui.widgets.inspector import FlaggedTable
@@ -32,6 +32,7 @@ from nlirg_tui.widgets.record_view import RecordView, token_detail
 from trainer_core.config import read_yaml
 from trainer_core.live.rundir import CONFIG_FILE
 from trainer_core.live.runs import run_info
+from trainer_core.train.exclude import read_exclude
 
 MARKS = {"drop": "✗", "keep": "✓", "edit": "✎"}
 LOUD = Binding.Group("loud", compact=True)
@@ -158,6 +159,20 @@ class DataScreen(Screen):
             self.overlay.set(row.source, Decision("edit", row.reason, edited.record, edited.note))
             self._refresh_row(row)
 
+    def _excluded(self, changes: dict[str, Decision]) -> dict[str, Decision]:
+        """Records of the files being cleaned that the run leaves out with data.exclude: dropped from the cleaned
+        copy too, since its entries name lines of the original file and would not follow the records."""
+        exclude = (read_yaml(self.run_dir / CONFIG_FILE).get("data") or {}).get("exclude") if self.run_dir else None
+        if not exclude or not Path(exclude).is_file():
+            return {}
+        entries = read_exclude(exclude)
+        out = {}
+        for path in {split_source(source)[0] for source in changes}:
+            for line, obj in read_raw(path).objects.items():
+                if entries(str(path), line, obj):
+                    out[f"{path}:{line}"] = Decision("drop", f"left out by data.exclude ({Path(exclude).name})")
+        return out
+
     def action_write(self) -> list[CleanResult] | None:
         """Write NAME.clean.EXT and NAME.changes.jsonl for every file with a drop or an edit."""
         changes = self.overlay.changes()
@@ -165,7 +180,7 @@ class DataScreen(Screen):
             self.notify("nothing to write: mark records drop (d) or edit (e) first", severity="warning")
             return None
         try:
-            self.written = write_cleaned(changes, self.review.path.parent)
+            self.written = write_cleaned({**self._excluded(changes), **changes}, self.review.path.parent)
         except (CleanError, OSError, ValueError) as exc:
             self.notify(f"not written: {exc}", severity="error", timeout=10)
             return None

@@ -149,7 +149,7 @@ async def test_relaunch_resumes_the_run_on_the_cleaned_data(finished_run, tiny_s
 
 
 @pytest.mark.slow
-async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(finished_run):
+async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(finished_run, tiny_scores):
     run_dir, data, _ = finished_run
     new_dir = None
     app = NlirgApp(run_dir=run_dir)
@@ -173,8 +173,10 @@ async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(finis
             new_dir = await _new_run(pilot, app, run_dir)
         cfg = load_config(new_dir / "config.yaml")
         assert cfg.data.train == [str(data.with_name("planted.clean.jsonl"))]
-        changes = [json.loads(x) for x in data.with_name("planted.changes.jsonl").read_text().splitlines()]
-        assert [e["source"] for e in changes] == [f"{data}:{sample['line']}"]
+        changes = {json.loads(x)["source"]: json.loads(x) for x in
+                   data.with_name("planted.changes.jsonl").read_text().splitlines()}
+        empty = f"{data}:{tiny_scores[2]['empty']}"  # the run's data.exclude follows into the cleaned copy
+        assert set(changes) == {f"{data}:{sample['line']}", empty} and "data.exclude" in changes[empty]["reason"]
     finally:
         if new_dir is not None:
             stop_trainer(new_dir)
