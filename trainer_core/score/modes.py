@@ -19,7 +19,7 @@ Z_LABEL = 0.6
 Z_CERTAIN = 1.0
 """Entropy z below which a token above the answer's mean loss is a suspicious certainty."""
 SPAN_MIN_D = 1.96
-"""A run of labelled tokens becomes a span when its largest d = z_L - z_H reaches this (95% one-sided)."""
+"""A run of labelled tokens becomes a span when its largest d = z_L - z_H reaches this (the normal 95% bound)."""
 FILTER_LOSS = 3.0
 FILTER_ENTROPY = 1.0
 MIN_STD = 1e-6
