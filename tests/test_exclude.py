@@ -83,3 +83,31 @@ def test_a_run_with_data_exclude_trains_without_the_listed_records(tmp_path):
     assert trainer.data.report["totals"]["records"] == 21
     logs = [e["message"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "log"]
     assert any("excluded 3 records; 1 file:line entries" in m for m in logs)
+
+
+def _trained_lines(trainer) -> set[int]:
+    samples = trainer.samples
+    return {samples.origin(i)["line"] for i in range(len(samples))}
+
+
+@pytest.mark.slow
+def test_a_new_exclusion_is_never_served_from_the_cache(tmp_path):
+    """Train, exclude a line, train again: the cached tokens of the first run are not reused and the line is not
+    trained; editing the same exclude file in place is a new key too; the same list again is a cache hit."""
+    data = write_alpaca(tmp_path / "train.jsonl", 12)
+    exclude = tmp_path / "drop.txt"
+    base = [*TINY, f"data.train={data}", f"data.cache_dir={tmp_path / 'cache'}", "training.max_steps=1",
+            "training.eval_at_start=false"]
+
+    def train(name, *extra):
+        trainer, status = train_in_process(tmp_path / name, [*base, *extra])
+        assert status == "completed"
+        return trainer.data.cached, _trained_lines(trainer)
+
+    assert train("plain") == (False, set(range(1, 13)))
+    assert train("plain-again") == (True, set(range(1, 13)))  # the cache does serve an unchanged config
+    exclude.write_text(f"{data}:5\n")
+    assert train("drop-5", f"data.exclude={exclude}") == (False, set(range(1, 13)) - {5})
+    exclude.write_text(f"{data}:7\n")  # same file, new content
+    assert train("drop-7", f"data.exclude={exclude}") == (False, set(range(1, 13)) - {7})
+    assert train("drop-7-again", f"data.exclude={exclude}") == (True, set(range(1, 13)) - {7})
