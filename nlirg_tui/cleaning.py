@@ -14,7 +14,7 @@ from pathlib import Path
 from nlirg_tui.overlay import Decision
 from nlirg_tui.raw_records import RawFile, read_raw, render_record
 from nlirg_tui.review_rows import split_source
-from trainer_core.live.rundir import atomic_writer
+from trainer_core.atomic import atomic_writer
 
 
 class CleanError(ValueError):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nlirg_tui.config_check import check_config_text
-from trainer_core.config import RunConfig, build_config, config_from_dict, config_to_yaml
+from trainer_core.config import RunConfig, build_config, config_to_yaml
 from trainer_core.config.sources import parse_sources
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
@@ -87,9 +87,8 @@ def swap_data(entries: list[Any], cleaned: dict[Path, Path], defaults: dict[str,
     return out
 
 
-def config_on_cleaned_data(config: dict, cleaned: dict[Path, Path]) -> str:
-    """Config text: `config` (a run's, as a dict) with data.train and data.eval pointed at the cleaned files."""
-    cfg = config_from_dict(config, "config")
+def config_on_cleaned_data(cfg: RunConfig, cleaned: dict[Path, Path]) -> str:
+    """Config text: `cfg` (a run's) with data.train and data.eval pointed at the cleaned files."""
     defaults = cfg.data.source_defaults()
     cfg.data.train = swap_data(cfg.data.train, cleaned, defaults)
     cfg.data.eval = swap_data(cfg.data.eval, cleaned, defaults)

@@ -11,7 +11,7 @@ from nlirg_tui.cleaning import CleanError, clean_file, clean_paths, write_cleane
 from nlirg_tui.launching import config_on_cleaned_data, swap_data
 from nlirg_tui.overlay import Decision, Overlay
 from nlirg_tui.record_fields import editable_fields, record_problem, with_values
-from trainer_core.config import load_config
+from trainer_core.config import build_config, config_from_dict
 from trainer_core.train.files import builtin_data_path
 from trainer_core.train.records import read_records
 
@@ -88,10 +88,10 @@ def test_relaunch_config_points_at_the_cleaned_files(tmp_path):
                      defaults) == [str((folder / "a.jsonl").resolve()), str(tmp_path / "b.clean.jsonl"),
                                    "builtin:demo-chat", {"path": str(tmp_path / "sft.clean.jsonl"), "ratio": 0.5}]
     (tmp_path / "b.clean.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
-    text = config_on_cleaned_data({"model": {"path": "builtin:tiny"}, "data": {"train": [str(folder / "b.jsonl")]}},
-                                  cleaned)
+    text = config_on_cleaned_data(config_from_dict({"model": {"path": "builtin:tiny"},
+                                                    "data": {"train": [str(folder / "b.jsonl")]}}), cleaned)
     (tmp_path / "c.yaml").write_text(text)
-    assert load_config(tmp_path / "c.yaml").data.train == [str(tmp_path / "b.clean.jsonl")]
+    assert build_config(tmp_path / "c.yaml").data.train == [str(tmp_path / "b.clean.jsonl")]
 
 
 def test_editor_fields_follow_the_record_format():

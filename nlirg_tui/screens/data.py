@@ -29,7 +29,7 @@ from nlirg_tui.screens.dialogs import ask, confirm_dialog, relaunch_dialog
 from nlirg_tui.screens.record_editor import Edited, RecordEditor
 from nlirg_tui.widgets.inspector import FlaggedTable
 from nlirg_tui.widgets.record_view import RecordView, token_detail
-from trainer_core.config import read_yaml
+from trainer_core.config import ConfigError, RunConfig, build_config, config_from_dict
 from trainer_core.live.rundir import CONFIG_FILE
 from trainer_core.live.runs import run_info
 from trainer_core.train.exclude import read_exclude
@@ -162,8 +162,11 @@ class DataScreen(Screen):
     def _excluded(self, changes: dict[str, Decision]) -> dict[str, Decision]:
         """Records of the files being cleaned that the run leaves out with data.exclude: dropped from the cleaned
         copy too, since its entries name lines of the original file and would not follow the records."""
-        exclude = (read_yaml(self.run_dir / CONFIG_FILE).get("data") or {}).get("exclude") if self.run_dir else None
-        if not exclude or not Path(exclude).is_file():
+        try:
+            exclude = self._base_config().data.exclude if self.run_dir else None
+        except ConfigError:  # e.g. the exclude file is gone: nothing to carry over; relaunch says what is wrong
+            return {}
+        if not exclude:
             return {}
         entries = read_exclude(exclude)
         out = {}
@@ -191,16 +194,16 @@ class DataScreen(Screen):
         return self.written
 
     # ------------------------------------------------------------------ relaunch
-    def _base_config(self) -> dict:
+    def _base_config(self) -> RunConfig:
         if self.run_dir is not None:
-            return read_yaml(self.run_dir / CONFIG_FILE)
+            return build_config(self.run_dir / CONFIG_FILE)
         summary = self.review.summary
         if not summary.get("model") or not summary.get("data"):
             raise LaunchError(f"{self.review.path.name} names no run and has no summary with its model and data; "
                               "open it with `nlirg review FILE --run RUN`")
-        return {"model": {"path": summary["model"]},
-                "data": {"train": summary["data"], "format": summary.get("format", "auto"),
-                         "max_length": summary.get("max_length", 1024)}}
+        return config_from_dict({"model": {"path": summary["model"]},
+                                 "data": {"train": summary["data"], "format": summary.get("format", "auto"),
+                                          "max_length": summary.get("max_length", 1024)}}, self.review.path.name)
 
     def action_relaunch(self) -> None:
         written = self.action_write()

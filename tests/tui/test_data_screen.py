@@ -19,7 +19,7 @@ from nlirg_tui.widgets.record_view import RecordView
 from tests.helpers import TINY, make_config, train_in_process
 from tests.score_helpers import copy_scored
 from tests.tui.conftest import stop_trainer, until
-from trainer_core.config import load_config, save_config
+from trainer_core.config import build_config, save_config
 from trainer_core.live.rundir import read_json
 
 pytestmark = pytest.mark.anyio
@@ -140,7 +140,7 @@ async def test_relaunch_resumes_the_run_on_the_cleaned_data(finished_run, tiny_s
             await until(pilot, lambda: (read_json(new_dir / "trainer.json") or {}).get("status") == "completed",
                         "the relaunched run to finish")
         clean = data.with_name("planted.clean.jsonl")
-        assert load_config(new_dir / "config.yaml").data.train == [str(clean)]
+        assert build_config(new_dir / "config.yaml").data.train == [str(clean)]
         assert "resumed from" in (new_dir / "trainer.log").read_text()
         assert len(clean.read_text().splitlines()) == len(data.read_text().splitlines()) - 2
     finally:
@@ -171,7 +171,7 @@ async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(finis
             await until(pilot, lambda: isinstance(app.screen, Choice), "the Run screen's relaunch dialog")
             await pilot.press("tab", "enter")  # fresh weights
             new_dir = await _new_run(pilot, app, run_dir)
-        cfg = load_config(new_dir / "config.yaml")
+        cfg = build_config(new_dir / "config.yaml")
         assert cfg.data.train == [str(data.with_name("planted.clean.jsonl"))]
         changes = {json.loads(x)["source"]: json.loads(x) for x in
                    data.with_name("planted.changes.jsonl").read_text().splitlines()}
