@@ -65,7 +65,13 @@ async def test_mark_edit_and_write_a_cleaned_copy(tiny_scores, tmp_path):
         assert {d["action"] for d in overlay.values()} == {"drop", "keep", "edit"}
         await pilot.press("w")
         await until(pilot, lambda: screen.written, "the cleaned copy")
+        await pilot.press("r")  # no run: a new one from the score file's summary (model, data, max_length)
+        ask = await until(pilot, lambda: isinstance(app.screen, Choice) and app.screen, "the start dialog")
+        assert "Start a new run on the cleaned data?" in str(ask.query_one(".dialog-question").render())
+        await pilot.press("escape")
+        base = screen._base_config()
     clean = data.with_name("planted.clean.jsonl")
+    assert (base.model.path, base.data.train, base.data.max_length) == ("builtin:tiny", [str(data)], 96)
     before, after = original.splitlines(keepends=True), clean.read_bytes().splitlines(keepends=True)
     untouched = [line for n, line in enumerate(before, 1) if n not in (lines["empty"], lines["garbled"])]
     assert [line for line in after if b"Ten, fixed in review." not in line] == untouched  # byte-identical, in order
