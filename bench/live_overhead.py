@@ -1,6 +1,6 @@
 """Live link cost: step time with 3 clients attached vs none, and how many events/s one client ingests.
 
-    python -m bench.live_overhead [--blocks 6] [--block-steps 40]
+    python -m bench.live_overhead [--clients 100] [--blocks 6] [--block-steps 40]
 
 One trainer (builtin:tiny, `log_every=1`: an event every step, the worst case) runs in this process with its
 real socket server. Short blocks of steps alternate between no client and 3 attached client processes that
@@ -38,34 +38,67 @@ SKIP_AFTER_RESUME = 2
 """Steps after a resume whose timing includes the pause or the clients' start-up."""
 
 
-def client_main(path: str) -> int:
-    """A client process driven by stdin: `on` attaches (live stream from now), `off` detaches, EOF quits.
+def client_main(path: str, connections: int) -> int:
+    """A client process driven by stdin: `on` attaches `connections` clients (live stream from now), `off`
+    detaches them, EOF quits.
 
-    Attached, a thread reads and decodes every line, as a TUI would. The process lives through the whole
-    bench, so attaching costs a connect, not an interpreter start.
+    Attached, one thread reads every connection (a selector) and decodes every line, as a TUI would. The
+    process lives through the whole bench, so attaching costs connects, not an interpreter start.
     """
+    import selectors
+
     from trainer_core.live.client import LiveClient
 
-    client: LiveClient | None = None
+    clients: list[LiveClient] = []
     reader: threading.Thread | None = None
+    done = threading.Event()
 
-    def drain(c: LiveClient) -> None:
-        for _ in c.messages():
-            pass
+    def drain(attached: list[LiveClient]) -> None:
+        sel = selectors.DefaultSelector()
+        for c in attached:
+            c.sock.setblocking(False)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+        while not done.is_set():
+            for key, _ in sel.select(timeout=0.1):
+                c = key.data
+                try:
+                    data = c.sock.recv(1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(c.sock)
+                    continue
+                for line in c._lines.feed(data):
+                    protocol.decode(line)
+        sel.close()
 
     for line in sys.stdin:
         if line.strip() == "on":
-            client = LiveClient(path, timeout=600)
-            client.send(protocol.replay(client.hello["last_seq"] + 1))
-            reader = threading.Thread(target=drain, args=(client,), daemon=True)
+            clients = [LiveClient(path, timeout=600) for _ in range(connections)]
+            for c in clients:
+                c.send(protocol.replay(c.hello["last_seq"] + 1))
+            done.clear()
+            reader = threading.Thread(target=drain, args=(clients,), daemon=True)
             reader.start()
-        elif line.strip() == "off" and client is not None and reader is not None:
-            client.sock.shutdown(2)
+        elif line.strip() == "off" and reader is not None:
+            done.set()
             reader.join()
-            client.close()
-            client = None
+            for c in clients:
+                c.close()
+            clients, reader = [], None
         print("ok", flush=True)
     return 0
+
+
+def _client_processes(path: Path, clients: int) -> list[subprocess.Popen]:
+    """`clients` connections spread over up to 4 processes (100 interpreters would measure the machine)."""
+    n_proc = min(clients, 4)
+    shares = [clients // n_proc + (i < clients % n_proc) for i in range(n_proc)]
+    return [subprocess.Popen([sys.executable, "-m", "bench.live_overhead", "--client", str(path),
+                              "--client-connections", str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True) for n in shares]
 
 
 def _tiny_trainer(tmp: Path, steps: int):
@@ -89,13 +122,15 @@ def _tiny_trainer(tmp: Path, steps: int):
     return trainer
 
 
-def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]:
+def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -> dict[str, Any]:
     from trainer_core.live.control import Command
     from trainer_core.live.server import start_server
 
     trainer = _tiny_trainer(tmp, 10 * blocks * block_steps)  # never ends by itself: stopped after the last block
     server = start_server(trainer)
     times: list[list[float]] = [[] for _ in range(blocks)]
+    stamps: list[list[float]] = [[] for _ in range(blocks)]
+    """Wall-clock time of each counted step's event: steps/s of a block, whatever holds the training thread up."""
     state = {"block": 0, "resumed_at": 0}
 
     emit_s = [0.0] * blocks
@@ -106,6 +141,7 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]
             steps[state["block"]] += 1
             if event["step"] > state["resumed_at"] + SKIP_AFTER_RESUME:
                 times[state["block"]].append(event["step_time_s"])
+                stamps[state["block"]].append(time.perf_counter())
 
     # Time the training thread spends in EventLog.emit (the write, and handing the event to every client).
     real_emit = trainer.events.emit
@@ -118,8 +154,7 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]
 
     trainer.events.emit = timed_emit
     trainer.events.subscribe(on_event)
-    clients = [subprocess.Popen([sys.executable, "-m", "bench.live_overhead", "--client", str(server.path)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    clients = _client_processes(server.path, n_clients)
 
     def tell_clients(word: str) -> None:
         for proc in clients:
@@ -153,10 +188,17 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int) -> dict[str, Any]
     # machine cancels out. `noise` is the same comparison between neighbouring no-client blocks.
     with_clients = [medians[i] / ((medians[i - 1] + medians[i + 1]) / 2) - 1 for i in range(1, blocks - 1, 2)]
     drift = [abs(medians[i + 2] / medians[i] - 1) for i in range(0, blocks - 2, 2)]
+    rates = [(len(t) - 1) / (t[-1] - t[0]) for t in stamps]
+    rate_ratios = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in range(1, blocks - 1, 2)]
+    rate_drift = [abs(rates[i + 2] / rates[i] - 1) for i in range(0, blocks - 2, 2)]
     emit_per_step = [e / max(n, 1) for e, n in zip(emit_s, steps, strict=True)]
     emit_none, emit_clients = statistics.median(emit_per_step[0::2]), statistics.median(emit_per_step[1::2])
     return {
-        "blocks": blocks, "block_steps": block_steps,
+        "blocks": blocks, "block_steps": block_steps, "clients": n_clients,
+        "steps_per_s_none": statistics.median(rates[0::2]), "steps_per_s_clients": statistics.median(rates[1::2]),
+        "steps_per_s_ratio": statistics.median(rate_ratios),
+        "steps_per_s_ratio_quartiles": statistics.quantiles(rate_ratios, n=4) if len(rate_ratios) > 1 else [],
+        "steps_per_s_noise": statistics.median(rate_drift),
         "step_ms_none": 1000 * statistics.median(medians[0::2]),
         "step_ms_clients": 1000 * statistics.median(medians[1::2]),
         "overhead": statistics.median(with_clients), "noise": statistics.median(drift),
@@ -211,28 +253,36 @@ def _wait(check, timeout: float = 600.0) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.live_overhead", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, default=31, help="alternating blocks (even: no client, odd: 3 clients)")
+    ap.add_argument("--blocks", type=int, default=31, help="alternating blocks (even: no client, odd: clients)")
+    ap.add_argument("--clients", type=int, default=3, help="live clients attached in the client blocks")
     ap.add_argument("--block-steps", type=int, default=12)
     ap.add_argument("--ingest-events", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for the trainer (0: torch's default); 1 takes the thread pool's wake-ups "
                          "out of the measurement on a VM where they dominate")
     ap.add_argument("--client", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--client-connections", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:
-        return client_main(args.client)
+        return client_main(args.client, args.client_connections)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
-        result = measure_overhead(Path(tmp), args.blocks, args.block_steps)
-        print(f"step time: {result['step_ms_none']:.2f} ms without clients, {result['step_ms_clients']:.2f} ms with 3 "
+        result = measure_overhead(Path(tmp), args.blocks, args.block_steps, args.clients)
+        n = result["clients"]
+        print(f"steps/s: {result['steps_per_s_none']:.1f} without clients, {result['steps_per_s_clients']:.1f} with "
+              f"{n}: ratio {result['steps_per_s_ratio']:.3f} (quartiles "
+              f"{', '.join(f'{q:.3f}' for q in result['steps_per_s_ratio_quartiles'])}; noise between no-client "
+              f"blocks {100 * result['steps_per_s_noise']:.1f}%)", flush=True)
+        print(f"step time: {result['step_ms_none']:.2f} ms without clients, {result['step_ms_clients']:.2f} ms "
+              f"with {n} "
               f"(overhead {100 * result['overhead']:+.2f}%, noise {100 * result['noise']:.2f}%; "
               f"{result['blocks']} blocks of {result['block_steps']} steps)", flush=True)
         print(f"training thread: {result['emit_us_none']:.0f} us/step in EventLog.emit without clients, "
-              f"{result['emit_us_clients']:.0f} us with 3 ({100 * result['loop_overhead']:+.3f}% of a step)",
+              f"{result['emit_us_clients']:.0f} us with {n} ({100 * result['loop_overhead']:+.3f}% of a step)",
               flush=True)
         result.update(measure_ingest(Path(tmp), args.ingest_events))
         print(f"ingest: {result['ingest_events_per_s']:,.0f} events/s ({result['ingest_mb_per_s']:.1f} MB/s, "

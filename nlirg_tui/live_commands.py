@@ -14,6 +14,7 @@ from typing import Any
 from trainer_core.config import ConfigError, parse_override
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient, NotLive
+from trainer_core.live.control import validate_command
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import EVENTS_FILE
 from trainer_core.live.runs import RunInfo, RunNotFound, find_runs, resolve_run, run_info
@@ -138,6 +139,9 @@ def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
         except ConfigError as exc:
             raise LiveCommandError(str(exc).replace("--set ", "")) from None
         args[key] = value
+    error = validate_command("set", args)  # the trainer's own check, here: NaN never reaches the wire
+    if error is not None:
+        raise LiveCommandError(f"set refused: {error}")
     return args
 
 

@@ -20,13 +20,25 @@ class NotLive(RuntimeError):
     """The run has no trainer to talk to (finished or dead)."""
 
 
+class SocketBusy(NotLive):
+    """The trainer is there but its socket's listen queue stayed full (a connect storm)."""
+
+
+BUSY_WAIT_S = float(os.environ.get("NLIRG_LIVE_BUSY_WAIT", "10"))
+"""How long a command retries a socket whose listen queue is full before it gives up with one line."""
+
+
 class LiveClient:
     """A blocking client of one trainer's socket (the CLI's; the TUI has its own async one)."""
 
     def __init__(self, path: str | Path, timeout: float = 10.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
         self._lines = protocol.LineReader()
         self._ready: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
@@ -44,6 +56,7 @@ class LiveClient:
         `wait_s`: `nlirg stop` right after `nlirg train --detach` must reach it.
         """
         deadline = time.monotonic() + wait_s
+        busy_deadline = time.monotonic() + min(wait_s, BUSY_WAIT_S)
         while True:
             info = run_info(run_dir)
             if not info.live:
@@ -55,6 +68,10 @@ class LiveClient:
                 if time.monotonic() > deadline:
                     raise NotLive(f"{info.name}: the trainer (pid {info.pid}) has no live socket at {path}; "
                                   "see its trainer.log") from None
+            except BlockingIOError:  # EAGAIN: its listen queue is full (a connect storm); it frees up quickly
+                if time.monotonic() > busy_deadline:
+                    raise SocketBusy(f"{info.name}: the trainer's socket stayed busy for {BUSY_WAIT_S:g} s (its "
+                                     "listen queue is full: many clients connecting at once); try again") from None
             time.sleep(0.2)
 
     def send(self, message: dict[str, Any]) -> None:

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer_core.config.live_set import live_set_problems, lr_scale_problems
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
 from trainer_core.live.protocol import COMMANDS, SETTABLE, Ack, NoArgs, nlirg_key
+from trainer_core.live.shapes import problems
 
 AckSink = Callable[[Ack], None]
 
@@ -60,7 +62,9 @@ class CommandQueue:
 
 
 def validate_command(name: Any, args: Any) -> str | None:
-    """Why a command is malformed, or None. Checked before it is queued, so bad input never reaches the loop."""
+    """Why a command is malformed, or None. The server's reader thread calls it before queueing, so nothing a
+    client sends reaches the training loop unchecked: every command's args against its schema
+    (`protocol.COMMANDS`), and `set` values against the config validator."""
     spec = COMMANDS.get(name)
     if spec is None:
         return f"unknown command {name!r}; known: {', '.join(COMMANDS)}"
@@ -73,13 +77,21 @@ def validate_command(name: Any, args: Any) -> str | None:
             parse_set_args(args, NlirgParams())
         except ConfigError as exc:
             return "; ".join(exc.problems)
-    elif args and spec.args is NoArgs:
+        return None
+    if args and spec.args is NoArgs:
         return f"{name} takes no arguments"
-    return None
+    found = problems(args, spec.args, f"{name}.args")
+    return "; ".join(found) or None
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgParams, dict[str, Any]]:
-    """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return (new params, other settings)."""
+    """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return (new params, other settings).
+
+    Types as the config file's (`_coerce`), values by the config sections' own checks plus finiteness
+    (`config.live_set`)."""
     problems: list[str] = []
     nlirg_changes: dict[str, Any] = {}
     other: dict[str, Any] = {}
@@ -87,24 +99,29 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
         short = nlirg_key(key)
         canonical = f"nlirg.{short}" if short is not None else key
         if canonical not in SETTABLE:
-            problems.append(f"{key}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
+            problems.append(f"{_cut(key)}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
+            continue
+        if not isinstance(value, _SCALARS):  # never repr a client's nested structure
+            problems.append(f"{key}: expected {SETTABLE[canonical].__name__}, got a {type(value).__name__}")
             continue
         before = len(problems)
         coerced = _coerce(value, SETTABLE[canonical], canonical, problems)
         if len(problems) == before:
-            if short is not None:
-                nlirg_changes[short] = coerced
-            else:
-                other[key] = coerced
+            (nlirg_changes if short is not None else other)[short or key] = coerced
     new = dataclasses.replace(current, **nlirg_changes)
-    problems += new.check()
-    for key, value in other.items():
-        if key in ("lr_scale", "flag_threshold") and value <= 0:
-            problems.append(f"{key}: {value} must be > 0")
-        if key in ("log_every",) and value < 1:
-            problems.append(f"{key}: {value} must be >= 1")
-        if key in ("eval_every", "save_every") and value < 0:
-            problems.append(f"{key}: {value} must be >= 0")
+    if "lr_scale" in other:
+        problems += lr_scale_problems(other["lr_scale"])
+    problems += live_set_problems(new, {k: v for k, v in other.items() if k in _TRAINING_KEYS},
+                                  {k: v for k, v in other.items() if k in _TELEMETRY_KEYS})
     if problems:
         raise ConfigError(problems, "set")
     return new, other
+
+
+_TRAINING_KEYS = ("log_every", "eval_every", "save_every")
+_TELEMETRY_KEYS = ("flag_threshold",)
+
+
+def _cut(key: str) -> str:
+    """A client's key for an error message, cut: a reply never grows with what the client sent."""
+    return key if len(key) <= 60 else key[:57] + "..."

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.atomic import AppendFile, cut_torn_tail
+from trainer_core.live.line_limit import cut_to_fit, dumps
 from trainer_core.live.log_events import NOT_AN_EVENT
-from trainer_core.live.protocol import PROTOCOL_VERSION, check_event_fields
+from trainer_core.live.protocol import MAX_LINE_BYTES, PROTOCOL_VERSION, check_event_fields
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -67,8 +68,8 @@ class EventLog:
             event = {"v": PROTOCOL_VERSION, "type": type_, "seq": self.next_seq, "ts": round(time.time(), 3)}
             event.update(clean(payload))
             self.next_seq += 1
-            line = json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
-            self._write(line.encode("utf-8"))
+            line, cuts = cut_to_fit(event, dumps(event))  # the event is cut in place: listeners see what is written
+            self._write(line)
             for listener in list(self._listeners):
                 try:
                     listener(event)
@@ -76,7 +77,16 @@ class EventLog:
                     logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener,
                                                                 extra=NOT_AN_EVENT)
                     self._listeners.remove(listener)
+        if cuts:
+            self._note_cut(event, cuts)
         return event
+
+    def _note_cut(self, event: dict[str, Any], cuts: list[str]) -> None:
+        """Say, in trainer.log and as a `log` event right after it, that an event was cut to fit the line limit."""
+        note = (f"event seq {event['seq']} ({event['type']}) was over the live protocol's {MAX_LINE_BYTES}-byte "
+                f"line limit and was cut: {'; '.join(cuts)}")
+        logging.getLogger("trainer_core").warning("%s", note, extra=NOT_AN_EVENT)
+        self.emit("log", level="warning", message=note[:4096])
 
     def _write(self, data: bytes) -> None:
         """Append to events.jsonl; on a full disk keep the bytes and go on, so training never dies of it."""
@@ -130,7 +140,3 @@ def clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [clean(v) for v in obj]
     return obj
-
-
-def _jsonable(obj: Any) -> Any:
-    return str(obj)

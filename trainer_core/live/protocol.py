@@ -36,7 +36,15 @@ from trainer_core.live.shapes import Length, keys_problems, problems
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
-"""The longest line either side accepts, newline excluded; a longer one closes the connection."""
+"""The longest line either side accepts, newline excluded; a longer one closes the connection. The trainer never
+writes a longer event (`live.line_limit` cuts oversized fields)."""
+MAX_COMMAND_BYTES = 8 * 1024
+"""The longest command line a client may send (every settable key at once fits in under 1 KiB); a longer one is
+refused with an ack before anything reaches the trainer."""
+MAX_ID_CHARS = 128
+"""The longest command `id` (it is echoed in the ack and recorded in the run's history)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel holds for the trainer to accept (a connect storm of 100 clients fits many times)."""
 
 ZONES = 4
 """NLIRG zones, in this order in every `zone_*` list: easy (cut), boost, hard (cut), zeroed (DESIGN §5)."""
@@ -313,14 +321,14 @@ class CommandSpec:
     """One command of the protocol: what it does and the arguments it takes."""
 
     summary: str
-    args: type | None
-    """A TypedDict of its arguments; None where they are not checked yet (save: issue 15)."""
+    args: type
+    """A TypedDict of its arguments: a key it does not name, or a value of the wrong type, is refused."""
 
 
 COMMANDS: dict[str, CommandSpec] = {
     "pause": CommandSpec("pause at the next step boundary", NoArgs),
     "resume": CommandSpec("resume a paused run", NoArgs),
-    "save": CommandSpec("write a checkpoint at the next step boundary", None),
+    "save": CommandSpec("write a checkpoint at the next step boundary", NoArgs),
     "stop": CommandSpec("finish the step, save, write the summary and exit", NoArgs),
     "set": CommandSpec("change settings from the next step on", SetArgs),
     "ping": CommandSpec("answered at once: is the trainer there", NoArgs),
@@ -379,9 +387,11 @@ def decode(line: bytes | str) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}); send one JSON object per line") from None
+    except RecursionError:
+        raise ProtocolError("JSON nested too deeply; protocol messages are flat objects") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
-    if obj.get("v") != PROTOCOL_VERSION:
+    if type(obj.get("v")) is not int or obj["v"] != PROTOCOL_VERSION:  # not true, not 1.0: exactly the integer
         raise ProtocolError(f"unsupported protocol version v={obj.get('v')!r}; send v={PROTOCOL_VERSION}")
     if not isinstance(obj.get("type"), str):
         raise ProtocolError('missing "type" (a string)')
@@ -430,28 +440,39 @@ class CommandRequest:
 ClientMessage = Replay | CommandRequest
 
 
-def parse_client_message(obj: dict[str, Any]) -> ClientMessage:
-    """Check a decoded client object's shape (not the meaning of `set` args: the trainer checks those)."""
+def parse_client_message(obj: dict[str, Any], size: int = 0) -> ClientMessage:
+    """Check a decoded client object's shape, `size` being its line's length in bytes (the meaning of `set`
+    args is checked by `trainer_core.live.control.validate_command`)."""
     kind = obj["type"]
     if kind == "replay":
         from_seq = obj.get("from_seq", 0)
         if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0:
-            raise ProtocolError(f"replay.from_seq must be an integer >= 0, got {from_seq!r}")
+            raise ProtocolError(f"replay.from_seq must be an integer >= 0, got {_short(from_seq)}")
         return Replay(from_seq)
     if kind == "command":
         cmd_id = obj.get("id")
         if cmd_id is not None and (isinstance(cmd_id, bool) or not isinstance(cmd_id, (str, int))):
-            raise ProtocolError(f"command.id must be a string or an integer, got {cmd_id!r}")
+            raise ProtocolError(f"command.id must be a string or an integer, got {_short(cmd_id)}")
+        if isinstance(cmd_id, str) and len(cmd_id) > MAX_ID_CHARS:
+            raise ProtocolError(f"command.id is {len(cmd_id)} characters; at most {MAX_ID_CHARS}")
+        if size > MAX_COMMAND_BYTES:
+            raise ProtocolError(f"command line of {size} bytes is over the {MAX_COMMAND_BYTES}-byte limit for commands")
         name = obj.get("name")
         if name not in COMMANDS:
-            raise ProtocolError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+            raise ProtocolError(f"unknown command {_short(name)}; known: {', '.join(COMMANDS)}")
         args = obj.get("args", {})
         if args is None:
             args = {}
         if not isinstance(args, dict):
             raise ProtocolError(f"command.args must be an object, got {type(args).__name__}")
         return CommandRequest(cmd_id, name, args)
-    raise ProtocolError(f"unknown message type {kind!r}; a client sends one of: {', '.join(CLIENT_MESSAGES)}")
+    raise ProtocolError(f"unknown message type {_short(kind)}; a client sends one of: {', '.join(CLIENT_MESSAGES)}")
+
+
+def _short(value: Any) -> str:
+    """A client's value for an error message, cut: a reply never grows with what the client sent."""
+    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------------------------------------- building messages

@@ -109,7 +109,7 @@ class LiveServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
-        sock.listen(64)
+        sock.listen(protocol.LISTEN_BACKLOG)  # the kernel caps it at net.core.somaxconn
         sock.settimeout(REBIND_CHECK_S)
         self._inode = self.path.stat().st_ino
         return sock
@@ -332,10 +332,10 @@ class Connection:
             self.offer(protocol.error_reply(str(exc)))
             return
         try:
-            message = protocol.parse_client_message(obj)
+            message = protocol.parse_client_message(obj, len(line))
         except protocol.ProtocolError as exc:
             cmd_id = obj.get("id") if obj["type"] == "command" else None
-            if isinstance(cmd_id, (str, int)) and not isinstance(cmd_id, bool):
+            if _echoable(cmd_id):
                 self.offer(protocol.ack(cmd_id, False, str(exc), self.server.trainer.step))
             else:
                 self.offer(protocol.error_reply(str(exc)))
@@ -435,6 +435,13 @@ class Connection:
                     batch, size = [], 0
         if batch:
             self.conn.sendall(b"".join(batch))
+
+
+def _echoable(cmd_id: Any) -> bool:
+    """An id the ack may carry back: a string of bounded length or an integer."""
+    if isinstance(cmd_id, str):
+        return len(cmd_id) <= protocol.MAX_ID_CHARS
+    return isinstance(cmd_id, int) and not isinstance(cmd_id, bool)
 
 
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:

@@ -34,6 +34,7 @@ from trainer_core.train.checkpoint import require_complete
 from trainer_core.train.data import Batch, collate
 from trainer_core.train.data_report import data_summary, log_data
 from trainer_core.train.distributed import make_backend
+from trainer_core.train.finite import non_finite_parameters
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.loop_state import DataPosition, Interval, SteadyRate, StepCounters
@@ -432,7 +433,8 @@ class Trainer:
             self.paused = False
             self._set_status("running")
         elif cmd.name == "save":
-            self.save()
+            if self.save() is None and self.backend.is_main:
+                raise CommandRefused(self.last_error or "checkpoint not written")
         elif cmd.name == "stop":
             return "stop"
         elif cmd.name == "set":
@@ -483,6 +485,8 @@ class Trainer:
 
     def save(self) -> Path | None:
         self._last_save_at = time.monotonic()
+        if self._weights_not_finite(f"checkpoint at step {self.step}"):
+            return None
         try:
             path = self.backend.save_checkpoint(self.run_dir, self.step, self._state(),
                                                 self.cfg.training.save_total_limit)
@@ -495,6 +499,15 @@ class Trainer:
         if self.tb is not None:
             self.tb.flush(self.step)
         return path
+
+    def _weights_not_finite(self, what: str) -> bool:
+        """True, with one error, when trainable weights hold NaN/inf: such a save would poison every resume."""
+        bad = non_finite_parameters(self.model)
+        if bad:
+            self._report_error(f"{what} not written: {len(bad)} trainable tensor{'s' if len(bad) != 1 else ''} "
+                               f"hold NaN or inf (first: {bad[0]}); the previous checkpoint is intact: resume from "
+                               "it with a lower training.lr")
+        return bool(bad)
 
     def _restore(self, ckpt: Path) -> None:
         require_complete(ckpt)
@@ -524,6 +537,8 @@ class Trainer:
     def save_final(self) -> bool:
         """Write final/ (HF format) through a temp folder; False, with an error event, when the disk refuses."""
         final = self.run_dir / FINAL
+        if self._weights_not_finite("final model"):
+            return False
         gathered = self.backend.full_state_dict()  # ZeRO-3: every rank helps gather the shards; rank 0 writes
         if not self.backend.is_main:
             return True

@@ -1,0 +1,254 @@
+"""Nothing a client sends may kill or poison a run (issue 15, items 1-4): non-finite `set` values, argument
+schemas and size limits, deep JSON, a strict version, event lines within the line limit, no checkpoint of NaN
+weights, and a connect storm.
+
+The socket tests share one real detached trainer on builtin:tiny (`nlirg train --detach`) and its real Unix
+socket; the module's teardown stops it and checks that nothing here killed it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from tests.helpers import TINY, train_in_process, write_alpaca
+from tests.live_helpers import (
+    RawClient,
+    live_env,
+    nlirg,
+    private_runtime_dir,
+    start_detached,
+    terminate,
+    trainer_json,
+    wait_for_exit,
+    wait_for_socket,
+    wait_for_step,
+)
+from trainer_core.config import RunConfig
+from trainer_core.live import protocol
+from trainer_core.live.client import LiveClient
+from trainer_core.live.control import Command, CommandQueue
+from trainer_core.live.events import EventLog, read_events
+from trainer_core.live.server import LiveServer
+
+pytestmark = pytest.mark.slow
+
+FLOAT_KEYS = [key for key, hint in protocol.SETTABLE.items() if hint is float]
+NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e309"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limits")
+    env = live_env(private_runtime_dir())
+    run_dir = start_detached(tmp, env)
+    try:
+        sock = wait_for_socket(run_dir)
+        wait_for_step(run_dir, 1)
+        yield SimpleNamespace(run_dir=run_dir, socket=sock, env=env, tmp=tmp)
+        with LiveClient(sock) as client:
+            assert client.command("stop")["ok"]
+        wait_for_exit(trainer_json(run_dir)["pid"])
+    finally:
+        terminate(run_dir)
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped", "nothing here killed the trainer"
+
+
+def _connected(path) -> RawClient:
+    client = RawClient(path)
+    assert client.read()["type"] == "hello"
+    return client
+
+
+def _ping_ok(client: RawClient) -> None:
+    client.send({"type": "command", "id": "alive", "name": "ping"})
+    assert client.read_until(lambda m: m.get("id") == "alive")[0]["ok"] is True
+
+
+def _raw_command(cmd_id: str, name: str, args: bytes) -> bytes:
+    return b'{"v": 1, "type": "command", "id": "%s", "name": "%s", "args": %s}\n' % (cmd_id.encode(), name.encode(),
+                                                                                    args)
+
+
+# ---------------------------------------------------------------------------------------------- item 1
+def test_set_refuses_nan_and_infinity_for_every_number_it_takes(run):
+    client = _connected(run.socket)
+    for key in FLOAT_KEYS:
+        for i, raw in enumerate(NON_FINITE):
+            client.send_raw(_raw_command(f"{key}-{i}", "set", b'{"%s": %s}' % (key.encode(), raw)))
+            ack = client.read_until(lambda m, k=key, n=i: m.get("id") == f"{k}-{n}")[0]
+            assert ack["type"] == "ack" and ack["ok"] is False, (key, raw)
+            assert key.removeprefix("nlirg.") in ack["error"] and "not a finite number" in ack["error"], ack
+    _ping_ok(client)
+    client.close()
+    sets = [e for e in read_events(run.run_dir / "events.jsonl") if e["type"] == "command" and e["name"] == "set"]
+    assert sets == [], "no refused value reached the trainer's history"
+
+
+def test_set_keeps_the_config_validators_ranges(run):
+    client = _connected(run.socket)
+    for cmd_id, args in (("neg", b'{"lr_scale": -0.5}'), ("huge", b'{"lr_scale": 1e300}'),
+                         ("maxlr", b'{"nlirg.max_lr": 0}'), ("flag", b'{"flag_threshold": -1}'),
+                         ("deadline", b'{"nlirg.loss_deadline": 1.0}')):
+        client.send_raw(_raw_command(cmd_id, "set", args))
+        ack = client.read_until(lambda m, c=cmd_id: m.get("id") == c)[0]
+        assert ack["ok"] is False and ack["error"], (cmd_id, ack)
+    client.close()
+
+
+@pytest.mark.parametrize("pair", ["nlirg.k=.nan", "lr_scale=1e309", "nlirg.max_lr=-.inf", "flag_threshold=nan"])
+def test_cli_set_with_a_non_finite_value_is_one_line_and_exit_2(run, pair):
+    out = nlirg("set", str(run.run_dir), pair, cwd=run.tmp, env=run.env)
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "not a finite number" in out.stderr
+
+
+def test_a_checkpoint_is_never_written_from_non_finite_weights(tmp_path):
+    acks: list[dict] = []
+
+    def poison(trainer) -> None:
+        with torch.no_grad():
+            next(p for p in trainer.model.parameters() if p.requires_grad).view(-1)[0] = float("nan")
+        trainer.commands.put(Command("save", id="s", ack=acks.append))
+
+    overrides = [*TINY, f"data.train={write_alpaca(tmp_path / 'd.jsonl')}", "training.save_every=1",
+                 "training.eval_every=0", "data.eval_fraction=0", "training.max_steps=2"]
+    trainer, _status = train_in_process(tmp_path / "run", overrides, before_fit=poison)
+    assert acks and acks[0]["ok"] is False and "NaN or inf" in acks[0]["error"], acks
+    assert not list((tmp_path / "run").glob("checkpoints/step-*")), "no checkpoint of NaN weights"
+    assert not (tmp_path / "run" / "final").exists()
+    errors = [e["message"] for e in read_events(tmp_path / "run" / "events.jsonl") if e["type"] == "error"]
+    assert any("not written" in m and "NaN or inf" in m for m in errors), errors
+
+
+# ---------------------------------------------------------------------------------------------- item 2
+def test_save_refuses_arguments_deep_or_huge_before_the_trainer_sees_them(run):
+    client = _connected(run.socket)
+    deep = b'{"x": ' + b"[" * 900 + b"]" * 900 + b"}"
+    huge = b'{"path": "' + b"x" * ((1 << 20) - 100) + b'"}'
+    for cmd_id, args in (("deep", deep), ("huge", huge), ("unknown", b'{"tag": "a"}')):
+        client.send_raw(_raw_command(cmd_id, "save", args))
+        ack = client.read_until(lambda m, c=cmd_id: m.get("id") == c)[0]
+        assert ack["type"] == "ack" and ack["ok"] is False, (cmd_id, ack)
+        assert len(ack["error"]) < 1000, "a refusal never echoes what the client sent"
+    _ping_ok(client)
+    client.close()
+    lines = (run.run_dir / "events.jsonl").read_bytes().splitlines()
+    assert max(len(line) for line in lines) <= protocol.MAX_LINE_BYTES
+    commands = [e for e in read_events(run.run_dir / "events.jsonl") if e["type"] == "command"]
+    assert not [e for e in commands if e["id"] in ("deep", "huge", "unknown")]
+
+
+def test_an_event_over_the_line_limit_is_cut_and_replays(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    events.emit("log", level="info", message="x" * (2 << 20))
+    sample = {"sample_id": 1, "step": 1, "source": None, "line": None, "id": None, "mean_loss": 9.0, "max_loss": 16.0,
+              "zeroed_tokens": 1, "target_tokens": 80_000, "tokens": ["tok"] * 80_000,
+              "losses": [1.5] * 80_000, "weights": [0.5] * 80_000, "zones": [1] * 80_000}
+    events.emit("flagged", step=1, samples=[sample, dict(sample)])
+    for line in (run_dir / "events.jsonl").read_bytes().splitlines():
+        assert len(line) <= protocol.MAX_LINE_BYTES
+        assert protocol.event_problems(json.loads(line)) == []
+    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="completed", step=0,
+                            total_steps=1, cfg=RunConfig())
+    server = LiveServer(owner, tmp_path / "s.sock")  # a short path: pytest's tmp_path may be long
+    server.start()
+    try:
+        with LiveClient(server.path) as client:
+            client.send(protocol.replay(0))
+            got = [client.read() for _ in range(4)]
+    finally:
+        server.close()
+        events.close()
+    kinds = [(m["type"], m.get("seq")) for m in got]
+    assert kinds == [("log", 0), ("log", 1), ("flagged", 2), ("log", 3)]
+    assert "was cut" in got[1]["message"] and "was cut" in got[3]["message"]
+    flagged = got[2]["samples"][0]
+    assert len(flagged["tokens"]) == len(flagged["losses"]) == len(flagged["weights"]) == len(flagged["zones"])
+
+
+# ---------------------------------------------------------------------------------------------- item 3
+def test_deep_json_gets_an_error_and_the_connection_stays_usable(run):
+    client = _connected(run.socket)
+    client.send_raw(b"[" * 100_000 + b"\n")
+    reply = client.read()
+    assert reply["type"] == "error" and "nested" in reply["message"]
+    _ping_ok(client)
+    client.close()
+
+
+@pytest.mark.parametrize("version", [b"true", b"1.0"])
+def test_the_version_must_be_the_integer_1(run, version):
+    client = _connected(run.socket)
+    client.send_raw(b'{"v": %s, "type": "command", "id": "p", "name": "ping"}\n' % version)
+    reply = client.read()
+    assert reply["type"] == "error" and "version" in reply["message"]
+    client.close()
+
+
+# ---------------------------------------------------------------------------------------------- item 4
+def test_a_connect_storm_of_100_clients_all_get_hello_and_save_still_works(run):
+    start = threading.Barrier(100)
+    hellos: list[str] = []
+    failures: list[str] = []
+
+    def connect() -> None:
+        start.wait()
+        try:
+            with LiveClient(run.socket, timeout=60) as client:
+                hellos.append(client.hello["type"])
+                start_save.wait()
+        except OSError as exc:
+            failures.append(repr(exc))
+
+    start_save = threading.Event()
+    threads = [threading.Thread(target=connect) for _ in range(100)]
+    for t in threads:
+        t.start()
+    out = nlirg("save", str(run.run_dir), cwd=run.tmp, env=run.env)
+    start_save.set()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(hellos) == 100
+    assert out.returncode == 0 and "save applied at step" in out.stdout, out.stderr
+
+
+def test_save_against_a_full_listen_queue_retries_then_says_one_line(tmp_path):
+    """A trainer whose listen queue stays full (it accepts nothing): `nlirg save` gives up with one line."""
+    runtime = private_runtime_dir()
+    path = f"{runtime}/busy.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(0)
+    queued = []
+    while True:  # fill the queue: the next connect gets EAGAIN
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except BlockingIOError:
+            probe.close()
+            break
+        queued.append(probe)
+    run_dir = tmp_path / "busy-run"
+    run_dir.mkdir()
+    (run_dir / "trainer.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "socket": path}))
+    try:
+        out = nlirg("save", str(run_dir), cwd=tmp_path, env=live_env(runtime, NLIRG_LIVE_BUSY_WAIT="1"))
+    finally:
+        for probe in queued:
+            probe.close()
+        listener.close()
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "busy" in out.stderr
