@@ -1,17 +1,18 @@
-"""Live link cost: step time with 3 clients attached vs none, and how many events/s one client ingests.
+"""Live link cost: steps/s with N clients attached vs none, and how many events/s one client ingests.
 
-    python -m bench.live_overhead [--clients 100] [--blocks 6] [--block-steps 40]
+    python -m bench.live_overhead [--clients 100] [--blocks 31] [--block-steps 12] [--threads 1]
 
 One trainer (builtin:tiny, `log_every=1`: an event every step, the worst case) runs in this process with its
-real socket server. Short blocks of steps alternate between no client and 3 attached client processes that
-read the live stream, decoding every line. Between blocks the trainer is paused (a real `pause` command)
-while the clients attach or detach, and the first steps after each resume are left out, so both sides are
-measured under the same conditions, side by side. `overhead` is the median, over client blocks, of that
-block's median step time against the mean of its two no-client neighbours, minus 1 (target < 1%); `noise`
-is the same comparison between neighbouring no-client blocks: the resolution of the measurement here.
-`loop_overhead` is the part the training thread itself pays: the extra time spent in `EventLog.emit`
-(handing each event to 3 client queues) per step, over the no-client step time. On a loaded machine it
-is the sharper number; `overhead` also counts the server threads competing for the cores.
+real socket server. Short blocks of steps alternate between no client and N attached clients (default 3;
+their connections spread over up to 4 client processes, each reading all of its connections with a selector
+and decoding every line). Between blocks the trainer is paused (a real `pause` command) while the clients
+attach or detach, and the first steps after each resume are left out, so both sides are measured under the
+same conditions, side by side, interleaved. `steps_per_s_ratio` (target >= 0.95 with 100 clients) is the
+median, over client blocks, of that block's wall-clock steps/s against the mean of its two no-client
+neighbours, with its quartiles; `steps_per_s_noise` is the same comparison between neighbouring no-client
+blocks: the resolution of the measurement here. `overhead` is the same for the median step time (which
+leaves out the odd step a server thread holds up). `loop_overhead` is the part the training thread itself
+pays: the extra time spent in `EventLog.emit` per step, over the no-client step time.
 
 Then one client replays a 20,000-event history (step events as the trainer writes them) and decodes each
 line: `ingest_events_per_s`. The last line is one JSON object.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tests.helpers import TINY, write_alpaca
@@ -137,3 +139,24 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@contextlib.contextmanager
+def long_detached_run(tmp: Path, env: dict[str, str], root: Path | None = None) -> Iterator[SimpleNamespace]:
+    """A long-running detached trainer (run_dir, socket, env, tmp) for a module of tests; stopped afterwards,
+    checking that nothing the tests did killed it and that its history has no gap."""
+    run_dir = start_detached(tmp, env, root=root)
+    try:
+        sock = wait_for_socket(run_dir)
+        wait_for_step(run_dir, 1)
+        yield SimpleNamespace(run_dir=run_dir, socket=sock, env=env, tmp=tmp)
+        from trainer_core.live.client import LiveClient
+
+        with LiveClient(sock) as client:
+            assert client.command("stop")["ok"]
+        wait_for_exit(trainer_json(run_dir)["pid"])
+    finally:
+        terminate(run_dir)
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped", "the tests never killed the trainer"
+    assert [e["seq"] for e in events] == list(range(len(events)))

@@ -21,14 +21,9 @@ from tests.helpers import TINY, train_in_process, write_alpaca
 from tests.live_helpers import (
     RawClient,
     live_env,
+    long_detached_run,
     nlirg,
     private_runtime_dir,
-    start_detached,
-    terminate,
-    trainer_json,
-    wait_for_exit,
-    wait_for_socket,
-    wait_for_step,
 )
 from trainer_core.config import RunConfig
 from trainer_core.live import protocol
@@ -46,19 +41,8 @@ NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e309"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    env = live_env(private_runtime_dir())
-    run_dir = start_detached(tmp, env)
-    try:
-        sock = wait_for_socket(run_dir)
-        wait_for_step(run_dir, 1)
-        yield SimpleNamespace(run_dir=run_dir, socket=sock, env=env, tmp=tmp)
-        with LiveClient(sock) as client:
-            assert client.command("stop")["ok"]
-        wait_for_exit(trainer_json(run_dir)["pid"])
-    finally:
-        terminate(run_dir)
-    events = read_events(run_dir / "events.jsonl")
-    assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped", "nothing here killed the trainer"
+    with long_detached_run(tmp, live_env(private_runtime_dir())) as live:
+        yield live
 
 
 def _connected(path) -> RawClient:

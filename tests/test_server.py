@@ -25,6 +25,7 @@ from tests.live_helpers import (
     LONG,
     RawClient,
     live_env,
+    long_detached_run,
     private_runtime_dir,
     start_detached,
     terminate,
@@ -49,19 +50,8 @@ def live_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     root = tmp.joinpath(*(["a_deeply_nested_folder_for_runs"] * 8))
     env = live_env(private_runtime_dir(), NLIRG_LIVE_SEND_TIMEOUT="1")
-    run_dir = start_detached(tmp, env, root=root)
-    try:
-        sock = wait_for_socket(run_dir)
-        wait_for_step(run_dir, 1)
-        yield SimpleNamespace(run_dir=run_dir, socket=sock, env=env, tmp=tmp)
-        with LiveClient(sock) as client:
-            assert client.command("stop")["ok"]
-        wait_for_exit(trainer_json(run_dir)["pid"])
-    finally:
-        terminate(run_dir)
-    events = read_events(run_dir / "events.jsonl")
-    assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped", "the abuse never killed the trainer"
-    assert [e["seq"] for e in events] == list(range(len(events)))
+    with long_detached_run(tmp, env, root=root) as run:
+        yield run
 
 
 def step_of(msg) -> int:

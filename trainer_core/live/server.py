@@ -1,10 +1,11 @@
 """The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
 
 Threads, never the training thread: one accepts connections; one fans events out (encodes each event once
-and hands the bytes to every streaming client); each client has a reader (parses and validates its lines,
-queues commands) and a writer (the only one that sends on its socket). The training thread's whole cost per
-event is one put on the fan-out queue, whatever the number of clients (and an ack put per command). A
-client whose queue fills up, or whose socket stays full past `SEND_TIMEOUT_S`, is dropped.
+and hands the events of a short window to every streaming client as one message); each client has a reader
+(parses and validates its lines against the protocol's schemas and limits, queues commands) and a writer (the
+only one that sends on its socket; a replay goes out of events.jsonl by sendfile). The training thread's whole
+cost per event is one put on the fan-out queue, whatever the number of clients (and an ack put per command).
+A client whose queue fills up, or whose socket stays full past `SEND_TIMEOUT_S`, is dropped.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import queue
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, validate_command
@@ -37,7 +39,12 @@ REBIND_CHECK_S = 2.0
 PENDING_LIMIT = 32
 """Commands one client may have waiting for the next step boundary."""
 BATCH_BYTES = 256 * 1024
-"""The writer joins queued messages up to this size into one send (replay and bursts go out faster)."""
+"""The writer joins queued messages up to this size into one send (bursts go out faster)."""
+FANOUT_WINDOW_S = 0.05
+"""Events that arrive this close together go to each client as one message: with 100 clients and an event per
+step, one thread wake-up per client per window instead of per event (the stream lags by at most this)."""
+REPLAY_CHUNK_BYTES = 1 << 20
+"""A replay goes out by sendfile in chunks of this size (each one waits for the client to take it)."""
 _SEQ_AT_START = re.compile(rb'"seq":\s*(\d+)')
 
 
@@ -174,25 +181,35 @@ class LiveServer:
     def _fanout_loop(self) -> None:
         streaming: list[Connection] = []
         while True:
-            item = self._fanout.get()
-            if item is _STOP:
+            batch, instruction = self._next_batch()
+            if batch and streaming:
+                blob = b"".join(_encoded(event) for event in batch)  # once per event, shared by every client
+                for connection in streaming:
+                    connection.offer(blob)
+                if any(c.closed.is_set() for c in streaming):
+                    streaming = [c for c in streaming if not c.closed.is_set()]
+            if instruction is _STOP:
                 return
-            if isinstance(item, _Join):
-                item.connection.offer(_ReplayFrom(item.from_seq, item.upto))
-                streaming.append(item.connection)
-                continue
-            if not streaming:
-                continue
+            if isinstance(instruction, _Join):
+                instruction.connection.offer(_ReplayFrom(instruction.from_seq, instruction.upto))
+                streaming.append(instruction.connection)
+
+    def _next_batch(self) -> tuple[list[dict[str, Any]], Any]:
+        """The events that arrive within `FANOUT_WINDOW_S` of the first, up to a join or stop instruction
+        (returned apart, to be handled after them): one wake-up per client per window, not per event."""
+        batch: list[dict[str, Any]] = []
+        item = self._fanout.get()
+        deadline = time.monotonic() + FANOUT_WINDOW_S
+        while item is not _STOP and not isinstance(item, _Join):
+            batch.append(item)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return batch, None
             try:
-                line = protocol.encode(item)  # once per event, shared by every client
-            except (TypeError, ValueError):
-                log.exception("event seq %s cannot be sent as JSON; clients will find it in events.jsonl",
-                              item.get("seq"))
-                continue
-            for connection in streaming:
-                connection.offer(line)
-            if any(c.closed.is_set() for c in streaming):
-                streaming = [c for c in streaming if not c.closed.is_set()]
+                item = self._fanout.get(timeout=remaining)
+            except queue.Empty:
+                return batch, None
+        return batch, item
 
     def forget(self, connection: Connection) -> None:
         with self.lock:
@@ -414,27 +431,24 @@ class Connection:
             self.server.forget(self)
 
     def _send_history(self, replay: _ReplayFrom) -> None:
-        """Stream events.jsonl lines with from_seq <= seq <= upto, as written (no re-encoding)."""
+        """Send events.jsonl's lines with from_seq <= seq <= upto as written, in bounded chunks by sendfile: the
+        kernel copies the bytes, so a replay costs this process two binary searches, however long the history,
+        and never competes with the training thread for the GIL line by line."""
         if replay.upto < replay.from_seq:
             return
-        batch: list[bytes] = []
-        size = 0
         with open(self.server.trainer.events.path, "rb") as fh:
-            for line in fh:
-                seq = _line_seq(line)
-                if seq is None or seq < replay.from_seq:
-                    continue
-                if seq > replay.upto:
-                    break
-                if not line.endswith(b"\n"):
-                    line += b"\n"
-                batch.append(line)
-                size += len(line)
-                if size >= BATCH_BYTES:
-                    self.conn.sendall(b"".join(batch))
-                    batch, size = [], 0
-        if batch:
-            self.conn.sendall(b"".join(batch))
+            offset = _offset_of(fh, replay.from_seq)
+            end = _offset_of(fh, replay.upto + 1)
+            while offset < end:
+                offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
+
+
+def _encoded(event: dict[str, Any]) -> bytes:
+    try:
+        return protocol.encode(event)
+    except (TypeError, ValueError):
+        log.exception("event seq %s cannot be sent as JSON; clients will find it in events.jsonl", event.get("seq"))
+        return b""
 
 
 def _echoable(cmd_id: Any) -> bool:
@@ -447,6 +461,32 @@ def _echoable(cmd_id: Any) -> bool:
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:
     """Events arrive encoded by the fan-out thread; replies (hello, ack, error) are encoded here."""
     return item if isinstance(item, bytes) else protocol.encode(item)
+
+
+def _offset_of(fh: BinaryIO, seq: int) -> int:
+    """Byte offset of the first events.jsonl line with a seq >= `seq` (the file's end when there is none): a
+    binary search over the file (seqs only grow). A line without a seq is skipped; an unfinished last line
+    (being written) counts as a later event."""
+    lo, hi = 0, os.fstat(fh.fileno()).st_size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        fh.seek(mid - 1 if mid else 0)
+        if mid:
+            fh.readline()  # to the first line start >= mid
+        pos = fh.tell()
+        while pos < hi:
+            line = fh.readline()
+            found = _line_seq(line) if line.endswith(b"\n") else seq
+            if found is not None:
+                break
+            pos = fh.tell()
+        if pos >= hi:
+            hi = mid
+        elif found < seq:
+            lo = fh.tell()
+        else:
+            hi = pos
+    return lo
 
 
 def _line_seq(line: bytes) -> int | None:
