@@ -21,6 +21,7 @@ from nlirg_tui.weight_curve import curve
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
 from trainer_core.config import NlirgParams
 from trainer_core.config.choices import Weighting
+from trainer_core.config.live_set import non_finite_problems
 
 NUMBER_FIELDS = ("max_lr", "k", "x0", "loss_threshold", "fall_center", "fall_slope", "min_lr", "loss_deadline",
                  "easy_max", "hard_min")
@@ -65,7 +66,8 @@ class NlirgDialog(Dialog[dict[str, Any]]):
         if problems:
             return None, problems
         params = dataclasses.replace(self.current, **values)
-        return (params, []) if not (problems := params.check()) else (None, problems)
+        problems = non_finite_problems(params, "nlirg") or params.check()  # the live `set` check, as the trainer's
+        return (params, []) if not problems else (None, problems)
 
     @on(Input.Changed)
     @on(Select.Changed)

@@ -39,6 +39,7 @@ from nlirg_tui.widgets.loss import LossPane
 from nlirg_tui.widgets.memory import MemoryPane
 from nlirg_tui.widgets.overview import Box, OverviewPane
 from nlirg_tui.widgets.zones import ZonesPane
+from trainer_core.live.control import validate_command
 from trainer_core.live.rundir import CONFIG_FILE, TRAINER_FILE, read_json
 
 REDRAWS_PER_S = 4
@@ -259,9 +260,11 @@ class RunScreen(Screen):
         try:
             scale = float(value)
         except ValueError:
-            scale = 0.0
-        if not scale > 0:
-            self.notify(f"lr_scale: {value!r} is not a number > 0", severity="error")
+            self.notify(f"lr_scale: {value!r} is not a number", severity="error")
+            return
+        error = validate_command("set", {"lr_scale": scale})  # the trainer's own check: no NaN, inf or < 0
+        if error is not None:
+            self.notify(error, severity="error")
             return
         self.send("set", {"lr_scale": scale})
 

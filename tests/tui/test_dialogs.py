@@ -70,3 +70,32 @@ async def test_a_dialog_sends_once_however_the_keys_arrive(shared_live_run):
     assert [(c["name"], c["args"]) for c in commands] == [
         ("set", {"lr_scale": 2.0}), ("set", {"nlirg.k": 2.5}), ("save", {})]
     assert len(acks_of(seen, "set")) == 2
+
+
+async def test_nan_and_inf_never_leave_the_dialogs(shared_live_run):
+    """`inf` in the LR dialog and `nan` in the NLIRG dialog are refused there with the trainer's own check (issue
+    15): nothing is sent (the JSON encoder would refuse it), and the run's history shows no `set`."""
+    seen: list = []
+    app = NlirgApp(run_dir=shared_live_run)
+    events_file = shared_live_run / "events.jsonl"
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        screen = await attach(pilot, app)
+        commands_before = sum(1 for e in read_events(events_file) if e["type"] == "command")
+        await pilot.press("l")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ValueDialog) and app.screen, "the LR dialog")
+        dialog.query_one(Input).value = "inf"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen, "the LR dialog closed")
+
+        await pilot.press("n")
+        nlirg = await until(pilot, lambda: isinstance(app.screen, NlirgDialog) and app.screen, "the NLIRG dialog")
+        nlirg.query_one("#k", Input).value = "nan"
+        await settle(pilot)
+        assert nlirg.changes() is None and "nlirg.k: nan is not a finite number" in nlirg.edited()[1]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "the NLIRG dialog closed")
+
+        await pilot.press("s")  # a marker: commands apply in order
+        await until(pilot, lambda: acks_of(seen, "save"), "the save ack")
+    commands = [e for e in read_events(events_file) if e["type"] == "command"][commands_before:]
+    assert [(c["name"], c["args"]) for c in commands] == [("save", {})]
