@@ -61,10 +61,11 @@ class CommandQueue:
             return None
 
 
-def validate_command(name: Any, args: Any) -> str | None:
+def validate_command(name: Any, args: Any, current: NlirgParams | None = None) -> str | None:
     """Why a command is malformed, or None. The server's reader thread calls it before queueing, so nothing a
     client sends reaches the training loop unchecked: every command's args against its schema
-    (`protocol.COMMANDS`), and `set` values against the config validator."""
+    (`protocol.COMMANDS`), and `set` values against the config validator (with the run's `current` NLIRG
+    parameters, for the checks that relate one to another; the defaults when not given)."""
     spec = COMMANDS.get(name)
     if spec is None:
         return f"unknown command {name!r}; known: {', '.join(COMMANDS)}"
@@ -74,7 +75,7 @@ def validate_command(name: Any, args: Any) -> str | None:
         if not args:
             return "set needs at least one key, e.g. {\"lr_scale\": 0.5}"
         try:
-            parse_set_args(args, NlirgParams())
+            parse_set_args(args, current or NlirgParams())
         except ConfigError as exc:
             return "; ".join(exc.problems)
         return None

@@ -392,7 +392,7 @@ def decode(line: bytes | str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
     if type(obj.get("v")) is not int or obj["v"] != PROTOCOL_VERSION:  # not true, not 1.0: exactly the integer
-        raise ProtocolError(f"unsupported protocol version v={obj.get('v')!r}; send v={PROTOCOL_VERSION}")
+        raise ProtocolError(f"unsupported protocol version v={_short(obj.get('v'))}; send v={PROTOCOL_VERSION}")
     if not isinstance(obj.get("type"), str):
         raise ProtocolError('missing "type" (a string)')
     return obj

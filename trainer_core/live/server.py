@@ -374,7 +374,7 @@ class Connection:
         if req.name == "ping":
             self.offer(protocol.ack(req.id, True, None, trainer.step))
             return
-        error = validate_command(req.name, req.args)
+        error = validate_command(req.name, req.args, getattr(trainer, "params", None))
         if error is None and len(self.pending) >= PENDING_LIMIT:
             error = f"{PENDING_LIMIT} commands already wait for the next step boundary; wait for their acks"
         if error is not None:
