@@ -12,7 +12,10 @@ median, over client blocks, of that block's wall-clock steps/s against the mean 
 neighbours, with its quartiles; `steps_per_s_noise` is the same comparison between neighbouring no-client
 blocks: the resolution of the measurement here. `overhead` is the same for the median step time (which
 leaves out the odd step a server thread holds up). `loop_overhead` is the part the training thread itself
-pays: the extra time spent in `EventLog.emit` per step, over the no-client step time.
+pays: the extra time spent in `EventLog.emit` per step, over the no-client step time. `other_threads_cpu_ms`
+is the CPU the process burns outside the training thread per step (the server's threads; with `--threads 1`
+torch computes on the training thread): the live link's cost in CPU, which other load on a shared machine
+moves far less than wall time.
 
 Then one client replays a 20,000-event history (step events as the trainer writes them) and decodes each
 line: `ingest_events_per_s`. The last line is one JSON object.
@@ -132,6 +135,8 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -
     times: list[list[float]] = [[] for _ in range(blocks)]
     stamps: list[list[float]] = [[] for _ in range(blocks)]
     """Wall-clock time of each counted step's event: steps/s of a block, whatever holds the training thread up."""
+    cpu: list[list[tuple[float, float]]] = [[] for _ in range(blocks)]
+    """(training thread, whole process) CPU time at each counted step: what the other threads burn per step."""
     state = {"block": 0, "resumed_at": 0}
 
     emit_s = [0.0] * blocks
@@ -143,6 +148,7 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -
             if event["step"] > state["resumed_at"] + SKIP_AFTER_RESUME:
                 times[state["block"]].append(event["step_time_s"])
                 stamps[state["block"]].append(time.perf_counter())
+                cpu[state["block"]].append((time.thread_time(), time.process_time()))
 
     # Time the training thread spends in EventLog.emit (the write, and handing the event to every client).
     real_emit = trainer.events.emit
@@ -190,6 +196,10 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -
     with_clients = [medians[i] / ((medians[i - 1] + medians[i + 1]) / 2) - 1 for i in range(1, blocks - 1, 2)]
     drift = [abs(medians[i + 2] / medians[i] - 1) for i in range(0, blocks - 2, 2)]
     rates = [(len(t) - 1) / (t[-1] - t[0]) for t in stamps]
+    # CPU the process spends outside the training thread per step (server threads; torch runs on the training
+    # thread with --threads 1): unlike wall time, barely moved by other load on the machine.
+    other_cpu = [((c[-1][1] - c[0][1]) - (c[-1][0] - c[0][0])) / (len(c) - 1) for c in cpu]
+    train_cpu = [(c[-1][0] - c[0][0]) / (len(c) - 1) for c in cpu]
     rate_ratios = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in range(1, blocks - 1, 2)]
     rate_drift = [abs(rates[i + 2] / rates[i] - 1) for i in range(0, blocks - 2, 2)]
     emit_per_step = [e / max(n, 1) for e, n in zip(emit_s, steps, strict=True)]
@@ -200,6 +210,9 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -
         "steps_per_s_ratio": statistics.median(rate_ratios),
         "steps_per_s_ratio_quartiles": statistics.quantiles(rate_ratios, n=4) if len(rate_ratios) > 1 else [],
         "steps_per_s_noise": statistics.median(rate_drift),
+        "other_threads_cpu_ms_per_step_none": 1000 * statistics.median(other_cpu[0::2]),
+        "other_threads_cpu_ms_per_step_clients": 1000 * statistics.median(other_cpu[1::2]),
+        "training_thread_cpu_ms_per_step": 1000 * statistics.median(train_cpu),
         "step_ms_none": 1000 * statistics.median(medians[0::2]),
         "step_ms_clients": 1000 * statistics.median(medians[1::2]),
         "overhead": statistics.median(with_clients), "noise": statistics.median(drift),
@@ -278,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{n}: ratio {result['steps_per_s_ratio']:.3f} (quartiles "
               f"{', '.join(f'{q:.3f}' for q in result['steps_per_s_ratio_quartiles'])}; noise between no-client "
               f"blocks {100 * result['steps_per_s_noise']:.1f}%)", flush=True)
+        print(f"CPU outside the training thread: {result['other_threads_cpu_ms_per_step_none']:.2f} ms/step without "
+              f"clients, {result['other_threads_cpu_ms_per_step_clients']:.2f} ms with {n} (the training thread: "
+              f"{result['training_thread_cpu_ms_per_step']:.2f} ms/step)", flush=True)
         print(f"step time: {result['step_ms_none']:.2f} ms without clients, {result['step_ms_clients']:.2f} ms "
               f"with {n} "
               f"(overhead {100 * result['overhead']:+.2f}%, noise {100 * result['noise']:.2f}%; "

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from trainer_core.config import ConfigError, parse_override
+from trainer_core.config import ConfigError, NlirgParams, parse_override
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient, NotLive
 from trainer_core.live.control import validate_command
@@ -139,10 +139,19 @@ def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
         except ConfigError as exc:
             raise LiveCommandError(str(exc).replace("--set ", "")) from None
         args[key] = value
-    error = validate_command("set", args)  # the trainer's own check, here: NaN never reaches the wire
+    return args
+
+
+def _check_set(args: dict[str, Any], hello: dict[str, Any]) -> None:
+    """The trainer's own check of `set`, here, against the run's NLIRG parameters from its hello: a refusal is
+    one line, and NaN never reaches the wire (the encoder refuses it)."""
+    try:
+        current = NlirgParams(**(hello.get("config") or {}).get("nlirg", {}))
+    except TypeError:  # a trainer of another version: its own check still answers
+        current = NlirgParams()
+    error = validate_command("set", args, current)
     if error is not None:
         raise LiveCommandError(f"set refused: {error}")
-    return args
 
 
 def send_command(run_dir: Path, name: str, args: dict[str, Any] | None = None, wait_end: bool = False,
@@ -153,6 +162,8 @@ def send_command(run_dir: Path, name: str, args: dict[str, Any] | None = None, w
     except NotLive as exc:
         raise LiveCommandError(str(exc)) from None
     with client:
+        if name == "set":
+            _check_set(args or {}, client.hello)
         if wait_end:
             client.send(protocol.replay(client.hello["last_seq"] + 1))
         try:
