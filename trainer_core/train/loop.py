@@ -407,7 +407,7 @@ class Trainer:
             waited = [cmd] if cmd is not None else []
 
     def _apply(self, cmd: Command) -> str | None:
-        error = validate_command(cmd.name, cmd.args)
+        error = validate_command(cmd.name, cmd.args, self.params)
         result: str | None = None
         if error is None:
             try:
