@@ -1,36 +1,33 @@
 """What `set` changes on a running trainer, checked by the config file's own rules: one validator for both.
 
-The live `set` path (`trainer_core.live.control`) applies a change to a copy of the config section it belongs
-to and asks that section's `check()`, after refusing NaN and infinities (no training can use them, and a
-comparison with NaN is always false, so a range check alone lets them through). `lr_scale` is the one
-setting with no config field; its range is kept here.
+The live `set` path (`trainer_core.live.control`) parses each value as the config file's are (`parse._coerce`,
+which refuses NaN and infinities through `schema.non_finite`), applies the change to a copy of the config section
+it belongs to and asks that section's `check()`. `lr_scale` is the one setting with no config field; its range
+is kept here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from trainer_core.config.schema import NlirgParams, TelemetryConfig, TrainingConfig
+from trainer_core.config.schema import NlirgParams, TelemetryConfig, TrainingConfig, non_finite
 
 LR_SCALE_MAX = 100.0
 """The largest live `lr_scale`: a run that needs more wants a higher `training.lr` (and a restart)."""
 
 
 def non_finite_problems(section: Any, prefix: str) -> list[str]:
-    """Every float field of a config section that holds NaN or an infinity, led by its key path."""
-    out = []
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            out.append(f"{prefix}.{f.name}: {value} is not a finite number")
-    return out
+    """Every float field of a config section that holds NaN or an infinity (`schema.non_finite`, the one
+    finiteness check), led by its key path: for values that did not come through the parser (a TUI dialog)."""
+    found = (non_finite(f"{prefix}.{f.name}", getattr(section, f.name)) for f in dataclasses.fields(section))
+    return [problem for problem in found if problem is not None]
 
 
 def lr_scale_problems(value: float) -> list[str]:
-    if not math.isfinite(value):
-        return [f"lr_scale: {value} is not a finite number"]
+    problem = non_finite("lr_scale", value)
+    if problem is not None:
+        return [problem]
     if value < 0:
         return [f"lr_scale: {value} must be >= 0"]
     if value > LR_SCALE_MAX:
