@@ -323,8 +323,8 @@ class TelemetryConfig:
         out = [] if self.max_flagged >= 0 else [f"telemetry.max_flagged: {self.max_flagged} must be >= 0"]
         if self.peak_tflops < 0:
             out.append(f"telemetry.peak_tflops: {self.peak_tflops} must be >= 0 (0 = look it up)")
-        if not self.flag_threshold > 0:  # written so that NaN fails too
-            out.append(f"telemetry.flag_threshold: {self.flag_threshold} must be > 0")
+        if not self.flag_threshold >= 0:  # 0 flags every sample; written so that NaN fails too
+            out.append(f"telemetry.flag_threshold: {self.flag_threshold} must be >= 0")
         return out
 
 
