@@ -18,6 +18,7 @@ from trainer_core.config.schema import (
     ConfigError,
     DataConfig,
     DistributedConfig,
+    EvalConfig,
     LoraConfig,
     ModelConfig,
     NlirgParams,
@@ -29,7 +30,7 @@ from trainer_core.config.schema import (
 )
 
 __all__ = [
-    "BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS", "ConfigError", "DataConfig", "DistributedConfig",
+    "BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS", "ConfigError", "DataConfig", "DistributedConfig", "EvalConfig",
     "LoraConfig", "ModelConfig", "NlirgParams", "OutputConfig", "RunConfig", "TelemetryConfig", "TrainingConfig",
     "config_from_dict", "config_to_yaml", "build_config", "parse_override", "save_config", "non_finite",
 ]

@@ -24,7 +24,7 @@ from trainer_core.config.choices import (
     Weighting,
     not_one_of,
 )
-from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, check_columns, parse_sources
+from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, check_columns, check_source, parse_sources
 
 BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m")
 __all__ = ["BUILTIN_DATA", "BUILTIN_MODELS", "DATA_FORMATS"]
@@ -329,6 +329,39 @@ class TelemetryConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Generation metrics during training, and the sets `nlirg eval` and `nlirg ab` score (docs/evaluate.md)."""
+
+    generate_every: int = 0
+    """Every this many optimizer steps, answer held-out prompts greedily and stream their metrics as `eval`
+    events (accuracy, repetition, JSON validity; also before the first step with training.eval_at_start, and
+    after the last); 0 = off."""
+    domain: list[str] = field(default_factory=list)
+    """Held-out instructions with reference answers (any data format; an optional `reference` key holds a short
+    answer); empty = the run's evaluation records (data.eval or data.eval_fraction; the demo: its held-out set)."""
+    general: list[str] = field(default_factory=list)
+    """General instructions with short references and/or general text (perplexity), for retention in `nlirg eval`
+    and `nlirg ab`; empty = none (the demo: builtin:general-instruct and builtin:general-text)."""
+    max_samples: int = 32
+    """During training: answer at most this many domain prompts per evaluation (0 = all)."""
+    max_new_tokens: int = 128
+    """Longest generated answer, in tokens."""
+    batch_size: int = 8
+    """Prompts generated together (left-padded, with a KV cache)."""
+
+    def check(self) -> list[str]:
+        out = []
+        for key in ("generate_every", "max_samples"):
+            if getattr(self, key) < 0:
+                out.append(f"eval.{key}: {getattr(self, key)} must be >= 0")
+        for key in ("max_new_tokens", "batch_size"):
+            if getattr(self, key) < 1:
+                out.append(f"eval.{key}: {getattr(self, key)} must be >= 1")
+        out += _missing_data("eval.domain", self.domain) + _missing_data("eval.general", self.general)
+        return out
+
+
+@dataclass
 class OutputConfig:
     root: str = "runs"
     """Folder under which run directories `<name>-<yyyymmdd-hhmmss>/` are created (relative to the current
@@ -395,6 +428,7 @@ class RunConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     nlirg: NlirgParams = field(default_factory=NlirgParams)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
@@ -411,6 +445,15 @@ class RunConfig:
         if self.data.pack_length > 0 and self.training.type != "cpt":
             problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
         return problems
+
+
+def _missing_data(key: str, paths: list[str]) -> list[str]:
+    """One problem per evaluation set that names an unknown builtin, a missing file or an uncached hub id (the
+    checks of a data source)."""
+    out = []
+    for i, p in enumerate(paths):
+        out += check_source(SourceSpec(path=p), f"{key}[{i}]" if len(paths) > 1 else key)
+    return out
 
 
 def _looks_like_path(value: str) -> bool:

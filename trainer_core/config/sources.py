@@ -28,6 +28,9 @@ BUILTIN_DATA = {
     "builtin:demo": "demo/sft.jsonl",
     "builtin:demo-chat": "demo/chat.jsonl",
     "builtin:general": "demo/general.jsonl",
+    "builtin:demo-heldout": "demo/heldout.jsonl",
+    "builtin:general-instruct": "demo/general_instruct.jsonl",
+    "builtin:general-text": "demo/general_text.jsonl",
 }
 CANONICAL_COLUMNS = ("instruction", "input", "output", "system", "history", "messages", "conversations", "prompt",
                      "response", "completion", "question", "answer", "text", "id")

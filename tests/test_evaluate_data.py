@@ -1,0 +1,118 @@
+"""Evaluation sets (the shipped demo sets, references, bad files) and TARGET resolution; no model is loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_config
+from trainer_core.evaluate.eval_data import default_sets, read_domain_set, read_eval_set, read_general_set
+from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
+from trainer_core.evaluate.targets import TargetError, resolve_target
+from trainer_core.train.records import DataError, builtin_data_path, read_records
+
+
+def test_demo_heldout_set():
+    found = read_domain_set(["builtin:demo-heldout"])
+    assert len(found.items) == 60 and not found.texts
+    json_items = [i for i in found.items if parse_json_answer(i.references[0]) is not None]
+    assert len(json_items) == 8
+    chinese = [i for i in found.items if not i.prompt[-1]["content"].isascii()]
+    assert 20 <= len(chinese) <= 40
+    for item in found.items:  # every full answer holds its own short reference: the references are fair
+        assert contains_match(item.messages[-1]["content"], item.references), item.where
+        assert item.prompt[-1]["role"] == "user"
+
+
+def _bigrams(record) -> set:
+    u = units(record.messages[-2]["content"])
+    return set(ngrams(u, 2)) or set(u)
+
+
+def test_heldout_prompts_do_not_overlap_the_training_set():
+    train = read_records(["builtin:demo"])
+    held = read_records(["builtin:demo-heldout"])
+    train_prompts = {tuple(units(r.messages[-2]["content"])) for r in train}
+    train_grams = [_bigrams(r) for r in train]
+    for rec in held:
+        assert tuple(units(rec.messages[-2]["content"])) not in train_prompts, rec.where
+        grams = _bigrams(rec)
+        closest = max(len(grams & g) / len(grams | g) for g in train_grams)
+        assert closest < 0.5, f"{rec.where} is close to a training prompt ({closest:.2f})"
+
+
+def test_demo_general_sets():
+    instruct = read_general_set(["builtin:general-instruct"])
+    assert len(instruct.items) == 40 and not instruct.texts
+    assert sum(not i.prompt[-1]["content"].isascii() for i in instruct.items) == 20
+    assert sum(parse_json_answer(i.references[0]) is not None for i in instruct.items) == 6
+    text = read_general_set(["builtin:general-text"])
+    assert len(text.texts) == 24 and not text.items
+    trained = {json.loads(line)["text"] for line in builtin_data_path("builtin:general").open(encoding="utf-8")}
+    assert not trained & {t.text for t in text.texts}
+
+
+def test_demo_config_evaluates_on_the_demo_sets_by_default():
+    domain, general = default_sets(make_config([]))
+    assert domain == ["builtin:demo-heldout"] and general == ["builtin:general-instruct", "builtin:general-text"]
+    own = make_config(["data.train=builtin:demo-chat", "data.eval=builtin:demo-chat"])
+    assert default_sets(own) == (["builtin:demo-chat"], [])
+
+
+def _write(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_references_default_to_the_last_answer_and_accept_lists(tmp_path):
+    path = _write(tmp_path / "d.jsonl", [
+        {"instruction": "q1", "output": "long answer", "reference": "short"},
+        {"instruction": "q2", "output": "only answer"},
+    ])
+    chat = _write(tmp_path / "c.jsonl", [
+        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                      {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}],
+         "reference": ["d", "D!"]},
+    ])
+    items = read_domain_set([str(path), str(chat)]).items
+    assert [i.references for i in items] == [["short"], ["only answer"], ["d", "D!"]]
+    assert [m["content"] for m in items[2].prompt] == ["a", "b", "c"]  # up to the last assistant turn
+    assert items[0].where == f"{path}:1"
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([{"instruction": "q", "output": "a", "reference": 3}], ":1: 'reference' must be a non-empty string"),
+    ([{"text": "plain"}], "plain-text record has no reference"),
+])
+def test_bad_domain_files_name_the_line(tmp_path, rows, message):
+    path = _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=message.replace("(", r"\(")):
+        read_domain_set([str(path)])
+
+
+def test_empty_and_mixed_general_sets(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="holds no records"):
+        read_general_set([str(empty)])
+    text = _write(tmp_path / "t.jsonl", [{"text": "one"}, {"text": "two"}])
+    qa = _write(tmp_path / "q.jsonl", [{"question": "q", "answer": "a"}])
+    both = read_eval_set([str(text), str(qa)])
+    assert len(both.texts) == 2 and len(both.items) == 1 and both.files == [str(text), str(qa)]
+
+
+def test_targets_that_are_not_models(tmp_path):
+    assert resolve_target("builtin:tiny").kind == "builtin"
+    assert resolve_target("someone/some-model", tmp_path).kind == "hub"
+    with pytest.raises(TargetError, match="unknown builtin"):
+        resolve_target("builtin:huge")
+    with pytest.raises(TargetError, match="not a run, checkpoint, model folder"):
+        resolve_target("nothing-here", tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(TargetError, match="a file, not a model"):
+        resolve_target(str(tmp_path / "notes.txt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TargetError, match="not a model"):
+        resolve_target(str(tmp_path / "empty"))
