@@ -128,13 +128,13 @@ def default_sets(cfg: RunConfig | None) -> tuple[list[str], list[str]]:
     if cfg is None:
         return [], []
     demo = cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0])
-    data_eval = [e if isinstance(e, str) else e["path"] for e in _entries(cfg.data.eval)]
+    data_eval = [e if isinstance(e, str) else e["path"] for e in entries(cfg.data.eval)]
     domain = list(cfg.eval.domain) or (list(DEMO_DOMAIN) if demo else data_eval)
     general = list(cfg.eval.general) or (list(DEMO_GENERAL) if demo else [])
     return domain, general
 
 
-def _entries(value: Any) -> list[Any]:
+def entries(value: Any) -> list[Any]:
     """`data.eval` as a list (a single path or mapping is one entry); a mapping's own settings (columns, format)
     are not carried over: give an evaluation set in a supported format, or set eval.domain."""
     return [value] if isinstance(value, (str, dict)) else list(value or [])

@@ -7,7 +7,8 @@ Framing: one JSON object per line, UTF-8, at most `MAX_LINE_BYTES` a line, every
 `type`. Two kinds of message go from the trainer to a client:
 
 - events (`EVENTS`: status, step, eval, flagged, checkpoint, log, error, command, end) carry `seq` and `ts`
-  (`EventEnvelope`) and are the lines of `events.jsonl`;
+  (`EventEnvelope`) and are the lines of `events.jsonl`; an `eval` event with `kind: "generation"` holds answer
+  metrics instead of a held-out loss (`EVENT_VARIANTS`);
 - replies (`REPLIES`: hello, ack, and an error answering this client's bad input) have no `seq`.
 
 A client sends (`CLIENT_MESSAGES`):
@@ -147,6 +148,35 @@ class EvalEvent(TypedDict):
     target_tokens: int
 
 
+class GenerationExample(TypedDict):
+    """One held-out prompt with the model's greedy answer, each cut to 400 characters."""
+
+    where: str
+    """The file and line of the item."""
+    prompt: str
+    output: str
+    reference: str
+
+
+class GenerationEvalEvent(TypedDict):
+    """An `eval` event with `kind: "generation"` (eval.generate_every): greedy answers to held-out prompts,
+    scored as `nlirg eval` scores them (docs/evaluate.md); None where the set gives the metric nothing to count."""
+
+    kind: Literal["generation"]
+    step: int
+    epoch: float
+    domain_accuracy: float | None
+    domain_exact_match: float | None
+    repetition_3gram: float | None
+    distinct_2: float | None
+    json_valid_rate: float | None
+    """None without JSON items."""
+    hit_limit_rate: float | None
+    items: int
+    tokens_per_s: float
+    examples: list[GenerationExample]
+
+
 class FlaggedSample(TypedDict):
     """A sample with zeroed tokens or a high mean loss, token by token (the Inspector's input)."""
 
@@ -239,6 +269,14 @@ EVENTS: dict[str, type] = {
     "checkpoint": CheckpointEvent, "log": LogEvent, "error": ErrorEvent, "command": CommandEvent, "end": EndEvent,
 }
 """Every event type and its fields."""
+
+EVENT_VARIANTS: dict[tuple[str, str], type] = {("eval", "generation"): GenerationEvalEvent}
+"""(type, kind) -> the fields of an event whose `kind` selects another definition than its type's."""
+
+
+def event_definition(type_: str, payload: dict[str, Any]) -> type:
+    """The TypedDict an event of this type (and `kind`, where it has one) must fit; the type must be known."""
+    return EVENT_VARIANTS.get((type_, payload.get("kind")), EVENTS[type_])
 
 
 # ---------------------------------------------------------------------------------------------- replies
@@ -344,7 +382,7 @@ def event_problems(event: dict[str, Any]) -> list[str]:
     envelope = {k: event[k] for k in EventEnvelope.__required_keys__ if k in event}
     out = problems(envelope, EventEnvelope, kind)
     payload = {k: v for k, v in event.items() if k not in EventEnvelope.__required_keys__}
-    return out + problems(payload, EVENTS[kind], kind)
+    return out + problems(payload, event_definition(kind, payload), kind)
 
 
 def reply_problems(reply: dict[str, Any]) -> list[str]:
@@ -362,7 +400,7 @@ def check_event_fields(kind: str, payload: dict[str, Any]) -> None:
     """
     if kind not in EVENTS:
         raise ProtocolError(f"event type {kind!r} is not one of {', '.join(EVENTS)}")
-    found = keys_problems(payload, EVENTS[kind], f"{kind} event")
+    found = keys_problems(payload, event_definition(kind, payload), f"{kind} event")
     if found:
         raise ProtocolError("; ".join(found) + " (the definition is in trainer_core.live.protocol)")
 

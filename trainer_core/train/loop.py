@@ -24,6 +24,7 @@ import torch
 
 from trainer_core.atomic import building_dir
 from trainer_core.config import ConfigError, RunConfig, save_config
+from trainer_core.evaluate.probe import GenerationProbe
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
 from trainer_core.live.events import EventLog, clean
@@ -97,6 +98,8 @@ class Trainer:
     flagged: FlaggedTracker
     tb: TensorBoard | None
     """TensorBoard scalars (rank 0), or None."""
+    probe: GenerationProbe | None
+    """eval.generate_every > 0: greedy answers to held-out prompts, scored at the eval points; None otherwise."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
                  resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False):
@@ -151,6 +154,7 @@ class Trainer:
                              message=self.data.exclusion.message())
         self.samples, self.eval_samples = self.data.train, self.data.eval or []
         self.loader = make_loader(self.data, cfg, self.world_size, self.rank, self.tokenizer.pad_token_id)
+        self.probe = GenerationProbe.build(cfg)  # eval.generate_every; None when off
         with self.backend.model_build(cfg, self.dtype):  # ZeRO-3: the model is born sharded
             self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
         self.model.train()
@@ -242,6 +246,8 @@ class Trainer:
         self.interval.restart()
         if self.cfg.training.eval_at_start and self.step == 0:
             self.validate()
+            if self.probe is not None:
+                self.probe.run(self)
         reason = "completed"
         while self.step < self.total_steps:
             outcome = self._handle_commands()
@@ -260,6 +266,8 @@ class Trainer:
                     break
             if (t.eval_every and self.step % t.eval_every == 0) or epoch_ended:
                 self.validate()
+            if self.probe is not None and self.probe.due(self.step, self.total_steps):
+                self.probe.run(self)  # generation metrics (docs/evaluate.md)
             if t.save_every and self.step % t.save_every == 0 and not last:
                 self.save()
             elif self._save_is_due() and not last:

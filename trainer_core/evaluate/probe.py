@@ -1,0 +1,97 @@
+"""Generation metrics during training (`eval.generate_every`): the model answers held-out prompts greedily at
+the eval point and the scores stream as an `eval` event with `kind: "generation"` (and to TensorBoard).
+
+Every rank generates the same answers (DeepSpeed ZeRO-3 needs all ranks in every forward); rank 0 alone has a
+real event log and TensorBoard writer, so the others' events go nowhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainer_core.config import ConfigError, RunConfig
+from trainer_core.evaluate.eval_data import DEMO_DOMAIN, DEMO_TRAIN, EvalItem, entries, limit, read_domain_set
+from trainer_core.evaluate.generate import GenerationRun, greedy_answers
+from trainer_core.evaluate.metrics import GENERATION_EVENT_KEYS as METRIC_KEYS
+from trainer_core.evaluate.metrics import generation_metrics
+from trainer_core.live.protocol import GenerationEvalEvent
+from trainer_core.train.prepare import split_indices
+from trainer_core.train.records import read_records
+
+EXAMPLES = 3
+"""Answers carried in each event, so a client can show what the numbers are about."""
+EXAMPLE_CHARS = 400
+
+
+def held_out_items(cfg: RunConfig) -> list[EvalItem]:
+    """eval.domain, else the demo's held-out set for the demo data, else the run's own evaluation records
+    (data.eval, or the data.eval_fraction split: the same records the trainer holds out)."""
+    specs = cfg.eval.domain or (DEMO_DOMAIN if cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0]) else [])
+    if specs:
+        return read_domain_set(specs, cfg.data.system_prompt).items
+    d = cfg.data
+    if d.eval:
+        records = read_records(entries(d.eval), d.format, d.system_prompt, d.text_field, d.columns)
+    elif d.eval_fraction > 0:
+        records = read_records(entries(d.train), d.format, d.system_prompt, d.text_field, d.columns)
+        records = [records[i] for i in split_indices(len(records), d.eval_fraction, cfg.training.seed)[1]]
+    else:
+        return []
+    return [EvalItem(r.source, r.line, r.messages, [next(m["content"] for m in reversed(r.messages)
+                                                         if m["role"] == "assistant")])
+            for r in records if r.messages]
+
+
+@dataclass
+class GenerationProbe:
+    items: list[EvalItem]
+    every: int
+    max_new_tokens: int
+    batch_size: int
+    max_length: int
+
+    @classmethod
+    def build(cls, cfg: RunConfig) -> GenerationProbe | None:
+        if not cfg.eval.generate_every:
+            return None
+        items = limit(held_out_items(cfg), cfg.eval.max_samples)
+        if not items:
+            raise ConfigError(["eval.generate_every: no held-out prompts to answer; set eval.domain, data.eval or "
+                               "data.eval_fraction"], "config")
+        return cls(items, cfg.eval.generate_every, cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                   cfg.data.max_length)
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return step % self.every == 0 or step == total_steps
+
+    def run(self, trainer: Any) -> GenerationEvalEvent:
+        """Answer, score, emit; the model is back in training mode afterwards."""
+        model = getattr(trainer.model, "module", trainer.model)  # a DeepSpeed engine holds the model
+        model.eval()
+        try:
+            with torch.autocast(trainer.device.type, dtype=trainer.dtype, enabled=trainer.dtype != torch.float32):
+                run = greedy_answers(model, trainer.tokenizer, [i.prompt for i in self.items], self.max_new_tokens,
+                                     self.batch_size, self.max_length, synced_gpus=trainer.world_size > 1)
+        finally:
+            model.train()
+        event = self.event(trainer.step, trainer.epoch_progress, run)
+        trainer.events.emit("eval", **event)
+        if trainer.tb is not None:
+            for key in METRIC_KEYS:
+                if event[key] is not None:
+                    trainer.tb.scalar(f"eval/{key}", event[key], trainer.step)
+        return event
+
+    def event(self, step: int, epoch: float, run: GenerationRun) -> GenerationEvalEvent:
+        scored = generation_metrics([a.text for a in run.answers], [i.references for i in self.items],
+                                    [a.hit_limit for a in run.answers])
+        examples = [{"where": i.where, "prompt": i.prompt[-1]["content"][:EXAMPLE_CHARS],
+                     "output": a.text[:EXAMPLE_CHARS], "reference": i.references[0][:EXAMPLE_CHARS]}
+                    for i, a in list(zip(self.items, run.answers, strict=True))[:EXAMPLES]]
+        renamed = {"domain_accuracy": "accuracy", "domain_exact_match": "exact_match"}
+        return {"kind": "generation", "step": step, "epoch": round(epoch, 4),
+                **{key: scored[renamed.get(key, key)] for key in METRIC_KEYS},
+                "items": scored["items"], "tokens_per_s": run.tokens_per_s, "examples": examples}
