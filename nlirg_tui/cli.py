@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -247,6 +249,106 @@ def review(
         _die(str(exc))
 
 
+# ------------------------------------------------------------------ evaluation and experiments (docs/evaluate.md)
+DomainOpt = Annotated[list[str] | None, typer.Option(
+    "--domain", help="Held-out instructions with reference answers (any data format; repeatable).")]
+GeneralOpt = Annotated[list[str] | None, typer.Option(
+    "--general", help="General instructions with short references and/or general text (repeatable).")]
+BaseOpt = Annotated[str | None, typer.Option("--base", help="Model general retention is measured against "
+                                                             "(default: the run's base model).")]
+AB_DEFAULTS = [d for d in DEMO_DEFAULTS if not d.startswith("data.eval_fraction")] + ["data.eval=builtin:demo-heldout"]
+"""`nlirg ab` without a config: the demo, its loss evaluated on the held-out set the experiment scores."""
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from trainer_core.evaluate.experiment import ExperimentError
+    from trainer_core.evaluate.targets import TargetError
+    from trainer_core.train.records import DataError
+
+    return ConfigError, DataError, ExperimentError, TargetError
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A run (its final/), a checkpoint, a model or adapter folder, a hub "
+                                               "id or a builtin.")],
+    domain: DomainOpt = None,
+    general: GeneralOpt = None,
+    base: BaseOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="eval.json to write (default: next to the target).")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer.")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated together.")] = 8,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Score only the first N items of each set.")] = 0,
+    root: RootOpt = None,
+) -> None:
+    """Measure a model: domain loss and answers, general retention, repetition and JSON validity (eval.json)."""
+    from trainer_core.evaluate.commands import eval_arguments, prepare_eval
+
+    try:
+        req = prepare_eval(target, domain or [], general or [], base, out, _runs_root(ctx, root))
+    except _user_errors() as exc:
+        _die(str(exc).splitlines()[0])
+    proc = subprocess.Popen(eval_arguments(req, max_new_tokens, batch_size, limit))
+    while True:
+        try:
+            raise typer.Exit(proc.wait())
+        except KeyboardInterrupt:
+            continue  # the evaluator got the same SIGINT; it exits without writing eval.json
+
+
+@app.command()
+def ab(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Argument(help="Run config YAML (default: the demo).")] = None,
+    arms: Annotated[str, typer.Option("--arms", help="Weightings to compare: plain, nlirg, dft.")] = "plain,nlirg",
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per arm; repeat i uses seed training.seed + i.")]
+    = 3,
+    set_: SetOpt = None,
+    max_steps: MaxStepsOpt = None,
+    domain: DomainOpt = None,
+    general: GeneralOpt = None,
+    base: BaseOpt = None,
+    gpus: Annotated[str | None, typer.Option("--gpus", help="Run one run per GPU at a time, e.g. 0,1,2,3.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a fresh experiment even if this one exists.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; print the folder.")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Controlled experiment: the same config per arm but nlirg.weighting, paired seeds, every run evaluated."""
+    from trainer_core.evaluate.commands import experiment_complete, prepare_experiment
+    from trainer_core.evaluate.runner import RunFailed, run_experiment, start_experiment_detached
+
+    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    try:
+        cfg = _build_config(config, set_ or [], max_steps, AB_DEFAULTS, _root(ctx, root))
+        if gpu_list and cfg.distributed.backend == "deepspeed":
+            _die("--gpus runs one single-device run per GPU; a DeepSpeed config already uses its GPUs: drop --gpus")
+        command = "nlirg " + shlex.join(sys.argv[1:])
+        name = cfg.output.name or (config.stem if config else "demo")
+        exp_dir, existed = prepare_experiment(cfg, arms, repeats, domain or [], general or [], base, command, name,
+                                              new)
+    except _user_errors() as exc:
+        _die(str(exc).replace("\n", " "))
+    _check_data(cfg)  # a malformed training record: one line and exit 2 before any run starts
+    if existed and experiment_complete(exp_dir):
+        typer.echo((exp_dir / "report.md").read_text(encoding="utf-8"))
+        typer.echo(f"{exp_dir} is complete; --new starts a fresh experiment", err=True)
+        return
+    typer.echo(f"experiment {exp_dir} ({'continued' if existed else 'new'})", err=True)
+    if detach:
+        pid = start_experiment_detached(exp_dir, gpu_list)
+        typer.echo(f"running in the background (pid {pid}); follow it with `nlirg runs` or the workbench")
+        typer.echo(str(exp_dir))
+        return
+    try:
+        raise typer.Exit(run_experiment(exp_dir, typer.echo, gpu_list))
+    except RunFailed as exc:
+        _die(str(exc), code=1)
+    except _user_errors() as exc:
+        _die(str(exc))
+
+
 # ------------------------------------------------------------------ live runs (docs/live.md)
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, run name, or a unique prefix of one.")]
 
@@ -260,17 +362,18 @@ DEFAULT_ROOT = Path("runs")
 
 @app.command("runs")
 def runs_(ctx: typer.Context, root: RootOpt = None) -> None:
-    """List runs, live ones first.
+    """List runs, live ones first, then experiments with their runs.
 
     Name, status, step/total, loss, started, where; under a failed or dead run, why."""
-    from nlirg_tui.live_commands import list_runs, runs_table
+    from nlirg_tui.live_commands import experiments_table, list_runs, runs_table
+    from trainer_core.evaluate.experiment import find_experiments
 
     where = _runs_root(ctx, root)
-    found = list_runs(where)
-    if not found:
+    found, experiments = list_runs(where), find_experiments(where)
+    if not found and not experiments:
         typer.echo(f"no runs under {where} (start one with `nlirg train --detach`, or pass --root DIR)", err=True)
         return
-    for line in runs_table(found):
+    for line in (runs_table(found) if found else []) + experiments_table(experiments):
         typer.echo(line)
 
 

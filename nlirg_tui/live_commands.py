@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import ConfigError, NlirgParams, parse_override
+from trainer_core.evaluate.experiment import ExperimentInfo
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient, NotLive
 from trainer_core.live.control import validate_command
@@ -57,6 +58,25 @@ def list_runs(root: Path) -> list[RunInfo]:
     return find_runs(root)
 
 
+def experiments_table(experiments: list[ExperimentInfo]) -> list[str]:
+    """`nlirg runs`, after the runs: each experiment with its runs grouped under it."""
+    lines: list[str] = []
+    for exp in experiments:
+        spec = exp.spec
+        lines += ["", f"EXPERIMENT {exp.name}  {exp.status}, {exp.done}/{len(exp.runs)} runs evaluated  "
+                      f"({', '.join(spec['arms'])} x {spec['repeats']}, {spec['model']})  {exp.exp_dir}"]
+        for slot in exp.runs:
+            info = slot.info
+            if info is None:
+                lines.append(f"  {slot.name:<10}  pending")
+                continue
+            step = f"{info.step if info.step is not None else '-'}/{info.total_steps or '-'}"
+            loss = f"{info.loss:.4f}" if isinstance(info.loss, (int, float)) else "-"
+            lines.append(f"  {slot.name:<10}  {info.status:<9}  {step:<9}  {loss:<8}  seed {slot.seed}"
+                         + ("  evaluated" if slot.evaluated else ""))
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------- attach --stream
 def format_event(event: dict[str, Any]) -> str:
     """One readable line per event for `nlirg attach --stream` (an unknown type prints as its JSON)."""
@@ -81,6 +101,13 @@ def _status_line(e: protocol.StatusEvent) -> str:
     return f"status {e.get('status')} at step {e.get('step')}"
 
 
+def _eval_line(e: protocol.EvalEvent | protocol.GenerationEvalEvent) -> str:
+    if e.get("kind") == "generation":  # eval.generate_every: answer metrics
+        return (f"eval  step {e.get('step')}  accuracy {_num(e.get('domain_accuracy'))}  "
+                f"repetition {_num(e.get('repetition_3gram'))}  json {_num(e.get('json_valid_rate'))}")
+    return f"eval  step {e.get('step')}  loss {_num(e.get('eval_loss'))}"
+
+
 def _end_line(e: protocol.EndEvent) -> str:
     summary = e.get("summary") or {}
     return f"end {e.get('status')}: {summary.get('steps', '-')} steps, final loss {_num(summary.get('final_loss'))}"
@@ -88,7 +115,7 @@ def _end_line(e: protocol.EndEvent) -> str:
 
 _EVENT_LINES: dict[str, Callable[[Any], str]] = {
     "step": _step_line,
-    "eval": lambda e: f"eval  step {e.get('step')}  loss {_num(e.get('eval_loss'))}",
+    "eval": _eval_line,
     "status": _status_line,
     "command": _command_line,
     "checkpoint": lambda e: f"checkpoint step {e.get('step')}: {e.get('path')}",

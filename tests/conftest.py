@@ -59,3 +59,11 @@ def tiny_scores(tmp_path_factory):
                      "--max-length", str(SCORE_MAX_LENGTH), "--batch-size", "4", cwd=tmp)
     assert proc.returncode == 0, proc.stderr
     return data, out, lines, proc.stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """A real `nlirg ab` on builtin:tiny, interrupted once and continued (tests/experiment_fixture.py)."""
+    from tests.experiment_fixture import build
+
+    return build(tmp_path_factory.mktemp("experiment"))

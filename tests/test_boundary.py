@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+EVALUATE_CLIENT_SIDE = ("commands", "runner", "experiment", "report", "metrics", "stats", "eval_data", "targets")
+"""The torch-free modules of trainer_core.evaluate (the contract in pyproject.toml names the same)."""
 
 
 def test_import_contracts_hold():
@@ -23,7 +25,7 @@ def test_import_contracts_hold():
 
 
 def test_the_whole_client_side_loads_without_torch():
-    code = """
+    code = f"EVALUATE_CLIENT_SIDE = {EVALUATE_CLIENT_SIDE!r}\n" + """
 import importlib, pkgutil, sys
 import nlirg_tui, trainer_core.config, trainer_core.live
 loaded = []
@@ -33,6 +35,8 @@ for package in (nlirg_tui, trainer_core.config, trainer_core.live):
         loaded.append(module.name)
 for name in ("train.records", "train.corpus", "train.cache", "train.exclude", "score.options"):  # the training
     loaded.append(importlib.import_module("trainer_core." + name).__name__)  # half's parts that the CLI runs
+for name in EVALUATE_CLIENT_SIDE:  # what `nlirg eval`, `nlirg ab` and the Experiment screen import
+    loaded.append(importlib.import_module("trainer_core.evaluate." + name).__name__)
 from nlirg_tui.cli import app
 app(["--help"], standalone_mode=False)  # typer builds every command
 heavy = sorted(m for m in ("torch", "transformers", "peft", "deepspeed") if m in sys.modules)

@@ -137,19 +137,25 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     metrics["loss_fluctuation"] = _loss_fluctuation(target)
     counts.update(domain_items=len(domain.items), general_items=len(general.items), general_texts=len(general.texts),
                   json_items=sum(1 for i in domain.items + general.items if m.parse_json_answer(i.references[0])))
+    settings = {**opts.fingerprint(), "device": str(device), "dtype": str(dtype).replace("torch.", ""),
+                "weighted_loss_params": asdict(params)}
+    return _result(target, opts, metrics, counts, settings, (domain, general), runs) | {
+        "wall_s": round(time.time() - started, 3)}
+
+
+def _result(target: Target, opts: EvalOptions, metrics: dict, counts: dict, settings: dict,
+            sets: tuple[EvalSet, EvalSet], runs: dict[str, GenerationRun]) -> dict[str, Any]:
+    """eval.json's content (docs/evaluate.md)."""
     seconds = sum(run.seconds for run in runs.values())
     tokens = sum(run.tokens for run in runs.values())
     return {
         "target": {"spec": target.spec, "kind": target.kind, "model": target.model, "adapter": target.adapter,
                    "run_dir": str(target.run_dir) if target.run_dir else None},
         "base": opts.base, "metrics": metrics, "counts": counts,
-        "sets": {"domain": domain.files, "general": general.files},
-        "settings": {**opts.fingerprint(), "device": str(device), "dtype": str(dtype).replace("torch.", ""),
-                     "weighted_loss_params": asdict(params)},
-        "generation": {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_s": tokens / seconds if seconds
-                       else None},
-        "generations": _generation_records(domain.items, general.items, {k: r.answers for k, r in runs.items()}),
-        "wall_s": round(time.time() - started, 3),
+        "sets": {"domain": sets[0].files, "general": sets[1].files}, "settings": settings,
+        "generation": {"tokens": tokens, "seconds": round(seconds, 3),
+                       "tokens_per_s": tokens / seconds if seconds else None},
+        "generations": _generation_records(sets[0].items, sets[1].items, {k: r.answers for k, r in runs.items()}),
     }
 
 

@@ -18,6 +18,8 @@ from trainer_core.live.rundir import (
     CONFIG_FILE,
     FLAGGED_FILE,
     LOG_FILE,
+    PRIVATE_MODE,
+    SHARED_MODE,
     file_mode,
     new_run_dir,
     read_json,
@@ -28,21 +30,32 @@ EXIT_USER_ERROR = 2
 """The trainer's exit code for a user error (config, data, model): one line on stderr says which and what to do."""
 
 
-def prepare_run(cfg: RunConfig, default_name: str) -> Path:
-    """Make `root/<name>-<stamp>/` and write the resolved config there."""
+def prepare_run(cfg: RunConfig, default_name: str, at: Path | None = None) -> Path:
+    """Make `root/<name>-<stamp>/` (or the folder `at`, as an experiment names its runs) and write the resolved
+    config there."""
     name = cfg.output.name or default_name
-    # Absolute data and model paths: a resumed or relaunched run may start from another folder.
-    cfg.data.train = [_absolute_source(p) for p in cfg.data.train]
-    cfg.data.eval = [_absolute_source(p) for p in cfg.data.eval]
-    cfg.data.exclude = _absolute(cfg.data.exclude) if cfg.data.exclude else None
-    cfg.model.path = _absolute(cfg.model.path)
-    run_dir = new_run_dir(cfg.output.root, name, cfg.output.shared)
+    absolute_paths(cfg)
+    if at is not None:
+        at.mkdir(parents=True)
+        at.chmod(SHARED_MODE if cfg.output.shared else PRIVATE_MODE)  # as new_run_dir makes a run's folder
+    run_dir = at.resolve() if at is not None else new_run_dir(cfg.output.root, name, cfg.output.shared)
     save_config(cfg, run_dir / CONFIG_FILE)
     (run_dir / FLAGGED_FILE).touch()  # the Inspector's file exists from the start (README: a run directory)
     update_trainer_json(run_dir, name=name, status="created", run_dir=str(run_dir))
     for path in run_dir.iterdir():  # later rewrites keep these modes (atomic.write_atomic); the trainer's umask
         path.chmod(file_mode(run_dir))  # follows the folder's (rundir.follow_run_dir_mode)
     return run_dir
+
+
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """Absolute data and model paths (in place): a resumed or relaunched run may start from another folder."""
+    cfg.data.train = [_absolute_source(p) for p in cfg.data.train]
+    cfg.data.eval = [_absolute_source(p) for p in cfg.data.eval]
+    cfg.data.exclude = _absolute(cfg.data.exclude) if cfg.data.exclude else None
+    cfg.eval.domain = [_absolute(p) for p in cfg.eval.domain]
+    cfg.eval.general = [_absolute(p) for p in cfg.eval.general]
+    cfg.model.path = _absolute(cfg.model.path)
+    return cfg
 
 
 def trainer_command(run_dir: Path, resume: Path | None = None, progress: bool = False,
@@ -100,13 +113,17 @@ def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
             continue  # the trainer got the same SIGINT and is saving; wait for it
 
 
-def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
-    """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid."""
+def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False,
+                   env: dict[str, str] | None = None) -> int:
+    """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid.
+
+    `env` adds variables (an experiment pins a run to one GPU with CUDA_VISIBLE_DEVICES)."""
     fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode(run_dir))
     log = os.fdopen(fd, "ab")  # handed to the child
     proc = subprocess.Popen(
         launch_command(run_dir, resume, keep_lr_scale=keep_lr_scale), stdin=subprocess.DEVNULL, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     log.close()
     # rank 0 replaces pid with its own; `starting` tells a client that reads an earlier `end` (a resume) to wait

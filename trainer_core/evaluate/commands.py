@@ -1,0 +1,106 @@
+"""What `nlirg eval` and `nlirg ab` check and prepare before any heavy work (no torch).
+
+A bad TARGET, data without references, an empty general set, unknown arms or `--repeats 0` fail here with one
+line, before a model loads or a folder is written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer_core.config import RunConfig
+from trainer_core.evaluate.eval_data import default_sets, read_domain_set, read_general_set
+from trainer_core.evaluate.experiment import (
+    EXPERIMENT_FILE,
+    ExperimentError,
+    create,
+    find_matching,
+    make_plan,
+    parse_arms,
+)
+from trainer_core.evaluate.targets import Target, resolve_target
+from trainer_core.live.rundir import read_json
+
+
+@dataclass
+class EvalRequest:
+    target: Target
+    domain: list[str]
+    general: list[str]
+    base: str | None
+    out: Path
+
+
+def prepare_eval(spec: str, domain: list[str], general: list[str], base: str | None, out: Path | None,
+                 root: Path) -> EvalRequest:
+    """Resolve TARGET, pick the sets (flags, else the run's config), read them once to refuse bad data early."""
+    target = resolve_target(spec, root)
+    cfg_domain, cfg_general = default_sets(target.config)
+    domain, general = domain or cfg_domain, general or cfg_general
+    if not domain and not general:
+        raise ExperimentError("nothing to evaluate on: pass --domain FILE (held-out instructions with answers) "
+                              "and/or --general FILE (general instructions or text)")
+    system = target.config.data.system_prompt if target.config is not None else None
+    if domain:
+        read_domain_set(domain, system)
+    if general:
+        read_general_set(general, system)
+    out = out or default_out(target)
+    if not out.parent.is_dir():
+        raise ExperimentError(f"--out {out}: folder {out.parent} does not exist")
+    return EvalRequest(target, domain, general, base or target.base, out)
+
+
+def default_out(target: Target) -> Path:
+    """eval.json next to the target: in the run, the checkpoint or the model folder; else in the current folder."""
+    if target.kind == "run" and target.run_dir is not None:
+        return target.run_dir / "eval.json"
+    if target.kind in ("checkpoint", "folder", "adapter"):
+        return Path(located(target)) / "eval.json"
+    return Path.cwd() / f"eval-{re.sub(r'[^A-Za-z0-9._-]+', '-', target.spec).strip('-')}.json"
+
+
+def located(target: Target) -> str:
+    """TARGET as the evaluator process finds it without `--root`: a path for runs, checkpoints and folders."""
+    if target.kind == "run" and target.run_dir is not None:
+        return str(target.run_dir)
+    if target.kind == "checkpoint":
+        return str(Path(target.adapter or target.model).parent)
+    if target.kind in ("folder", "adapter"):
+        return str(target.adapter or target.model)
+    return target.spec
+
+
+def eval_arguments(req: EvalRequest, max_new_tokens: int, batch_size: int, limit: int) -> list[str]:
+    """The evaluator process's command line."""
+    cmd = [sys.executable, "-m", "trainer_core.evaluate", "eval", located(req.target), "--out", str(req.out),
+           "--max-new-tokens", str(max_new_tokens), "--batch-size", str(batch_size), "--limit", str(limit)]
+    for flag, values in (("--domain", req.domain), ("--general", req.general)):
+        for value in values:
+            cmd += [flag, value]
+    return cmd + (["--base", req.base] if req.base else [])
+
+
+def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: list[str], general: list[str],
+                       base: str | None, command: str, name: str, new: bool) -> tuple[Path, bool]:
+    """The experiment folder for this command: an existing one with the same plan (continued), else a new one.
+    Returns (folder, whether it existed)."""
+    arms = parse_arms(arms_text)
+    cfg_domain, cfg_general = default_sets(cfg)
+    plan = make_plan(cfg, arms, repeats, domain or cfg_domain, general or cfg_general, base, command)
+    read_domain_set(plan.domain, cfg.data.system_prompt)
+    if plan.general:
+        read_general_set(plan.general, cfg.data.system_prompt)
+    root = Path(cfg.output.root)
+    found = None if new else find_matching(root, plan.key())
+    if found is not None:
+        return found, True
+    return create(plan, root, name), False
+
+
+def experiment_complete(exp_dir: Path) -> bool:
+    report = read_json(exp_dir / "report.json") or {}
+    return bool(report.get("complete")) and (exp_dir / EXPERIMENT_FILE).is_file()

@@ -1,0 +1,209 @@
+"""An A/B experiment on disk: its plan (`experiment.json`), its runs, and finding it again (no torch).
+
+One folder under `output.root`, `<name>-ab-<yyyymmdd-hhmmss>/`, holds `experiment.json` (the plan: arms, seeds,
+the shared config, the evaluation sets), one run directory per arm and repeat (`<arm>-r<i>/`, each with its
+`eval.json`), `base/eval.json` (the base model, evaluated once) and `report.json` / `report.md`. Every arm is
+the same config but `nlirg.weighting`; repeat i uses seed `training.seed + i` in every arm, so arms are paired.
+The same command finds the same folder again (by a key of everything that changes the result) and continues it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer_core.config import RunConfig, config_from_dict
+from trainer_core.evaluate.report import build_report
+from trainer_core.live.launch import absolute_paths
+from trainer_core.live.rundir import FINAL, new_run_dir, read_json, write_json_atomic
+from trainer_core.live.runs import RunInfo, run_info
+
+ARMS = ("plain", "nlirg", "dft")
+"""Arm names are `nlirg.weighting` values."""
+EXPERIMENT_FILE = "experiment.json"
+EVAL_FILE = "eval.json"
+BASE_DIR = "base"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+LOG_FILE = "experiment.log"
+
+
+class ExperimentError(ValueError):
+    """A user error in an experiment (bad arms, repeats, a run that failed); one line that says what to do."""
+
+
+def parse_arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad:
+        raise ExperimentError(f"--arms: {', '.join(bad)} is not a weighting; use a comma list of {', '.join(ARMS)}")
+    if len(arms) < 2 or len(set(arms)) != len(arms):
+        raise ExperimentError(f"--arms {text}: give two or more different arms, e.g. plain,nlirg")
+    return arms
+
+
+@dataclass
+class Plan:
+    """What an experiment runs and how it is evaluated; `key()` identifies it across invocations."""
+
+    cfg: RunConfig
+    arms: list[str]
+    repeats: int
+    domain: list[str]
+    general: list[str]
+    base: str
+    max_new_tokens: int
+    eval_batch_size: int
+    command: str
+
+    def key(self) -> str:
+        config = self.cfg.to_dict()
+        config.pop("output")
+        basis = {"config": config, "arms": self.arms, "repeats": self.repeats, "domain": self.domain,
+                 "general": self.general, "base": self.base, "max_new_tokens": self.max_new_tokens}
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+    def seeds(self) -> list[int]:
+        return [self.cfg.training.seed + i for i in range(self.repeats)]
+
+
+def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[str], general: list[str],
+              base: str | None, command: str) -> Plan:
+    if repeats < 1:
+        raise ExperimentError(f"--repeats {repeats}: run each arm at least once (3 or more to see the noise)")
+    if not domain:
+        raise ExperimentError("no domain set to evaluate on: pass --domain FILE (held-out instructions with "
+                              "answers) or set eval.domain or data.eval in the config")
+    cfg = absolute_paths(copy.deepcopy(cfg))
+    absolute = absolute_paths(config_from_dict({"eval": {"domain": domain, "general": general}}))
+    return Plan(cfg, arms, repeats, absolute.eval.domain, absolute.eval.general, base or cfg.model.path,
+                cfg.eval.max_new_tokens, cfg.eval.batch_size, command)
+
+
+def run_config(plan_cfg: dict[str, Any], arm: str, seed: int, name: str, root: Path) -> RunConfig:
+    """One run of the experiment: the shared config with this arm's weighting and this repeat's seed."""
+    raw = copy.deepcopy(plan_cfg)
+    raw["nlirg"].update(enabled=True, weighting=arm)
+    raw["training"]["seed"] = seed
+    raw["output"].update(root=str(root), name=name)
+    return config_from_dict(raw, f"experiment run {name}")
+
+
+def slots(arms: list[str], seeds: list[int], exp_dir: Path) -> list[dict[str, Any]]:
+    """Runs in the order they train: repeat by repeat, every arm in turn, so partial results stay balanced."""
+    return [{"name": f"{arm}-r{i}", "arm": arm, "repeat": i, "seed": seed, "run_dir": str(exp_dir / f"{arm}-r{i}")}
+            for i, seed in enumerate(seeds) for arm in arms]
+
+
+def create(plan: Plan, root: Path, name: str) -> Path:
+    exp_dir = new_run_dir(root, f"{name}-ab")
+    spec = {
+        "name": exp_dir.name, "key": plan.key(), "command": plan.command, "created": time.time(),
+        "arms": plan.arms, "reference_arm": "plain" if "plain" in plan.arms else plan.arms[0],
+        "repeats": plan.repeats, "seeds": plan.seeds(), "model": plan.cfg.model.path, "base": plan.base,
+        "domain": plan.domain, "general": plan.general,
+        "eval": {"max_new_tokens": plan.max_new_tokens, "batch_size": plan.eval_batch_size},
+        "config": plan.cfg.to_dict(), "runs": slots(plan.arms, plan.seeds(), exp_dir),
+    }
+    write_json_atomic(exp_dir / EXPERIMENT_FILE, spec)
+    return exp_dir
+
+
+def find_matching(root: Path, key: str) -> Path | None:
+    """The newest experiment under `root` planned with the same key (the same command, resolved)."""
+    found = [e for e in list_experiment_dirs(root) if (read_json(e / EXPERIMENT_FILE) or {}).get("key") == key]
+    return max(found, key=lambda e: (read_json(e / EXPERIMENT_FILE) or {}).get("created", 0), default=None)
+
+
+def list_experiment_dirs(root: Path) -> list[Path]:
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        return []
+    return sorted(p.resolve() for p in base.iterdir() if (p / EXPERIMENT_FILE).is_file())
+
+
+def load_spec(exp_dir: Path) -> dict[str, Any]:
+    spec = read_json(exp_dir / EXPERIMENT_FILE)
+    if not spec:
+        raise ExperimentError(f"{exp_dir}: not an experiment folder (no readable {EXPERIMENT_FILE})")
+    return spec
+
+
+# ------------------------------------------------------------------------------------------ what is where
+@dataclass
+class RunSlot:
+    """One planned run and what became of it."""
+
+    name: str
+    arm: str
+    repeat: int
+    seed: int
+    run_dir: Path
+    info: RunInfo | None
+    """None until the run directory exists."""
+    evaluated: bool
+
+    @property
+    def trained(self) -> bool:
+        return self.info is not None and self.info.status == "completed" and (self.run_dir / FINAL).is_dir()
+
+
+@dataclass
+class ExperimentInfo:
+    exp_dir: Path
+    spec: dict[str, Any]
+    runs: list[RunSlot]
+
+    @property
+    def name(self) -> str:
+        return self.exp_dir.name
+
+    @property
+    def done(self) -> int:
+        return sum(1 for r in self.runs if r.evaluated)
+
+    @property
+    def live_run(self) -> RunSlot | None:
+        return next((r for r in self.runs if r.info is not None and r.info.live), None)
+
+    @property
+    def status(self) -> str:
+        if self.live_run is not None:
+            return "running"
+        return "complete" if self.done == len(self.runs) else "incomplete"
+
+
+def experiment_info(exp_dir: Path) -> ExperimentInfo:
+    spec = load_spec(exp_dir)
+    runs = []
+    for s in spec["runs"]:
+        run_dir = exp_dir / s["name"]  # not the stored path: an experiment folder may have been moved
+        info = run_info(run_dir) if run_dir.is_dir() else None
+        runs.append(RunSlot(s["name"], s["arm"], s["repeat"], s["seed"], run_dir, info,
+                            (run_dir / EVAL_FILE).is_file()))
+    return ExperimentInfo(exp_dir, spec, runs)
+
+
+def find_experiments(root: Path) -> list[ExperimentInfo]:
+    """Experiments under `root`, running ones first, then newest first."""
+    found = [experiment_info(d) for d in list_experiment_dirs(root)]
+    return sorted(found, key=lambda e: (e.status != "running", -e.spec.get("created", 0)))
+
+
+def eval_metrics(path: Path) -> dict[str, Any] | None:
+    """The `metrics` of an eval.json, or None when it is not there (yet)."""
+    result = read_json(path)
+    return result.get("metrics") if result else None
+
+
+def current_report(exp_dir: Path, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report of what is evaluated so far, from the experiment folder alone (report.json's content)."""
+    spec = spec or load_spec(exp_dir)
+    results = {s["name"]: eval_metrics(exp_dir / s["name"] / EVAL_FILE) for s in spec["runs"]}
+    spec = {**spec, "runs": [{**s, "run_dir": str(exp_dir / s["name"])} for s in spec["runs"]]}
+    return build_report(spec, results, eval_metrics(exp_dir / BASE_DIR / EVAL_FILE))
