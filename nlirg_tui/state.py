@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from nlirg_tui.generation import GenerationSeries
 from nlirg_tui.series import BoundedSeries
 from trainer_core.config import NlirgParams
 from trainer_core.live import protocol
@@ -60,6 +61,8 @@ class RunState:
         self.loss = BoundedSeries()
         self.weighted_loss = BoundedSeries()
         self.eval_loss = BoundedSeries()
+        self.generation = GenerationSeries()
+        """Answer-quality curves from `eval` events of kind `generation` (eval.generate_every)."""
         self.lr = BoundedSeries()
         self.tokens_per_s = BoundedSeries()
         self.zone_share = [BoundedSeries() for _ in range(protocol.ZONES)]
@@ -143,7 +146,11 @@ class RunState:
                 if key in reading:
                     getattr(mem, key).append(step, reading[key])
 
-    def _on_eval(self, e: protocol.EvalEvent) -> None:
+    def _on_eval(self, e: protocol.EvalEvent | protocol.GenerationEvalEvent) -> None:
+        if e.get("kind") == "generation":
+            self.generation.ingest(e)
+            self._log(f"generation eval at {self.generation.summary()}")
+            return
         self.eval_loss.append(e.get("step", self.step), e.get("eval_loss"))
         self._log(f"eval at step {e.get('step')}: loss {_num(e.get('eval_loss'))}")
 

@@ -1,4 +1,5 @@
-"""The Runs screen (home): live and past runs with status, step, loss and tokens/s, and what to do with them."""
+"""The Runs screen (home): live and past runs with status, step, loss and tokens/s, and what to do with them;
+experiments (`nlirg ab`) with their runs grouped under them."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from nlirg_tui.launching import LaunchError, launch_config_file, launch_demo
 from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.screens.compare import CompareScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog
+from nlirg_tui.screens.experiment import ExperimentScreen
 from nlirg_tui.screens.run import RunScreen
 from trainer_core.config import ConfigError
+from trainer_core.evaluate.experiment import ExperimentInfo, find_experiments
 from trainer_core.live.rundir import EVENTS_FILE
 from trainer_core.live.runs import RunInfo, find_runs, last_step_event
 
@@ -42,6 +45,8 @@ class RunsScreen(Screen):
         self.root = Path(root)
         self.demo_overrides = demo_overrides
         self.runs: list[RunInfo] = []
+        self.rows: list[RunInfo | ExperimentInfo | None] = []
+        """What each table row shows: a run, an experiment (its runs follow it), or a run not started yet."""
         self.marked: set[Path] = set()
 
     def compose(self) -> ComposeResult:
@@ -61,22 +66,41 @@ class RunsScreen(Screen):
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
+        self.rows = []
         for run in self.runs:
-            last = last_step_event(run.run_dir / EVENTS_FILE) or {}
-            step = f"{run.step}/{run.total_steps}" if run.step is not None else "-"
-            loss = f"{run.loss:.4f}" if isinstance(run.loss, (int, float)) else "-"
-            tps = last.get("tokens_per_s")
-            table.add_row("●" if run.run_dir in self.marked else " ", run.run_dir.name, run.status, step, loss,
-                          f"{tps:,.0f}" if isinstance(tps, (int, float)) else "-", key=str(run.run_dir))
-        if self.runs:
-            table.move_cursor(row=min(max(keep, 0), len(self.runs) - 1))
+            self._add_run_row(table, run, run.run_dir.name)
+        for exp in find_experiments(self.root):  # an experiment's runs live in its folder, listed under it
+            table.add_row(" ", f"▸ {exp.name}", f"experiment {exp.status}", f"{exp.done}/{len(exp.runs)} eval",
+                          "-", "-", key=str(exp.exp_dir))
+            self.rows.append(exp)
+            for slot in exp.runs:
+                if slot.info is None:
+                    table.add_row(" ", f"  └ {slot.name}", "pending", "-", "-", "-", key=str(slot.run_dir))
+                    self.rows.append(None)
+                else:
+                    self._add_run_row(table, slot.info, f"  └ {slot.name}")
+        if self.rows:
+            table.move_cursor(row=min(max(keep, 0), len(self.rows) - 1))
         empty = self.query_one("#runs-empty", Static)
-        empty.display = not self.runs
+        empty.display = not self.rows
         empty.update(f"No runs under {self.root}.  n: new run from a config file   m: start the demo")
 
-    def current(self) -> RunInfo | None:
+    def _add_run_row(self, table: DataTable, run: RunInfo, label: str) -> None:
+        last = last_step_event(run.run_dir / EVENTS_FILE) or {}
+        step = f"{run.step}/{run.total_steps}" if run.step is not None else "-"
+        loss = f"{run.loss:.4f}" if isinstance(run.loss, (int, float)) else "-"
+        tps = last.get("tokens_per_s")
+        table.add_row("●" if run.run_dir in self.marked else " ", label, run.status, step, loss,
+                      f"{tps:,.0f}" if isinstance(tps, (int, float)) else "-", key=str(run.run_dir))
+        self.rows.append(run)
+
+    def current_entry(self) -> RunInfo | ExperimentInfo | None:
         row = self.query_one(DataTable).cursor_row
-        return self.runs[row] if 0 <= row < len(self.runs) else None
+        return self.rows[row] if 0 <= row < len(self.rows) else None
+
+    def current(self) -> RunInfo | None:
+        entry = self.current_entry()
+        return entry if isinstance(entry, RunInfo) else None
 
     @on(DataTable.RowSelected)
     def _row_chosen(self) -> None:
@@ -84,9 +108,11 @@ class RunsScreen(Screen):
         self.action_open()
 
     def action_open(self) -> None:
-        run = self.current()
-        if run is not None:
-            self.app.push_screen(RunScreen(run.run_dir, standalone=False))
+        entry = self.current_entry()
+        if isinstance(entry, ExperimentInfo):
+            self.app.push_screen(ExperimentScreen(entry.exp_dir))
+        elif entry is not None:
+            self.app.push_screen(RunScreen(entry.run_dir, standalone=False))
 
     def action_mark(self) -> None:
         run = self.current()
@@ -95,7 +121,7 @@ class RunsScreen(Screen):
             self.action_refresh()
 
     def action_compare(self) -> None:
-        chosen = [r.run_dir for r in self.runs if r.run_dir in self.marked]
+        chosen = [r.run_dir for r in self.rows if isinstance(r, RunInfo) and r.run_dir in self.marked]
         if len(chosen) < 2:
             self.notify("mark two runs with space, then press c", severity="warning")
             return

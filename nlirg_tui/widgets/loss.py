@@ -1,4 +1,5 @@
-"""The Loss pane: loss, weighted loss and eval loss over steps, and the learning rate."""
+"""The Loss pane: loss, weighted loss and eval loss over steps, the learning rate, and answer metrics when the run
+generates (eval.generate_every)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.widgets import Static
 
 from nlirg_tui.series import smooth
 from nlirg_tui.state import RunState
+from nlirg_tui.widgets.generation import GenerationPanel
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
 
 
@@ -24,6 +26,7 @@ class LossPane(Vertical):
         yield Static(id="loss-summary", classes="pane-summary")
         yield SeriesPlot(id="loss-plot")
         yield SeriesPlot(id="lr-plot")
+        yield GenerationPanel(id="gen-panel")
 
     def watch_smoothing(self) -> None:
         self._draw()
@@ -55,6 +58,7 @@ class LossPane(Vertical):
         self.query_one("#loss-plot", SeriesPlot).show(PlotSpec("Loss", lines, log_y=self.log_scale))
         xs, ys = state.lr.points()
         self.query_one("#lr-plot", SeriesPlot).show(PlotSpec("LR", [Line("lr", xs, ys, "orange")]))
+        self.query_one(GenerationPanel).update_from(state.generation)
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:

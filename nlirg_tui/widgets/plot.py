@@ -54,7 +54,7 @@ class SeriesPlot(PlotextPlot):
                 kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
                 xs, ys = [x for x, _ in kept], [y for _, y in kept]
             if xs:
-                plt.plot(list(xs), list(ys), label=line.label, color=line.color, marker=line.marker)
+                plt.plot(list(xs), list(ys), label=line.label or None, color=line.color, marker=line.marker)
                 drawn = True
         if spec.bars is not None:
             plt.bar(spec.bars[0], spec.bars[1], color="blue", width=0.4)
