@@ -280,7 +280,8 @@ def eval_(
     = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer.")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated together.")] = 8,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Score only the first N items of each set.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Score N items of each set, spread evenly (0 = all).")]
+    = 0,
     root: RootOpt = None,
 ) -> None:
     """Measure a model: domain loss and answers, general retention, repetition and JSON validity (eval.json)."""
@@ -311,6 +312,8 @@ def ab(
     general: GeneralOpt = None,
     base: BaseOpt = None,
     gpus: Annotated[str | None, typer.Option("--gpus", help="Run one run per GPU at a time, e.g. 0,1,2,3.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Evaluate on N items of each set, spread evenly (0 = all).")]
+    = 0,
     new: Annotated[bool, typer.Option("--new", help="Start a fresh experiment even if this one exists.")] = False,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; print the folder.")] = False,
     root: RootOpt = None,
@@ -327,10 +330,9 @@ def ab(
         command = "nlirg " + shlex.join(sys.argv[1:])
         name = cfg.output.name or (config.stem if config else "demo")
         exp_dir, existed = prepare_experiment(cfg, arms, repeats, domain or [], general or [], base, command, name,
-                                              new)
+                                              new, limit, lambda: _check_data(cfg))
     except _user_errors() as exc:
         _die(str(exc).replace("\n", " "))
-    _check_data(cfg)  # a malformed training record: one line and exit 2 before any run starts
     if existed and experiment_complete(exp_dir):
         typer.echo((exp_dir / "report.md").read_text(encoding="utf-8"))
         typer.echo(f"{exp_dir} is complete; --new starts a fresh experiment", err=True)

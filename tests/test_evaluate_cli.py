@@ -56,6 +56,7 @@ def test_ab_bad_input_writes_nothing(tmp_path):
     _one_line_error(nlirg_cli(*base, "--arms", "plain,foo", cwd=tmp_path), "foo is not a weighting")
     _one_line_error(nlirg_cli(*base, "--arms", "plain", cwd=tmp_path), "two or more different arms")
     _one_line_error(nlirg_cli(*base, "--repeats", "0", cwd=tmp_path), "--repeats 0")
+    _one_line_error(nlirg_cli(*base, "--limit", "-1", cwd=tmp_path), "--limit -1")
     _one_line_error(nlirg_cli(*base, "--domain", str(text), cwd=tmp_path), "no reference answer")
     _one_line_error(nlirg_cli(*base, "--set", "training.lrr=1", cwd=tmp_path), "training.lrr: unknown key")
     assert not root.exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_config
-from trainer_core.evaluate.eval_data import default_sets, read_domain_set, read_eval_set, read_general_set
+from trainer_core.evaluate.eval_data import default_sets, limit, read_domain_set, read_eval_set, read_general_set
 from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
 from trainer_core.evaluate.targets import TargetError, resolve_target
 from trainer_core.train.records import DataError, builtin_data_path, read_records
@@ -116,3 +116,11 @@ def test_targets_that_are_not_models(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TargetError, match="not a model"):
         resolve_target(str(tmp_path / "empty"))
+
+
+def test_limit_spreads_the_items_over_the_set():
+    assert limit(list(range(10)), 3) == [0, 3, 6]
+    assert limit(list(range(4)), 0) == [0, 1, 2, 3] and limit(list(range(4)), 9) == [0, 1, 2, 3]
+    held = limit(read_domain_set(["builtin:demo-heldout"]).items, 20)
+    assert any(parse_json_answer(i.references[0]) is not None for i in held)  # the JSON items at the end too
+    assert any(not i.prompt[-1]["content"].isascii() for i in held)

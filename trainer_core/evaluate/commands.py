@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,15 +86,19 @@ def eval_arguments(req: EvalRequest, max_new_tokens: int, batch_size: int, limit
 
 
 def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: list[str], general: list[str],
-                       base: str | None, command: str, name: str, new: bool) -> tuple[Path, bool]:
+                       base: str | None, command: str, name: str, new: bool, limit: int = 0,
+                       check_training_data: Callable[[], None] | None = None) -> tuple[Path, bool]:
     """The experiment folder for this command: an existing one with the same plan (continued), else a new one.
-    Returns (folder, whether it existed)."""
+    Returns (folder, whether it existed). `check_training_data` runs after the arms and sets are checked and
+    before any folder is made (it reads the corpus, slower than the other checks)."""
     arms = parse_arms(arms_text)
     cfg_domain, cfg_general = default_sets(cfg)
-    plan = make_plan(cfg, arms, repeats, domain or cfg_domain, general or cfg_general, base, command)
+    plan = make_plan(cfg, arms, repeats, domain or cfg_domain, general or cfg_general, base, command, limit)
     read_domain_set(plan.domain, cfg.data.system_prompt)
     if plan.general:
         read_general_set(plan.general, cfg.data.system_prompt)
+    if check_training_data is not None:
+        check_training_data()
     root = Path(cfg.output.root)
     found = None if new else find_matching(root, plan.key())
     if found is not None:

@@ -118,8 +118,11 @@ def read_general_set(specs: list[str], system_prompt: str | None = None) -> Eval
 
 
 def limit(items: list, n: int) -> list:
-    """The first `n` items (all when n <= 0): a quick check on a large set."""
-    return items[:n] if n > 0 else items
+    """`n` items spread evenly over the set, in order (all when n <= 0 or n >= len): a quick look that still
+    meets every part of a file written in sections (both languages, the JSON items at the end)."""
+    if n <= 0 or n >= len(items):
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
 
 
 def default_sets(cfg: RunConfig | None) -> tuple[list[str], list[str]]:

@@ -38,7 +38,7 @@ class EvalOptions:
     max_new_tokens: int = 128
     batch_size: int = 8
     limit: int = 0
-    """Score only the first N items of each set (0 = all)."""
+    """Score N items of each set, spread evenly over it (0 = all)."""
     base_result: str | None = None
     """An eval.json of the base model on the same general set: its perplexity is reused, not recomputed."""
 

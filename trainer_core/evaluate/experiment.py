@@ -60,12 +60,15 @@ class Plan:
     max_new_tokens: int
     eval_batch_size: int
     command: str
+    limit: int = 0
+    """Score N items of each evaluation set, spread evenly (0 = all): a quicker, coarser experiment."""
 
     def key(self) -> str:
         config = self.cfg.to_dict()
         config.pop("output")
         basis = {"config": config, "arms": self.arms, "repeats": self.repeats, "domain": self.domain,
-                 "general": self.general, "base": self.base, "max_new_tokens": self.max_new_tokens}
+                 "general": self.general, "base": self.base, "max_new_tokens": self.max_new_tokens,
+                 **({"limit": self.limit} if self.limit else {})}
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
     def seeds(self) -> list[int]:
@@ -73,7 +76,9 @@ class Plan:
 
 
 def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[str], general: list[str],
-              base: str | None, command: str) -> Plan:
+              base: str | None, command: str, limit: int = 0) -> Plan:
+    if limit < 0:
+        raise ExperimentError(f"--limit {limit}: give a number of items >= 0 (0 = every item)")
     if repeats < 1:
         raise ExperimentError(f"--repeats {repeats}: run each arm at least once (3 or more to see the noise)")
     if not domain:
@@ -82,7 +87,7 @@ def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[str], 
     cfg = absolute_paths(copy.deepcopy(cfg))
     absolute = absolute_paths(config_from_dict({"eval": {"domain": domain, "general": general}}))
     return Plan(cfg, arms, repeats, absolute.eval.domain, absolute.eval.general, base or cfg.model.path,
-                cfg.eval.max_new_tokens, cfg.eval.batch_size, command)
+                cfg.eval.max_new_tokens, cfg.eval.batch_size, command, limit)
 
 
 def run_config(plan_cfg: dict[str, Any], arm: str, seed: int, name: str, root: Path) -> RunConfig:
@@ -107,7 +112,7 @@ def create(plan: Plan, root: Path, name: str) -> Path:
         "arms": plan.arms, "reference_arm": "plain" if "plain" in plan.arms else plan.arms[0],
         "repeats": plan.repeats, "seeds": plan.seeds(), "model": plan.cfg.model.path, "base": plan.base,
         "domain": plan.domain, "general": plan.general,
-        "eval": {"max_new_tokens": plan.max_new_tokens, "batch_size": plan.eval_batch_size},
+        "eval": {"max_new_tokens": plan.max_new_tokens, "batch_size": plan.eval_batch_size, "limit": plan.limit},
         "config": plan.cfg.to_dict(), "runs": slots(plan.arms, plan.seeds(), exp_dir),
     }
     write_json_atomic(exp_dir / EXPERIMENT_FILE, spec)
