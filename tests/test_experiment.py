@@ -86,6 +86,9 @@ def test_report_matches_the_runs_evaluations(tiny_experiment):
     assert diff["method"] == "welch" and diff["diff"] == pytest.approx(
         report["arms"]["nlirg"]["eval_loss"]["mean"] - report["arms"]["plain"]["eval_loss"]["mean"])
     assert set(report["differences"]["nlirg"]) == set(METRIC_KEYS)
+    base, run = read_json(exp.exp_dir / "base" / "eval.json"), read_json(exp.run_dir("plain-r0") / "eval.json")
+    assert base["settings"]["max_length"] == run["settings"]["max_length"] == 96  # the runs' length, not 1024
+    assert run["metrics"]["base_general_ppl"] == base["metrics"]["general_ppl"]  # reused, not recomputed
     text = (exp.exp_dir / "report.md").read_text(encoding="utf-8")
     assert "| eval_loss | lower |" in text and "nlirg − plain (95% CI)" in text and "Welch" in text
     assert not list(exp.exp_dir.glob(".*.tmp-*"))  # atomic writes leave no temp files

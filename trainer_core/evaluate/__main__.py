@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=128)
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--limit", type=int, default=0)
+    ev.add_argument("--max-length", type=int, default=None)
+    ev.add_argument("--system-prompt", default=None)
     ev.add_argument("--quiet", action="store_true")
     ab = sub.add_parser("ab", help="run (or continue) a prepared experiment folder")
     ab.add_argument("experiment", type=Path)
@@ -57,7 +59,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     say = (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     opts = EvalOptions(domain=args.domain, general=args.general, base=args.base, max_new_tokens=args.max_new_tokens,
-                       batch_size=args.batch_size, limit=args.limit, base_result=args.base_result)
+                       batch_size=args.batch_size, limit=args.limit, base_result=args.base_result,
+                       max_length=args.max_length, system_prompt=args.system_prompt)
     try:
         result = evaluate(resolve_target(args.target, args.root), opts, say)
     except (TargetError, DataError, ModelLoadError, ConfigError) as exc:

@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -41,6 +41,17 @@ class EvalOptions:
     """Score N items of each set, spread evenly over it (0 = all)."""
     base_result: str | None = None
     """An eval.json of the base model on the same general set: its perplexity is reused, not recomputed."""
+    max_length: int | None = None
+    """Longest scored sequence in tokens (None: the run's data.max_length, else 1024); an experiment gives its
+    runs and the base model the same value, so their losses and perplexities compare."""
+    system_prompt: str | None = None
+    """System prompt for records without one (None: the run's data.system_prompt)."""
+
+    def resolved(self, target: Target) -> EvalOptions:
+        """These options with max_length and system_prompt filled in from the target's run config."""
+        cfg = target.config
+        return replace(self, max_length=self.max_length or (cfg.data.max_length if cfg is not None else 1024),
+                       system_prompt=self.system_prompt or (cfg.data.system_prompt if cfg is not None else None))
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two evaluations of one model comparable (an experiment reuses an eval.json when equal)."""
@@ -73,9 +84,8 @@ def load_for_eval(target: Target, device: torch.device):
 
 
 def read_sets(target: Target, opts: EvalOptions) -> tuple[EvalSet, EvalSet]:
-    system = target.config.data.system_prompt if target.config is not None else None
-    domain = read_domain_set(opts.domain, system) if opts.domain else EvalSet()
-    general = read_general_set(opts.general, system) if opts.general else EvalSet()
+    domain = read_domain_set(opts.domain, opts.system_prompt) if opts.domain else EvalSet()
+    general = read_general_set(opts.general, opts.system_prompt) if opts.general else EvalSet()
     for found in (domain, general):
         found.items, found.texts = limit(found.items, opts.limit), limit(found.texts, opts.limit)
     return domain, general
@@ -118,11 +128,12 @@ class Scorer:
 def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> dict[str, Any]:
     """Every metric the sets allow, for one target; the base model is loaded only for the perplexity ratio."""
     started = time.time()
+    opts = opts.resolved(target)
     domain, general = read_sets(target, opts)
     device = pick_device()
     model, tokenizer, dtype = load_for_eval(target, device)
     say(f"loaded {target.describe()} on {device} ({str(dtype).replace('torch.', '')})")
-    max_len = target.config.data.max_length if target.config is not None else 1024
+    max_len = opts.max_length or 1024
     scorer = Scorer(model, tokenizer, dtype, max_len, opts, say)
     params = _weighted_params(target)
     metrics, counts = scorer.losses(domain, general, params)
@@ -204,8 +215,10 @@ def _cached_base_ppl(opts: EvalOptions, general: EvalSet) -> float | None:
     cached = read_json(opts.base_result) if opts.base_result else None
     if not cached or cached.get("target", {}).get("spec") != opts.base:
         return None
-    if cached.get("sets", {}).get("general") != general.files or cached.get("settings", {}).get("limit") != opts.limit:
-        return None
+    settings = cached.get("settings", {})
+    if cached.get("sets", {}).get("general") != general.files or any(
+            settings.get(k) != getattr(opts, k) for k in ("limit", "max_length")):
+        return None  # other texts, or texts cut at another length: not comparable
     return cached.get("metrics", {}).get("general_ppl")
 
 

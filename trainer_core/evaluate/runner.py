@@ -242,7 +242,9 @@ class ExperimentRunner:
         """The settings every evaluation of this experiment shares (EvalOptions.fingerprint's keys)."""
         return {"domain": self.spec["domain"], "general": self.spec["general"], "base": self.spec["base"],
                 "max_new_tokens": self.spec["eval"]["max_new_tokens"], "batch_size": self.spec["eval"]["batch_size"],
-                "limit": self.spec["eval"].get("limit", 0)}
+                "limit": self.spec["eval"].get("limit", 0),
+                "max_length": self.spec["config"]["data"]["max_length"],
+                "system_prompt": self.spec["config"]["data"]["system_prompt"]}
 
     def evaluate(self, slot: dict[str, Any] | None, out_dir: Path, target: str, gpu: str | None) -> None:
         label = slot["name"] if slot else f"base model {target}"
@@ -281,7 +283,10 @@ class ExperimentRunner:
 def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path) -> list[str]:
     cmd = [sys.executable, "-m", "trainer_core.evaluate", "eval", target, "--out", str(out), "--base", opts["base"],
            "--base-result", str(base_result), "--max-new-tokens", str(opts["max_new_tokens"]),
-           "--batch-size", str(opts["batch_size"]), "--limit", str(opts["limit"])]
+           "--batch-size", str(opts["batch_size"]), "--limit", str(opts["limit"]),
+           "--max-length", str(opts["max_length"])]
+    if opts["system_prompt"]:
+        cmd += ["--system-prompt", opts["system_prompt"]]
     for spec in opts["domain"]:
         cmd += ["--domain", spec]
     for spec in opts["general"]:
