@@ -4,6 +4,8 @@ a good `nlirg eval` writes eval.json and prints its table; a run still training 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from tests.helpers import TINY, nlirg_cli, write_alpaca
 from trainer_core.live.rundir import checkpoint_dirs
+from trainer_core.live.runs import pid_alive
 
 DOMAIN = [{"instruction": "What is 3 plus 3?", "output": "The answer is 6.", "reference": "6"},
           {"instruction": "Return JSON.", "output": "{\"a\": 1}"}]
@@ -86,3 +89,26 @@ def test_eval_writes_eval_json_and_offers_a_checkpoint_of_a_live_run(tmp_path):
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["counts"]["domain_items"] == 2 and result["metrics"]["eval_loss"] > 0
     assert "eval_loss" in good.stdout and f"written to {out}" in good.stdout
+
+
+@pytest.mark.slow
+def test_ab_detach_runs_in_the_background_and_stops_on_sigterm(tmp_path):
+    data = write_alpaca(tmp_path / "train.jsonl")
+    domain = _jsonl(tmp_path / "domain.jsonl", DOMAIN)
+    sets = [f"--set={s}" for s in (*TINY, f"data.train={data}", f"output.root={tmp_path / 'runs'}")]
+    started = nlirg_cli("ab", *sets, "--max-steps", "100000", "--repeats", "1", "--domain", str(domain), "--detach",
+                        cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    exp_dir = Path(started.stdout.strip().splitlines()[-1])
+    pid = int(started.stdout.split("(pid ")[1].split(")")[0])
+    log = exp_dir / "experiment.log"
+    deadline = time.monotonic() + 300
+    while "plain-r0 (seed 42): training" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the detached experiment never started its first run"
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGTERM)
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = log.read_text()
+    assert "SIGTERM: stopping the current run with a checkpoint" in text and "interrupted:" in text
+    assert (exp_dir / "plain-r0" / "trainer.json").is_file() and (exp_dir / "report.json").is_file()
