@@ -12,6 +12,7 @@ from rich.console import Console
 
 from nlirg_tui.app import NlirgApp
 from nlirg_tui.experiment_curves import RunCurve, arm_band
+from nlirg_tui.panes import PANE_KEY
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.generation import GenerationPanel
 from tests.tui.conftest import until
@@ -53,6 +54,7 @@ async def test_the_loss_pane_shows_generation_metrics_when_there_are_some(tmp_pa
     app = NlirgApp(run_dir=run_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.screen.state.generation.seen, "the generation events")
+        await pilot.press(PANE_KEY["loss"])  # a wide terminal opens on the Overview
         panel = app.screen.query_one(GenerationPanel)
         await until(pilot, lambda: panel.display, "the generation panel")
         console = Console(width=60, record=True)
