@@ -1,6 +1,7 @@
 """Generation speed of `nlirg eval` against a plain `model.generate` loop, side by side in one process.
 
     python -m bench.eval_generate [--model builtin:smollm2-135m] [--prompts 16] [--batch 8] [--new-tokens 64]
+                                  [--threads N]
 
 Both answer the same held-out demo prompts (builtin:demo-heldout) greedily with the same stop tokens and length
 bound: `ours` is `trainer_core.evaluate.generate.greedy_answers` (length-sorted batches, left padding, KV cache),
@@ -44,7 +45,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default). On an oversubscribed machine 1 avoids OpenMP barrier "
+                         "stalls that slow both sides by an order of magnitude")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
 
     path = resolve(ModelConfig(path=args.model))

@@ -54,6 +54,15 @@ def test_demo_general_sets():
     assert not trained & {t.text for t in text.texts}
 
 
+@pytest.mark.parametrize("spec", ["builtin:demo-heldout", "builtin:general-instruct"])
+def test_no_short_reference_is_given_away_by_its_prompt(spec):
+    """An answer that repeats its question must not score: no (non-JSON) reference is found in its own prompt."""
+    for item in read_eval_set([spec]).items:
+        if parse_json_answer(item.references[0]) is None:
+            prompt = " ".join(m["content"] for m in item.prompt)
+            assert not contains_match(prompt, item.references), item.where
+
+
 def test_demo_config_evaluates_on_the_demo_sets_by_default():
     domain, general = default_sets(make_config([]))
     assert domain == ["builtin:demo-heldout"] and general == ["builtin:general-instruct", "builtin:general-text"]

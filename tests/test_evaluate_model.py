@@ -16,7 +16,7 @@ from trainer_core.config import NlirgParams, save_config
 from trainer_core.evaluate import metrics as m
 from trainer_core.evaluate.eval_data import read_domain_set, read_general_set
 from trainer_core.evaluate.evaluator import EvalOptions, evaluate
-from trainer_core.evaluate.generate import greedy_answers, left_pad, stop_token_ids
+from trainer_core.evaluate.generate import _answers, greedy_answers, left_pad, stop_token_ids
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
 from trainer_core.evaluate.targets import resolve_target
 from trainer_core.live import protocol
@@ -93,6 +93,16 @@ def test_batched_answers_equal_one_prompt_at_a_time(varied_model, tiny_tokenizer
         assert answer.text == tiny_tokenizer.decode(out[:end], skip_special_tokens=True).strip()
         assert answer.tokens == min(end + 1, len(out)) and answer.hit_limit == (end == len(out))
     assert len({a.text for a in batched.answers}) > 1  # the answers really differ: the comparison means something
+
+
+def test_an_answer_cut_inside_a_character_drops_its_remains(tiny_tokenizer):
+    ids = tiny_tokenizer("OK 北京", add_special_tokens=False)["input_ids"]
+    assert "\ufffd" in tiny_tokenizer.decode(ids[:-1])  # the last character spans two byte-level tokens
+    stop = tiny_tokenizer.eos_token_id
+    (cut,) = _answers(tiny_tokenizer, torch.tensor([ids[:-1]]), {stop})
+    (whole,) = _answers(tiny_tokenizer, torch.tensor([[*ids, stop]]), {stop})
+    assert cut.text == "OK 北" and cut.hit_limit
+    assert whole.text == "OK 北京" and not whole.hit_limit and whole.tokens == len(ids) + 1
 
 
 def test_eval_loss_and_perplexity_by_hand(tiny_model_fn, tiny_tokenizer, sets):

@@ -68,8 +68,10 @@ def _answers(tokenizer, new_tokens: torch.Tensor, stops: set[int]) -> list[Answe
     for row in new_tokens.tolist():  # host transfer: once per batch, after generation
         end = next((i for i, t in enumerate(row) if t in stops), None)
         kept = row[:end] if end is not None else row
-        out.append(Answer(tokenizer.decode(kept, skip_special_tokens=True).strip(),
-                          end + 1 if end is not None else len(row), end is None))
+        text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+        if end is None:  # cut by the length bound, maybe inside a multi-byte character: drop its remains
+            text = text.rstrip("\ufffd").rstrip()
+        out.append(Answer(text, end + 1 if end is not None else len(row), end is None))
     return out
 
 
