@@ -192,7 +192,7 @@ class ExperimentRunner:
         if info is not None and info.status == "completed" and (run_dir / FINAL).is_dir():
             self.say(f"{label}: trained already; reused")
             return
-        self._wait(self._start(slot, run_dir, info, gpu, label), run_dir, label)
+        wait_for_trainer(self._start(slot, run_dir, info, gpu, label), run_dir, label, self.say, self.children)
         self._check_trained(run_dir, label)
 
     def _start(self, slot: dict[str, Any], run_dir: Path, info: Any, gpu: str | None, label: str) -> int:
@@ -211,21 +211,6 @@ class ExperimentRunner:
         prepare_run(cfg, slot["name"], at=run_dir)
         self.say(f"{label}: training {slot['arm']} -> {run_dir}")
         return start_detached(run_dir, None, env)
-
-    def _wait(self, pid: int, run_dir: Path, label: str) -> None:
-        self.children.add(pid)
-        shown = time.monotonic()
-        try:
-            while _alive(pid):
-                time.sleep(POLL_S)
-                if time.monotonic() - shown >= PROGRESS_EVERY_S:
-                    shown = time.monotonic()
-                    last = last_step_event(run_dir / "events.jsonl") or {}
-                    if last:
-                        self.say(f"{label}: step {last.get('step')}/{last.get('total_steps')} "
-                                 f"loss {last.get('loss', float('nan')):.4f}")
-        finally:
-            self.children.discard(pid)
 
     def _check_trained(self, run_dir: Path, label: str) -> None:
         info = run_info(run_dir)
@@ -278,6 +263,26 @@ class ExperimentRunner:
             write_json_atomic(self.exp_dir / REPORT_JSON, report)
             write_atomic(self.exp_dir / REPORT_MD, render_markdown(report))
             return report
+
+
+def wait_for_trainer(pid: int, run_dir: Path, label: str, say: Say, children: Children,
+                     every_s: float = PROGRESS_EVERY_S) -> None:
+    """Wait for a trainer, saying its latest step at most every `every_s` and only when it moved: a step slower
+    than `every_s` is said once, not line after line."""
+    children.add(pid)
+    shown_at, shown_step = time.monotonic(), None
+    try:
+        while _alive(pid):
+            time.sleep(POLL_S)
+            if time.monotonic() - shown_at < every_s:
+                continue
+            shown_at = time.monotonic()
+            last = last_step_event(run_dir / "events.jsonl") or {}
+            if last and last.get("step") != shown_step:
+                shown_step = last.get("step")
+                say(f"{label}: step {shown_step}/{last.get('total_steps')} loss {last.get('loss', float('nan')):.4f}")
+    finally:
+        children.discard(pid)
 
 
 def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path) -> list[str]:
