@@ -11,7 +11,8 @@ from tests.helpers import make_config
 from trainer_core.evaluate.eval_data import default_sets, limit, read_domain_set, read_eval_set, read_general_set
 from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
 from trainer_core.evaluate.targets import TargetError, resolve_target
-from trainer_core.train.records import DataError, builtin_data_path, read_records
+from trainer_core.train.files import builtin_data_path
+from trainer_core.train.records import DataError, read_records
 
 
 def test_demo_heldout_set():

@@ -90,7 +90,10 @@ def test_batched_answers_equal_one_prompt_at_a_time(varied_model, tiny_tokenizer
         out = varied_model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=stops,
                                     pad_token_id=tiny_tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
         end = next((i for i, t in enumerate(out) if t in stops), len(out))
-        assert answer.text == tiny_tokenizer.decode(out[:end], skip_special_tokens=True).strip()
+        expected = tiny_tokenizer.decode(out[:end], skip_special_tokens=True).strip()
+        if end == len(out):  # cut by the length bound: a character cut in half is dropped (the next test)
+            expected = expected.rstrip("\ufffd").rstrip()
+        assert answer.text == expected
         assert answer.tokens == min(end + 1, len(out)) and answer.hit_limit == (end == len(out))
     assert len({a.text for a in batched.answers}) > 1  # the answers really differ: the comparison means something
 
