@@ -251,11 +251,12 @@ def review(
 
 # ------------------------------------------------------------------ evaluation and experiments (docs/evaluate.md)
 DomainOpt = Annotated[list[str] | None, typer.Option(
-    "--domain", help="Held-out instructions with reference answers (any data format; repeatable).")]
+    "--domain", metavar="FILE", help="Held-out instructions with reference answers (any data format; repeatable).")]
 GeneralOpt = Annotated[list[str] | None, typer.Option(
-    "--general", help="General instructions with short references and/or general text (repeatable).")]
-BaseOpt = Annotated[str | None, typer.Option("--base", help="Model general retention is measured against "
-                                                             "(default: the run's base model).")]
+    "--general", metavar="FILE",
+    help="General instructions with short references and/or general text (repeatable).")]
+BaseOpt = Annotated[str | None, typer.Option(
+    "--base", metavar="MODEL", help="Model general retention is measured against (default: the run's base model).")]
 AB_DEFAULTS = [d for d in DEMO_DEFAULTS if not d.startswith("data.eval_fraction")] + ["data.eval=builtin:demo-heldout"]
 """`nlirg ab` without a config: the demo, its loss evaluated on the held-out set the experiment scores."""
 
@@ -271,17 +272,19 @@ def _user_errors() -> tuple[type[Exception], ...]:
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A run (its final/), a checkpoint, a model or adapter folder, a hub "
-                                               "id or a builtin.")],
+    target: Annotated[str, typer.Argument(
+        metavar="TARGET", help="A run (its final/), a checkpoint, a model or adapter folder, a hub id or a builtin.")],
     domain: DomainOpt = None,
     general: GeneralOpt = None,
     base: BaseOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="eval.json to write (default: next to the target).")]
-    = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer.")] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated together.")] = 8,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Score N items of each set, spread evenly (0 = all).")]
-    = 0,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", help="eval.json to write (default: next to the target).")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, metavar="N", help="Longest answer.")]
+    = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Prompts generated together.")]
+    = 8,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=0, metavar="N", help="Score N items of each set, spread evenly (0 = all).")] = 0,
     root: RootOpt = None,
 ) -> None:
     """Measure a model: domain loss and answers, general retention, repetition and JSON validity (eval.json)."""
@@ -302,20 +305,25 @@ def eval_(
 @app.command()
 def ab(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Argument(help="Run config YAML (default: the demo).")] = None,
-    arms: Annotated[str, typer.Option("--arms", help="Weightings to compare: plain, nlirg, dft.")] = "plain,nlirg",
-    repeats: Annotated[int, typer.Option("--repeats", help="Runs per arm; repeat i uses seed training.seed + i.")]
-    = 3,
+    config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Run config YAML (default: the demo).")]
+    = None,
+    arms: Annotated[str, typer.Option("--arms", metavar="ARMS", help="Weightings to compare: plain, nlirg, dft.")]
+    = "plain,nlirg",
+    repeats: Annotated[int, typer.Option(
+        "--repeats", metavar="N", help="Runs per arm; repeat i uses seed training.seed + i.")] = 3,
     set_: SetOpt = None,
     max_steps: MaxStepsOpt = None,
     domain: DomainOpt = None,
     general: GeneralOpt = None,
     base: BaseOpt = None,
-    gpus: Annotated[str | None, typer.Option("--gpus", help="Run one run per GPU at a time, e.g. 0,1,2,3.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Evaluate on N items of each set, spread evenly (0 = all).")]
-    = 0,
-    new: Annotated[bool, typer.Option("--new", help="Start a fresh experiment even if this one exists.")] = False,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; print the folder.")] = False,
+    gpus: Annotated[str | None, typer.Option(
+        "--gpus", metavar="IDS", help="Run one run per GPU at a time, e.g. 0,1,2,3.")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", metavar="N", help="Evaluate on N items of each set, spread evenly (0 = all).")] = 0,
+    new: Annotated[bool, typer.Option(
+        "--new", metavar="", help="Start a fresh experiment even if this one exists.")] = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", "-d", metavar="", help="Run in the background; print the folder.")] = False,
     root: RootOpt = None,
 ) -> None:
     """Controlled experiment: the same config per arm but nlirg.weighting, paired seeds, every run evaluated."""
