@@ -92,6 +92,10 @@ def test_a_fatal_error_and_its_end_fit_their_definitions(tmp_path):
     ({"type": "eval", "seq": 0, "ts": 0.0, "v": 1, "step": 1, "epoch": 0.5, "eval_loss": None,
       "eval_weighted_loss": 1.0, "zone_counts": [1, 2, 3], "target_tokens": 6}, "zone_counts: expected 4 items"),
     ({"type": "checkpoint", "seq": 0, "ts": 0.0, "v": 1, "step": True, "path": "x"}, "checkpoint.step: expected"),
+    ({"type": "eval", "seq": 0, "ts": 0.0, "v": 1, "kind": "generation", "step": 1, "epoch": 0.5,
+      "domain_accuracy": 0.5, "domain_exact_match": 0.0, "repetition_3gram": None, "distinct_2": 1.0,
+      "json_valid_rate": None, "hit_limit_rate": 0.0, "items": "2", "tokens_per_s": 3.0}, "eval.items: expected"),
+    ({"type": "eval", "seq": 0, "ts": 0.0, "v": 1, "kind": "generation", "step": 1}, "missing 'examples'"),
     ({"type": "subscribe", "seq": 0}, "event type 'subscribe' is not one of"),
 ])
 def test_a_malformed_event_is_named_precisely(event, needle):

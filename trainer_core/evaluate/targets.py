@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer_core.config import BUILTIN_MODELS, ConfigError, RunConfig, config_from_dict, read_yaml
+from trainer_core.config import BUILTIN_MODELS, ConfigError, RunConfig, build_config
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, checkpoint_dirs
 from trainer_core.live.runs import RunNotFound, resolve_run, run_info
 
@@ -122,8 +122,6 @@ def _adapter_base(folder: Path, spec: str) -> str:
 def _run_config(run_dir: Path) -> RunConfig:
     """The run's config; its training data may have moved since, and evaluation never reads it."""
     try:
-        raw = read_yaml(run_dir / CONFIG_FILE)
-        raw["data"] = {**(raw.get("data") or {}), "train": ["builtin:demo"], "eval": []}
-        return config_from_dict(raw, str(run_dir / CONFIG_FILE))
+        return build_config(run_dir / CONFIG_FILE, ["data.train=[builtin:demo]", "data.eval=[]"])
     except ConfigError as exc:
         raise TargetError(exc.render().replace("\n", " ")) from None
