@@ -14,7 +14,7 @@ from nlirg_tui.screens.experiment import ExperimentScreen
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from tests.tui.conftest import TINY_LIVE, stop_trainer, until, write_data
-from trainer_core.config import apply_overrides, config_from_dict
+from trainer_core.config import build_config
 from trainer_core.evaluate.commands import prepare_experiment
 from trainer_core.evaluate.experiment import load_spec, run_config
 from trainer_core.evaluate.report import mean_std
@@ -77,8 +77,8 @@ def _live_experiment(tmp: Path) -> tuple[Path, Path]:
     """An experiment folder whose first run is training now (a real detached trainer)."""
     domain = tmp / "domain.jsonl"
     domain.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n", encoding="utf-8")
-    cfg = config_from_dict(apply_overrides({}, [*TINY_LIVE, f"data.train={write_data(tmp / 'train.jsonl')}",
-                                                f"output.root={tmp / 'runs'}"]))
+    data = write_data(tmp / "train.jsonl")
+    cfg = build_config(None, [*TINY_LIVE, f"data.train={data}", f"output.root={tmp / 'runs'}"])
     exp_dir, _ = prepare_experiment(cfg, "plain,nlirg", 1, [str(domain)], [], None, "nlirg ab (test)", "live", True)
     slot = load_spec(exp_dir)["runs"][0]
     run_dir = exp_dir / slot["name"]
