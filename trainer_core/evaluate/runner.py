@@ -203,13 +203,13 @@ class ExperimentRunner:
             return info.pid
         if info is not None and checkpoint_dirs(run_dir):
             ckpt = checkpoint_dirs(run_dir)[-1]
-            self.say(f"{label}: continuing from {ckpt.name}")
+            self.say(f"{label}: continuing from {ckpt.name}{_on(gpu)}")
             return start_detached(run_dir, ckpt, env)
         if run_dir.exists():
             shutil.rmtree(run_dir)  # it never got a checkpoint: start it again
         cfg = run_config(self.spec["config"], slot["arm"], slot["seed"], slot["name"], self.exp_dir)
         prepare_run(cfg, slot["name"], at=run_dir)
-        self.say(f"{label}: training {slot['arm']} -> {run_dir}")
+        self.say(f"{label}: training {slot['arm']}{_on(gpu)} -> {run_dir}")
         return start_detached(run_dir, None, env)
 
     def _check_trained(self, run_dir: Path, label: str) -> None:
@@ -240,7 +240,7 @@ class ExperimentRunner:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
         cmd = eval_command(target, out, opts, self.exp_dir / BASE_DIR / EVAL_FILE)
-        self.say(f"{label}: evaluating")
+        self.say(f"{label}: evaluating{_on(gpu)}")
         env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
         with (out_dir / "eval.log").open("ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -297,6 +297,11 @@ def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path
     for spec in opts["general"]:
         cmd += ["--general", spec]
     return cmd
+
+
+def _on(gpu: str | None) -> str:
+    """Where a run goes, for the progress lines: `--gpus` pins each run to one device."""
+    return f" on GPU {gpu}" if gpu is not None else ""
 
 
 def _same_settings(result: dict[str, Any] | None, opts: dict[str, Any]) -> bool:
