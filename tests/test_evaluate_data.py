@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_config
-from trainer_core.evaluate.eval_data import default_sets, limit, read_domain_set, read_eval_set, read_general_set
+from trainer_core.evaluate.eval_data import (
+    default_sets,
+    limit,
+    read_domain_set,
+    read_eval_set,
+    read_general_set,
+    sets_digest,
+)
 from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
 from trainer_core.evaluate.targets import TargetError, resolve_target
 from trainer_core.train.files import builtin_data_path
@@ -134,3 +141,15 @@ def test_limit_spreads_the_items_over_the_set():
     held = limit(read_domain_set(["builtin:demo-heldout"]).items, 20)
     assert any(parse_json_answer(i.references[0]) is not None for i in held)  # the JSON items at the end too
     assert any(not i.prompt[-1]["content"].isascii() for i in held)
+
+
+def test_sets_digest_follows_what_the_sets_hold(tmp_path):
+    path = tmp_path / "domain.jsonl"
+    path.write_text(json.dumps({"instruction": "q", "output": "a", "reference": "a"}) + "\n", encoding="utf-8")
+    first = sets_digest([str(path)])
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")  # rewritten, same bytes
+    assert sets_digest([str(path)]) == first
+    path.write_text(json.dumps({"instruction": "q", "output": "a", "reference": "b"}) + "\n", encoding="utf-8")
+    assert sets_digest([str(path)]) != first
+    assert sets_digest(["builtin:demo-heldout"]) == sets_digest(["builtin:demo-heldout"]) != first
+    assert sets_digest(["builtin:demo-heldout", "builtin:general-text"]) != sets_digest(["builtin:demo-heldout"])

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from tests.helpers import nlirg_cli
+from trainer_core.evaluate.commands import experiment_complete
 from trainer_core.evaluate.experiment import EXPERIMENT_FILE
 from trainer_core.evaluate.report import METRIC_KEYS
-from trainer_core.evaluate.runner import experiment_lock
+from trainer_core.evaluate.runner import ExperimentRunner, experiment_lock
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import read_json
 
@@ -115,3 +116,18 @@ def test_a_second_runner_on_the_same_experiment_is_refused(tiny_experiment):
 
 def test_report_json_is_strict_json(tiny_experiment):
     json.loads((tiny_experiment.exp_dir / "report.json").read_text(encoding="utf-8"))  # no NaN, no torn file
+
+
+def test_an_evaluation_is_reused_only_while_its_sets_are_unchanged(tiny_experiment):
+    exp = tiny_experiment
+    runner = ExperimentRunner(exp.exp_dir, lambda _: None)
+    assert len(list(exp.exp_dir.glob("*/eval.json"))) == 5  # the base model and four runs
+    assert runner.evaluations_current() and experiment_complete(exp.exp_dir)  # the evaluator's digest is ours
+    domain = exp.work / "domain.jsonl"
+    saved = domain.read_bytes()
+    try:
+        domain.write_bytes(saved.replace(b'"reference": "6"', b'"reference": "six"'))  # a reference fixed in place
+        assert not runner.evaluations_current() and not experiment_complete(exp.exp_dir)
+    finally:
+        domain.write_bytes(saved)
+    assert runner.evaluations_current()

@@ -107,5 +107,10 @@ def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: lis
 
 
 def experiment_complete(exp_dir: Path) -> bool:
+    """Every run trained and evaluated, and no evaluation set edited since (then the command scores again)."""
+    from trainer_core.evaluate.runner import ExperimentRunner
+
     report = read_json(exp_dir / "report.json") or {}
-    return bool(report.get("complete")) and (exp_dir / EXPERIMENT_FILE).is_file()
+    if not report.get("complete") or not (exp_dir / EXPERIMENT_FILE).is_file():
+        return False
+    return ExperimentRunner(exp_dir, lambda _: None).evaluations_current()

@@ -9,6 +9,7 @@ conversation is what the eval loss scores. Errors name the file and line, as the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trainer_core.config import RunConfig
@@ -97,6 +98,23 @@ def _read_file(out: EvalSet, name: str, rows: list[tuple[int, Any]], spec: Any) 
         else:
             assert messages is not None
             out.items.append(EvalItem(name, line, messages, _references(obj, messages, where)))
+
+
+def sets_digest(specs: list[str]) -> str:
+    """A hash of what the sets hold (every file's bytes; a saved or cached hub dataset by its files' sizes and
+    times): an experiment reuses an eval.json only when its sets are unchanged, not merely named the same."""
+    import hashlib
+
+    from trainer_core.config.sources import parse_sources
+    from trainer_core.train.files import SUFFIX_KINDS, expand_source
+
+    h = hashlib.sha256()
+    for spec in parse_sources(list(specs), "evaluation set", {})[0]:
+        for file in expand_source(spec):
+            h.update(file.path.encode() + b"\0")
+            data = Path(file.path).read_bytes() if file.kind in SUFFIX_KINDS.values() else None
+            h.update(data if data is not None else repr(file.fingerprint()).encode())
+    return h.hexdigest()[:16]
 
 
 def read_domain_set(specs: list[str], system_prompt: str | None = None) -> EvalSet:

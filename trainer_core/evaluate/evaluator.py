@@ -17,7 +17,7 @@ import torch
 
 from trainer_core.config import ModelConfig, NlirgParams
 from trainer_core.evaluate import metrics as m
-from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set
+from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set, sets_digest
 from trainer_core.evaluate.generate import Answer, GenerationRun, greedy_answers
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
 from trainer_core.evaluate.targets import Target
@@ -148,7 +148,8 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     metrics["loss_fluctuation"] = _loss_fluctuation(target)
     counts.update(domain_items=len(domain.items), general_items=len(general.items), general_texts=len(general.texts),
                   json_items=sum(1 for i in domain.items + general.items if m.parse_json_answer(i.references[0])))
-    settings = {**opts.fingerprint(), "device": str(device), "dtype": str(dtype).replace("torch.", ""),
+    settings = {**opts.fingerprint(), "sets_digest": sets_digest([*opts.domain, *opts.general]),
+                "device": str(device), "dtype": str(dtype).replace("torch.", ""),
                 "weighted_loss_params": asdict(params)}
     return _result(target, opts, metrics, counts, settings, (domain, general), runs) | {
         "wall_s": round(time.time() - started, 3)}
@@ -217,7 +218,8 @@ def _cached_base_ppl(opts: EvalOptions, general: EvalSet) -> float | None:
         return None
     settings = cached.get("settings", {})
     if cached.get("sets", {}).get("general") != general.files or any(
-            settings.get(k) != getattr(opts, k) for k in ("limit", "max_length")):
+            settings.get(k) != getattr(opts, k) for k in ("limit", "max_length")) or (
+            settings.get("sets_digest") != sets_digest([*opts.domain, *opts.general])):
         return None  # other texts, or texts cut at another length: not comparable
     return cached.get("metrics", {}).get("general_ppl")
 

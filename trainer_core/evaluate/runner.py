@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.atomic import write_atomic
+from trainer_core.evaluate.eval_data import sets_digest
 from trainer_core.evaluate.experiment import (
     BASE_DIR,
     EVAL_FILE,
@@ -224,12 +225,20 @@ class ExperimentRunner:
 
     # ------------------------------------------------------------------ evaluation
     def eval_options(self) -> dict[str, Any]:
-        """The settings every evaluation of this experiment shares (EvalOptions.fingerprint's keys)."""
+        """The settings every evaluation of this experiment shares (EvalOptions.fingerprint's keys, and a digest
+        of the sets' content: a set edited since is scored again, the runs are not retrained)."""
         return {"domain": self.spec["domain"], "general": self.spec["general"], "base": self.spec["base"],
                 "max_new_tokens": self.spec["eval"]["max_new_tokens"], "batch_size": self.spec["eval"]["batch_size"],
                 "limit": self.spec["eval"].get("limit", 0),
                 "max_length": self.spec["config"]["data"]["max_length"],
-                "system_prompt": self.spec["config"]["data"]["system_prompt"]}
+                "system_prompt": self.spec["config"]["data"]["system_prompt"],
+                "sets_digest": sets_digest([*self.spec["domain"], *self.spec["general"]])}
+
+    def evaluations_current(self) -> bool:
+        """Whether the base model and every run have an eval.json made with today's settings and set contents."""
+        opts = self.eval_options()
+        dirs = [self.exp_dir / BASE_DIR, *(self.exp_dir / slot["name"] for slot in self.spec["runs"])]
+        return all(_same_settings(read_json(d / EVAL_FILE), opts) for d in dirs)
 
     def evaluate(self, slot: dict[str, Any] | None, out_dir: Path, target: str, gpu: str | None) -> None:
         label = slot["name"] if slot else f"base model {target}"
