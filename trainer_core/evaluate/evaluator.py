@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,7 +69,9 @@ def load_for_eval(target: Target, device: torch.device):
 
     model_cfg = target.config.model if target.config is not None else ModelConfig()
     dtype = compute_dtype(model_cfg, device)
-    tokenizer = load_tokenizer(resolve(ModelConfig(path=target.tokenizer)), model_cfg)
+    # A LoRA run's final/ holds the tokenizer beside the adapter, without a model's config.json: used as it is.
+    tok_path = target.tokenizer if Path(target.tokenizer).is_dir() else resolve(ModelConfig(path=target.tokenizer))
+    tokenizer = load_tokenizer(tok_path, model_cfg)
     path = resolve(ModelConfig(path=target.model))
     try:
         model = AutoModelForCausalLM.from_pretrained(
