@@ -130,7 +130,10 @@ async def test_inspector_export_tabs_and_toggles(live_run):
         await pilot.press("[")
         assert view.cursor == first  # back to the zeroed token before it
         await pilot.press("]")
-        assert view.cursor > first and view.sample["zones"][view.cursor] == 3  # the next zeroed one
+        # The next zeroed token of the sample on show (live flagged events can swap in a sample with one only;
+        # then `]` stays and says so).
+        later = [i for i, zone in enumerate(view.sample["zones"]) if zone == 3 and i > first]
+        assert view.cursor == (later[0] if later else first)
         assert "loss" in str(inspector.query_one("#token-detail").render())
         await pilot.press("e")
         lines = (live_run / "review.jsonl").read_text().splitlines()
