@@ -52,8 +52,8 @@ async def test_config_is_validated_as_you_type_and_diffed(fixture_run):
         editor.move_cursor((0, 0))
         await pilot.press(*"bogus: 1", "enter")
         await until(pilot, lambda: pane.problems, "validation")
-        assert pane.problems == ["bogus: unknown section; sections: model, data, training, lora, nlirg, telemetry, eval, "
-                                 "output, distributed"]
+        assert pane.problems == ["bogus: unknown section; sections: model, data, training, lora, nlirg, telemetry, "
+                                 "eval, output, distributed"]
         assert "bogus: unknown section" in str(pane.query_one("#config-problems").render())
         await pilot.press("ctrl+t")
         assert pane.show_diff
