@@ -26,6 +26,18 @@ def test_the_store_keeps_applied_commands_and_refusals_as_acks():
     assert list(state.acks) == ["set lr_scale=0.5: ok at step 30", "pause: refused: the run has ended"]
 
 
+def test_an_ok_pause_or_resume_ack_sets_the_status_before_the_streams_status_event():
+    """The ack overtook the `status` event in CI: the next `p` sent `pause` again and the run stayed paused."""
+    state = RunState()
+    state.ingest([{"type": "status", "status": "running", "step": 3, "total_steps": 10}])
+    state.note_ack("pause", {"ok": True, "applied_at_step": 4})
+    assert state.status == "paused"
+    state.note_ack("resume", {"ok": False, "error": "the run has ended"})
+    assert state.status == "paused"
+    state.note_ack("resume", {"ok": True, "applied_at_step": 4})
+    assert state.status == "running"
+
+
 @pytest.mark.parametrize(("width", "pane"), [(119, "loss"), (120, "overview")])
 async def test_the_overview_is_the_default_from_120_columns(fixture_run, width, pane):
     app = NlirgApp(run_dir=fixture_run)
