@@ -218,9 +218,6 @@ class RunState:
     def note_ack(self, name: str, ack: protocol.Ack) -> None:
         if ack.get("ok"):
             self.last_ack = f"{name}: ok at step {ack.get('applied_at_step')}"
-            # The ack comes on the command connection and may overtake the stream's status event: a second `p`
-            # pressed between the two must already send `resume`, not a refused second `pause`.
-            self.status = {"pause": "paused", "resume": "running"}.get(name, self.status)
         else:
             self.last_ack = f"{name}: refused: {ack.get('error')}"
             self.acks.append(self.last_ack)

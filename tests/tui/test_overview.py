@@ -13,6 +13,8 @@ from nlirg_tui.state import RunState
 from nlirg_tui.widgets.overview import WORST, OverviewPane
 from nlirg_tui.widgets.plot import SeriesPlot
 from tests.tui.conftest import acks_of, attach, axis_labels, shown, until
+from trainer_core.live import protocol
+from trainer_core.live.client import LiveClient
 
 pytestmark = pytest.mark.anyio
 
@@ -26,16 +28,31 @@ def test_the_store_keeps_applied_commands_and_refusals_as_acks():
     assert list(state.acks) == ["set lr_scale=0.5: ok at step 30", "pause: refused: the run has ended"]
 
 
-def test_an_ok_pause_or_resume_ack_sets_the_status_before_the_streams_status_event():
-    """The ack overtook the `status` event in CI: the next `p` sent `pause` again and the run stayed paused."""
-    state = RunState()
-    state.ingest([{"type": "status", "status": "running", "step": 3, "total_steps": 10}])
-    state.note_ack("pause", {"ok": True, "applied_at_step": 4})
-    assert state.status == "paused"
-    state.note_ack("resume", {"ok": False, "error": "the run has ended"})
-    assert state.status == "paused"
-    state.note_ack("resume", {"ok": True, "applied_at_step": 4})
-    assert state.status == "running"
+@pytest.mark.slow
+def test_an_ack_comes_after_the_events_its_command_emitted(shared_live_run):
+    """The TUI takes the run's status and NLIRG knobs from the stream and the acks from the same connection: an
+    ack that overtook its `status` event made a second `p` send `pause` again (a refusal), and one that overtook
+    its `command` event showed the old NLIRG parameters after an ok `set`."""
+    with LiveClient.for_run(shared_live_run) as client:
+        client.send(protocol.replay(client.hello["last_seq"] + 1))
+        try:
+            before_pause = _before_ack(client, "order-pause", "pause")
+            before_set = _before_ack(client, "order-set", "set", {"lr_scale": 1.0})
+        finally:
+            before_resume = _before_ack(client, "order-resume", "resume")  # the shared run goes on for the others
+    assert ("status", "paused") in [(m["type"], m.get("status")) for m in before_pause]
+    assert [m["id"] for m in before_set if m["type"] == "command"] == ["order-set"]
+    assert ("status", "running") in [(m["type"], m.get("status")) for m in before_resume]
+
+
+def _before_ack(client: LiveClient, cmd_id: str, name: str, args: dict | None = None) -> list[dict]:
+    """Send a command; return what came on the connection before its (ok) ack."""
+    client.send(protocol.command(cmd_id, name, args))
+    before = []
+    while (msg := client.read())["type"] != "ack" or msg["id"] != cmd_id:
+        before.append(msg)
+    assert msg["ok"], msg
+    return before
 
 
 @pytest.mark.parametrize(("width", "pane"), [(119, "loss"), (120, "overview")])

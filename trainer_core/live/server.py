@@ -1,7 +1,8 @@
 """The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
 
 Threads, never the training thread: one accepts connections; one fans events out (encodes each event once
-and hands the events of a short window to every streaming client as one message); each client has a reader
+and hands the events of a short window to every streaming client as one message; the trainer's acks pass
+through it too, so an ack is sent right behind the events emitted before it); each client has a reader
 (parses and validates its lines against the protocol's schemas and limits, queues commands) and a writer (the
 only one that sends on its socket; a replay goes out of events.jsonl by sendfile). The training thread's whole
 cost per event is one put on the fan-out queue, whatever the number of clients (and an ack put per command).
@@ -70,6 +71,16 @@ class _Join:
     connection: Connection
     from_seq: int
     upto: int
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """Fan-out instruction: offer `reply` (an ack the training thread made) to `connection` right after the
+    events emitted before it, so an ack never overtakes the `status` or `command` event of its own command;
+    `then_close` when the client has shut its side and this was the last ack it waited for."""
+    connection: Connection
+    reply: dict[str, Any]
+    then_close: bool
 
 
 _STOP = object()
@@ -198,14 +209,22 @@ class LiveServer:
             if isinstance(instruction, _Join):
                 instruction.connection.offer(_ReplayFrom(instruction.from_seq, instruction.upto))
                 streaming.append(instruction.connection)
+            elif isinstance(instruction, _Reply):
+                instruction.connection.offer(instruction.reply)
+                if instruction.then_close:
+                    instruction.connection.finish()
+
+    def reply_after_events(self, connection: Connection, reply: dict[str, Any], then_close: bool) -> None:
+        """Send `reply` to `connection` behind every event emitted so far, without waiting for the batch window."""
+        self._fanout.put(_Reply(connection, reply, then_close))
 
     def _next_batch(self, window: float) -> tuple[list[dict[str, Any]], Any]:
-        """The events that arrive within `window` seconds of the first, up to a join or stop instruction
-        (returned apart, to be handled after them): one wake-up per client per window, not per event."""
+        """The events that arrive within `window` seconds of the first, up to a join, reply or stop instruction
+        (returned apart, to be handled right after them): one wake-up per client per window, not per event."""
         batch: list[dict[str, Any]] = []
         item = self._fanout.get()
         deadline = time.monotonic() + window
-        while item is not _STOP and not isinstance(item, _Join):
+        while item is not _STOP and not isinstance(item, (_Join, _Reply)):
             batch.append(item)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -393,9 +412,7 @@ class Connection:
             with self._pending_lock:
                 self.pending.pop(token, None)
                 last = self._reader_done and not self.pending
-            self.offer(reply)
-            if last:
-                self.finish()
+            self.server.reply_after_events(self, reply, then_close=last)
 
         trainer.commands.put(Command(req.name, dict(req.args), req.id, ack=acked, source=self.name))
 
