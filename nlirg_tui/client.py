@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from trainer_core.live.processes import pid_alive
-from trainer_core.live.protocol import LineReader, ProtocolError, ack, command, decode, encode, is_event, replay
+from trainer_core.live.protocol import LineReader, ProtocolError, ack, command, decode_lines, encode, is_event, replay
 from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
 from trainer_core.live.runs import LIVE_STATUSES
 from trainer_core.live.sockets import socket_path
@@ -50,6 +49,8 @@ class RunLink(Widget):
         self._ids = itertools.count(1)
         self._pending: dict[Any, str] = {}
         self._ended = False
+        self.bad_lines = 0
+        """Lines of the trainer's stream or events.jsonl that were no protocol message (a damaged file), skipped."""
 
     def on_mount(self) -> None:
         self.follow()
@@ -102,7 +103,9 @@ class RunLink(Widget):
                         self._set_mode("replay", "the run has ended")
                         return
                     raise LinkLost("the trainer closed the connection")
-                self._dispatch([decode(raw) for raw in lines.feed(data)])
+                messages, bad = lines.messages(data)
+                self._dispatch(messages)
+                self._note_skipped(bad)
         finally:
             self._writer = None
             writer.close()
@@ -131,6 +134,16 @@ class RunLink(Widget):
         if batch:
             self.post_message(RunEvents(batch))
 
+    def _note_skipped(self, bad: int) -> None:
+        """Say in the run's log that lines were skipped, once per read rather than per line. The note travels as a
+        `log` event without a seq: the store shows it among the trainer's lines and never takes it for history."""
+        if not bad:
+            return
+        self.bad_lines += bad
+        note = (f"the live link skipped {bad} line(s) that are no protocol message ({self.bad_lines} in all): "
+                f"a damaged {EVENTS_FILE}; the events around them are shown")
+        self.post_message(RunEvents([{"type": "log", "level": "warning", "message": note}]))
+
     async def _follow_file_once(self) -> bool:
         """Read new lines of events.jsonl; True when nothing more will come (run ended or trainer gone)."""
         await self._drain_file()
@@ -153,29 +166,26 @@ class RunLink(Widget):
     async def _drain_file(self) -> None:
         """Everything new in events.jsonl, a chunk at a time so a huge history never sits in memory at once."""
         while True:
-            events, more = self._read_file_chunk()
+            events, bad, more = self._read_file_chunk()
             self._dispatch(events)
+            self._note_skipped(bad)
             if not more:
                 return
             await asyncio.sleep(0)  # let the screen ingest between chunks
 
-    def _read_file_chunk(self) -> tuple[list[dict[str, Any]], bool]:
+    def _read_file_chunk(self) -> tuple[list[dict[str, Any]], int, bool]:
+        """(events, lines skipped as no protocol message, whether more is waiting) from the next chunk."""
         path = self.run_dir / EVENTS_FILE
         try:
             with path.open("rb") as fh:
                 fh.seek(self._file_offset)
                 data = fh.read(FILE_CHUNK)
         except FileNotFoundError:
-            return [], False
+            return [], 0, False
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
         self._file_offset += end
-        out = []
-        for raw in data[:end].splitlines():
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue  # a torn line from a crash; the trainer never writes one otherwise
-        return out, len(data) == FILE_CHUNK and end > 0
+        events, bad = decode_lines(data[:end].splitlines())  # a torn line from a crash is skipped and counted
+        return events, bad, len(data) == FILE_CHUNK and end > 0
 
     def _set_mode(self, mode: str, detail: str = "") -> None:
         if mode != self.mode:

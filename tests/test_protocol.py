@@ -65,6 +65,14 @@ def test_default_limit_is_one_mib():
     assert reader.feed(b"z" * protocol.MAX_LINE_BYTES + b"\n") == [b"z" * protocol.MAX_LINE_BYTES]
 
 
+def test_a_reader_skips_and_counts_lines_that_are_no_protocol_message():
+    """What a replay of a damaged events.jsonl sends: the clients keep the events around the junk."""
+    event = protocol.encode({"type": "log", "seq": 3, "ts": 0.0, "level": "info", "message": "kept"})
+    junk = b'12\n\x00garbage{\n{"v": 1, "type": "log", "seq": "x"}\n\n'
+    messages, bad = protocol.LineReader().messages(junk + event + b'{"v": 1, "type"')
+    assert [m["message"] for m in messages] == ["kept"] and bad == 3
+
+
 @pytest.mark.parametrize("obj, expected", [
     ({"type": "replay", "from_seq": 5}, protocol.Replay(5)),
     ({"type": "replay"}, protocol.Replay(0)),

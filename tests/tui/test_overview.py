@@ -1,20 +1,30 @@
 """The Overview pane (issue 14, item 12): the default at 120 columns and more, every box filled from the store
-of a real run, each a key (or a click) away from its full pane. Its histogram's ticks: test_loss_axis.py."""
+of a real run, each a key (or a click) away from its full pane. Its histogram's ticks: test_loss_axis.py.
+Also what the store behind it gets from the live link: acks after their events, a replay past damaged lines."""
 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 
 from nlirg_tui.app import NlirgApp
+from nlirg_tui.messages import LinkChanged
 from nlirg_tui.panes import PANE_KEY
+from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.overview import WORST, OverviewPane
 from nlirg_tui.widgets.plot import SeriesPlot
 from tests.tui.conftest import acks_of, attach, axis_labels, shown, until
+from trainer_core.config import build_config
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient
+from trainer_core.live.control import CommandQueue
+from trainer_core.live.events import EventLog
+from trainer_core.live.rundir import EVENTS_FILE
+from trainer_core.live.server import LiveServer
+from trainer_core.live.sockets import socket_path
 
 pytestmark = pytest.mark.anyio
 
@@ -53,6 +63,42 @@ def _before_ack(client: LiveClient, cmd_id: str, name: str, args: dict | None = 
         before.append(msg)
     assert msg["ok"], msg
     return before
+
+
+async def test_a_replay_past_damaged_lines_goes_on_and_says_so_once(tmp_path):
+    """A replay sends events.jsonl as written, junk lines included: the link used to raise on one, reconnect with
+    the same `from_seq` and meet the same line again, for ever. The real server, in this process, on a real socket."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / EVENTS_FILE)
+    events.emit("status", status="running", step=0, total_steps=10)
+    with (run_dir / EVENTS_FILE).open("ab") as fh:  # a torn write and a person's edits between two events
+        fh.write(b'12\n\x00garbage{\n{"v": 1, "type": "log", "seq": "x"}\n')
+    events.emit("log", level="info", message="after the junk")
+    trainer = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
+                              total_steps=10, cfg=build_config(None, ["model.path=builtin:tiny"]))
+    server = LiveServer(trainer, socket_path(run_dir))
+    server.start()
+    seen: list = []
+
+    def links() -> list[str]:
+        return [m.mode for m in seen if isinstance(m, LinkChanged)]
+
+    try:
+        app = NlirgApp(run_dir=run_dir)
+        async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen, "the Run screen")
+            await until(pilot, lambda: screen.state.last_seq == 1 or "down" in links(), "the replay (or a drop)")
+            events.emit("log", level="info", message="live")
+            await until(pilot, lambda: screen.state.last_seq == 2 or "down" in links(), "a live event (or a drop)")
+            assert "down" not in links(), [m.detail for m in seen if isinstance(m, LinkChanged)]
+            assert [line for line in screen.state.log if "skipped" in line] == [
+                f"warning: the live link skipped 3 line(s) that are no protocol message (3 in all): a damaged "
+                f"{EVENTS_FILE}; the events around them are shown"]
+            assert screen.link.bad_lines == 3
+    finally:
+        server.close()
+        events.close()
 
 
 @pytest.mark.parametrize(("width", "pane"), [(119, "loss"), (120, "overview")])

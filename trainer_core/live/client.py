@@ -83,17 +83,10 @@ class LiveClient:
             data = self.sock.recv(1 << 16)
             if not data:
                 raise EOFError("the trainer closed the connection")
-            for line in self._lines.feed(data):
-                self._take(line)
+            messages, bad = self._lines.messages(data)  # a damaged events.jsonl line is skipped, never our end
+            self._ready += messages
+            self.bad_lines += bad
         return self._ready.pop(0)
-
-    def _take(self, line: bytes) -> None:
-        """Queue one decoded message; a line that is no protocol message (e.g. replayed from an events.jsonl that
-        an older trainer tore) is skipped and counted, never the end of the client."""
-        try:
-            self._ready.append(protocol.decode(line))
-        except protocol.ProtocolError:
-            self.bad_lines += 1
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Messages until the connection closes."""

@@ -26,6 +26,7 @@ Each definition below is a TypedDict of the message's fields without `v` and `ty
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -460,6 +461,33 @@ class LineReader:
         if len(self._buf) > self.limit:
             raise ProtocolError(f"line over the {self.limit}-byte limit")
         return lines
+
+    def messages(self, data: bytes) -> tuple[list[dict[str, Any]], int]:
+        """`feed`, then `decode_lines`: the messages completed by `data`, and how many lines were none."""
+        return decode_lines(self.feed(data))
+
+
+def decode_lines(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """The protocol messages among `lines`, and how many lines were none (skipped; blank lines not counted).
+
+    What a client does with the trainer's lines: a replay sends events.jsonl as written, so a line that a torn
+    write or a person left there (`12`, `\\x00garbage{`) reaches every client, and a client that gave up on it
+    would meet it again on every reconnect."""
+    messages: list[dict[str, Any]] = []
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            message = decode(line)
+        except ProtocolError:
+            bad += 1
+            continue
+        if "seq" in message and type(message["seq"]) is not int:  # no event a client could place in the history
+            bad += 1
+            continue
+        messages.append(message)
+    return messages, bad
 
 
 # ---------------------------------------------------------------------------------------------- parsing client input
