@@ -142,7 +142,7 @@ def measure_overhead(tmp: Path, blocks: int, block_steps: int, n_clients: int) -
     emit_s = [0.0] * blocks
     steps = [0] * blocks
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: dict[str, Any], line: bytes) -> None:
         if event["type"] == "step":
             steps[state["block"]] += 1
             if event["step"] > state["resumed_at"] + SKIP_AFTER_RESUME:

@@ -47,7 +47,7 @@ def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")
     seen = []
-    events.subscribe(seen.append)
+    events.subscribe(lambda event, line: seen.append(event))
     # Every sample flagged (threshold 0): flagged.jsonl is written at every step. TensorBoard appends ~400 bytes a
     # step, which the slack of its file's last tmpfs page takes for ~10 steps: 16 steps meet the full disk.
     cfg = make_config([*TINY, f"data.train={data}", "training.max_steps=16", "training.save_every=8",

@@ -318,15 +318,44 @@ def test_replay_races_a_fast_emitter_without_gap_or_duplicate(tmp_path, monkeypa
     assert not server.path.exists()
 
 
+def test_a_live_client_gets_each_event_as_its_events_jsonl_line(tmp_path, monkeypatch):
+    """The log encodes an event once; the fan-out sends those bytes (no second encode on the server, and what a
+    client gets live is what a replay of the file gives it)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", private_runtime_dir())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    events.emit("log", level="info", message="before the client")
+    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
+                            total_steps=3, cfg=make_config([*TINY]))
+    server = LiveServer(owner, sockets.socket_path(run_dir))
+    server.start()
+    try:
+        client = RawClient(server.path)
+        client.send({"type": "replay", "from_seq": client.read()["last_seq"] + 1})
+        client.send({"type": "command", "id": "joined", "name": "ping"})  # read after the replay: its join is queued
+        assert client.read()["id"] == "joined"
+        events.emit("log", level="warning", message="中文 and a float: 0.1")
+        events.emit("error", message="boom", step=2, fatal=False)
+        received = b""
+        while received.count(b"\n") < 2:
+            received += client.sock.recv(1 << 16)
+        client.close()
+    finally:
+        server.close()
+        events.close()
+    assert received == b"".join((run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)[1:])
+
+
 def test_a_failing_listener_never_reaches_the_emitter(tmp_path):
     log = EventLog(tmp_path / "events.jsonl")
     seen = []
 
-    def broken(event):
+    def broken(event, line):
         raise RuntimeError("client bug")
 
     log.subscribe(broken)
-    log.subscribe(seen.append)
+    log.subscribe(lambda event, line: seen.append(event))
     log.emit("log", level="info", message="one")
     log.emit("log", level="info", message="two")
     log.close()

@@ -2,7 +2,8 @@
 
 Every event gets `v`, `type`, a monotonically increasing `seq` and a timestamp. Writing the line and
 handing the event to listeners happen under one lock, so a listener that subscribes while replaying
-the file sees every event exactly once (DESIGN §4).
+the file sees every event exactly once (DESIGN §4). Listeners get the written line with the event: the live
+link sends those very bytes, so an event is encoded once and reads the same live and replayed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from trainer_core.live.line_limit import cut_to_fit, dumps
 from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.protocol import MAX_LINE_BYTES, PROTOCOL_VERSION, check_event_fields
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[dict[str, Any], bytes], None]
+"""Called with each event and its events.jsonl line (newline included), on the emitting thread: must not block."""
 
 
 def read_events(path: str | Path, from_seq: int = 0) -> list[dict[str, Any]]:
@@ -72,7 +74,7 @@ class EventLog:
             self._write(line)
             for listener in list(self._listeners):
                 try:
-                    listener(event)
+                    listener(event, line)
                 except Exception:  # noqa: BLE001 - a live client's bug must not kill training; it is logged and cut off
                     logging.getLogger("trainer_core").exception("event listener %r failed; unsubscribed", listener,
                                                                 extra=NOT_AN_EVENT)

@@ -1,7 +1,7 @@
 """The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
 
-Threads, never the training thread: one accepts connections; one fans events out (encodes each event once
-and hands the events of a short window to every streaming client as one message; the trainer's acks pass
+Threads, never the training thread: one accepts connections; one fans events out (joins the events.jsonl lines
+of a short window and hands them to every streaming client as one message; the trainer's acks pass
 through it too, so an ack is sent right behind the events emitted before it); each client has a reader
 (parses and validates its lines against the protocol's schemas and limits, queues commands) and a writer (the
 only one that sends on its socket; a replay goes out of events.jsonl by sendfile). The training thread's whole
@@ -117,7 +117,7 @@ class LiveServer:
             self.path.unlink()  # our own path: left by an earlier (killed) trainer of this same run
         self._sock = self._bind()
         update_trainer_json(self.trainer.run_dir, socket=str(self.path))
-        self.trainer.events.subscribe(self._fanout.put)  # the training thread's only live-link work per event
+        self.trainer.events.subscribe(self._on_event)  # the training thread's only live-link work per event
         self._fanout_thread.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="live-accept", daemon=True)
         self._accept_thread.start()
@@ -185,6 +185,10 @@ class LiveServer:
                 self.connections.add(connection)
             connection.start()
 
+    def _on_event(self, event: dict[str, Any], line: bytes) -> None:
+        """The event's events.jsonl line is what clients get: encoded once, by the log, the same bytes as a replay."""
+        self._fanout.put(line)
+
     def join_stream(self, connection: Connection, from_seq: int) -> None:
         """Start streaming to `connection`: events up to now from the file, later ones live, none twice."""
         events = self.trainer.events
@@ -199,7 +203,7 @@ class LiveServer:
             window = min(FANOUT_WINDOW_MAX_S, max(FANOUT_WINDOW_S, FANOUT_WINDOW_PER_CLIENT_S * len(streaming)))
             batch, instruction = self._next_batch(window)
             if batch and streaming:
-                blob = b"".join(_encoded(event) for event in batch)  # once per event, shared by every client
+                blob = b"".join(batch)  # one message shared by every client
                 for connection in streaming:
                     connection.offer(blob)
                 if any(c.closed.is_set() for c in streaming):
@@ -218,10 +222,10 @@ class LiveServer:
         """Send `reply` to `connection` behind every event emitted so far, without waiting for the batch window."""
         self._fanout.put(_Reply(connection, reply, then_close))
 
-    def _next_batch(self, window: float) -> tuple[list[dict[str, Any]], Any]:
+    def _next_batch(self, window: float) -> tuple[list[bytes], Any]:
         """The events that arrive within `window` seconds of the first, up to a join, reply or stop instruction
         (returned apart, to be handled right after them): one wake-up per client per window, not per event."""
-        batch: list[dict[str, Any]] = []
+        batch: list[bytes] = []
         item = self._fanout.get()
         deadline = time.monotonic() + window
         while item is not _STOP and not isinstance(item, (_Join, _Reply)):
@@ -253,7 +257,7 @@ class LiveServer:
     def close(self) -> None:
         """Send what is queued (the `end` event included), then close every connection and the socket."""
         self._closing.set()
-        self.trainer.events.unsubscribe(self._fanout.put)
+        self.trainer.events.unsubscribe(self._on_event)
         self._fanout.put(_STOP)
         if self._fanout_thread.is_alive():
             self._fanout_thread.join(timeout=10.0)  # every event so far is in the clients' queues after this
@@ -465,14 +469,6 @@ class Connection:
                 offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
 
 
-def _encoded(event: dict[str, Any]) -> bytes:
-    try:
-        return protocol.encode(event)
-    except (TypeError, ValueError):
-        log.exception("event seq %s cannot be sent as JSON; clients will find it in events.jsonl", event.get("seq"))
-        return b""
-
-
 def _echoable(cmd_id: Any) -> bool:
     """An id the ack may carry back: a string of bounded length or an integer."""
     if isinstance(cmd_id, str):
@@ -481,7 +477,7 @@ def _echoable(cmd_id: Any) -> bool:
 
 
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:
-    """Events arrive encoded by the fan-out thread; replies (hello, ack, error) are encoded here."""
+    """Events arrive as their events.jsonl lines; replies (hello, ack, error) are encoded here."""
     return item if isinstance(item, bytes) else protocol.encode(item)
 
 
