@@ -14,8 +14,7 @@ from typing import Any
 from trainer_core.config.live_set import live_set_problems, lr_scale_problems
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
-from trainer_core.live.protocol import COMMANDS, SETTABLE, Ack, NoArgs, nlirg_key
-from trainer_core.live.shapes import problems
+from trainer_core.live.protocol import SETTABLE, Ack, CommandName, nlirg_key
 
 AckSink = Callable[[Ack], None]
 
@@ -61,28 +60,20 @@ class CommandQueue:
             return None
 
 
-def validate_command(name: Any, args: Any, current: NlirgParams | None = None) -> str | None:
-    """Why a command is malformed, or None. The server's reader thread calls it before queueing, so nothing a
-    client sends reaches the training loop unchecked: every command's args against its schema
-    (`protocol.COMMANDS`), and `set` values against the config validator (with the run's `current` NLIRG
-    parameters, for the checks that relate one to another; the defaults when not given)."""
-    spec = COMMANDS.get(name)
-    if spec is None:
-        return f"unknown command {name!r}; known: {', '.join(COMMANDS)}"
-    if not isinstance(args, dict):
-        return "args must be an object"
-    if name == "set":
-        if not args:
-            return "set needs at least one key, e.g. {\"lr_scale\": 0.5}"
-        try:
-            parse_set_args(args, current or NlirgParams())
-        except ConfigError as exc:
-            return "; ".join(exc.problems)
-        return None
-    if args and spec.args is NoArgs:
-        return f"{name} takes no arguments"
-    found = problems(args, spec.args, f"{name}.args")
-    return "; ".join(found) or None
+def validate_command(name: CommandName, args: dict[str, Any], current: NlirgParams | None = None) -> str | None:
+    """Why a command's args are wrong, or None. The server's reader thread calls it before queueing (after
+    `protocol.parse_client_message` checked the name and that args is an object), so nothing a client sends
+    reaches the training loop unchecked: `set` values against the config validator (with the run's `current`
+    NLIRG parameters, for the checks that relate one to another; the defaults when not given)."""
+    if name != "set":
+        return f"{name} takes no arguments" if args else None
+    if not args:
+        return "set needs at least one key, e.g. {\"lr_scale\": 0.5}"
+    try:
+        parse_set_args(args, current or NlirgParams())
+    except ConfigError as exc:
+        return "; ".join(exc.problems)
+    return None
 
 
 _SCALARS = (str, int, float, bool, type(None))

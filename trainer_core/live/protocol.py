@@ -11,24 +11,25 @@ Framing: one JSON object per line, UTF-8, at most `MAX_LINE_BYTES` a line, every
   metrics instead of a held-out loss (`EVENT_VARIANTS`);
 - replies (`REPLIES`: hello, ack, and an error answering this client's bad input) have no `seq`.
 
-A client sends (`CLIENT_MESSAGES`):
+A client sends (`parse_client_message` checks them into a `Replay` or a `CommandRequest`):
 
 - `{"v":1,"type":"replay","from_seq":N}`: every event with seq >= N, then the live stream, without a gap or a
   duplicate. Events flow only after a replay; for the live stream alone use `from_seq = hello.last_seq + 1`.
   One replay per connection.
 - `{"v":1,"type":"command","id":ID,"name":NAME,"args":{...}}` with NAME in `COMMANDS`; answered with an `Ack`
-  once the trainer applies it at a step boundary (`ping` is answered at once).
+  once the trainer applies it at a step boundary (`ping` is answered at once). `set` takes the keys of
+  `SETTABLE`; the other commands take no arguments.
 
-Each definition below is a TypedDict of the message's fields without `v` and `type` (and, for events, without
-`seq` and `ts`); `event_problems` / `reply_problems` check a whole decoded message against them. (No
-`from __future__ import annotations` here: TypedDict sees `NotRequired` only in evaluated annotations.)
+Each event and reply definition below is a TypedDict of the message's fields without `v` and `type` (and, for
+events, without `seq` and `ts`); `event_problems` / `reply_problems` check a whole decoded message against them.
+(No `from __future__ import annotations` here: TypedDict sees `NotRequired` only in evaluated annotations.)
 """
 
 import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from typing_extensions import NotRequired, TypedDict, get_type_hints
 
@@ -45,8 +46,6 @@ MAX_COMMAND_BYTES = 8 * 1024
 refused with an ack before anything reaches the trainer."""
 MAX_ID_CHARS = 128
 """The longest command `id` (it is echoed in the ack and recorded in the run's history)."""
-LISTEN_BACKLOG = 1024
-"""Connections the kernel holds for the trainer to accept (a connect storm of 100 clients fits many times)."""
 
 ZONES = 4
 """NLIRG zones, in this order in every `zone_*` list: easy (cut), boost, hard (cut), zeroed (DESIGN §5)."""
@@ -61,6 +60,9 @@ END_STATUSES: tuple[RunStatus, ...] = ("completed", "stopped", "failed")
 """The statuses an `end` event (and summary.json) can carry."""
 
 CommandName = Literal["pause", "resume", "save", "stop", "set", "ping"]
+"""pause (at the next step boundary), resume, save (a checkpoint there), stop (finish the step, save, write the
+summary and exit), set (settings from the next step on), ping (answered at once: is the trainer there)."""
+COMMANDS: tuple[str, ...] = get_args(CommandName)
 CommandId = str | int | None
 """A client's own id for a command, echoed in its ack (None when the client sent none)."""
 ZoneCounts = Annotated[list[int], Length(ZONES)]
@@ -317,33 +319,13 @@ class ErrorReply(TypedDict):
 REPLIES: dict[str, type] = {"hello": Hello, "ack": Ack, "error": ErrorReply}
 
 
-# ---------------------------------------------------------------------------------------------- client messages
-class ReplayRequest(TypedDict):
-    from_seq: NotRequired[int]
-    """Default 0: the whole history."""
-
-
-class CommandMessage(TypedDict):
-    id: NotRequired[CommandId]
-    name: CommandName
-    args: NotRequired[dict[str, Any] | None]
-
-
-CLIENT_MESSAGES: dict[str, type] = {"replay": ReplayRequest, "command": CommandMessage}
-
-
-class NoArgs(TypedDict):
-    """A command that takes no arguments."""
-
-
+# ---------------------------------------------------------------------------------------------- set
 SETTABLE: dict[str, Any] = {
     "lr_scale": float, "log_every": int, "flag_threshold": float, "eval_every": int, "save_every": int,
     **{f"nlirg.{name}": hint for name, hint in get_type_hints(NlirgParams).items()},
 }
 """What `set` may change on a running trainer, and each value's type. A bare NLIRG name (`k`) means
 `nlirg.k`. The trainer checks the values as the config validator does (`trainer_core.live.control`)."""
-
-SetArgs = TypedDict("SetArgs", SETTABLE, total=False)  # noqa: UP013 - its keys hold dots
 
 
 def nlirg_key(key: str) -> str | None:
@@ -353,25 +335,6 @@ def nlirg_key(key: str) -> str | None:
 
 
 _NLIRG_FIELDS = {f.name for f in dataclasses.fields(NlirgParams)}
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """One command of the protocol: what it does and the arguments it takes."""
-
-    summary: str
-    args: type
-    """A TypedDict of its arguments: a key it does not name, or a value of the wrong type, is refused."""
-
-
-COMMANDS: dict[str, CommandSpec] = {
-    "pause": CommandSpec("pause at the next step boundary", NoArgs),
-    "resume": CommandSpec("resume a paused run", NoArgs),
-    "save": CommandSpec("write a checkpoint at the next step boundary", NoArgs),
-    "stop": CommandSpec("finish the step, save, write the summary and exit", NoArgs),
-    "set": CommandSpec("change settings from the next step on", SetArgs),
-    "ping": CommandSpec("answered at once: is the trainer there", NoArgs),
-}
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -493,13 +456,17 @@ def decode_lines(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], int]:
 # ---------------------------------------------------------------------------------------------- parsing client input
 @dataclass(frozen=True)
 class Replay:
+    """`{"type": "replay", "from_seq": N}` (N >= 0, default 0: the whole history)."""
+
     from_seq: int
 
 
 @dataclass(frozen=True)
 class CommandRequest:
+    """`{"type": "command", "id": ID, "name": NAME, "args": {...}}` (id optional, args default {})."""
+
     id: CommandId
-    name: str
+    name: CommandName
     args: dict[str, Any]
 
 
@@ -532,7 +499,7 @@ def parse_client_message(obj: dict[str, Any], size: int = 0) -> ClientMessage:
         if not isinstance(args, dict):
             raise ProtocolError(f"command.args must be an object, got {type(args).__name__}")
         return CommandRequest(cmd_id, name, args)
-    raise ProtocolError(f"unknown message type {_short(kind)}; a client sends one of: {', '.join(CLIENT_MESSAGES)}")
+    raise ProtocolError(f"unknown message type {_short(kind)}; a client sends replay or command")
 
 
 def _short(value: Any) -> str:

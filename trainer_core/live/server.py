@@ -48,6 +48,8 @@ FANOUT_WINDOW_PER_CLIENT_S = 0.0025
 FANOUT_WINDOW_MAX_S = 0.25
 """With many clients the window grows (2.5 ms per client, at most 250 ms: 100 clients wake at most 400 times a
 second in all, whatever the step rate); each wake-up costs the process some 20 us of the GIL."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel holds for the trainer to accept (a connect storm of 100 clients fits many times)."""
 REPLAY_CHUNK_BYTES = 1 << 20
 """A replay goes out by sendfile in chunks of this size (each one waits for the client to take it)."""
 _SEQ_AT_START = re.compile(rb'"seq":\s*(\d+)')
@@ -131,7 +133,7 @@ class LiveServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
-        sock.listen(protocol.LISTEN_BACKLOG)  # the kernel caps it at net.core.somaxconn
+        sock.listen(LISTEN_BACKLOG)  # the kernel caps it at net.core.somaxconn
         sock.settimeout(REBIND_CHECK_S)
         self._inode = self.path.stat().st_ino
         return sock
