@@ -28,7 +28,7 @@ from tests.live_helpers import (
 from trainer_core.config import RunConfig
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient
-from trainer_core.live.control import Command, CommandQueue
+from trainer_core.live.control import Command, CommandQueue, validate_command
 from trainer_core.live.events import EventLog, read_events
 from trainer_core.live.server import LiveServer
 
@@ -95,6 +95,26 @@ def test_set_checks_related_values_against_the_runs_own_parameters(run):
         ack = client.command("set", {"nlirg.easy_max": 7.0})
         assert ack["ok"], ack
         assert client.command("set", {"nlirg.easy_max": 1.45, "nlirg.hard_min": 6.6})["ok"]
+
+
+def test_a_set_that_no_longer_fits_is_refused_at_the_step_boundary(tmp_path):
+    """The reader checks a `set` against the parameters when it arrives; two that each fit alone (hard_min 2, then
+    easy_max 3) do not fit together, so the step boundary checks again and refuses the second, with why."""
+    acks: list[dict] = []
+
+    def both(trainer) -> None:
+        for cmd_id, args in (("hard", {"nlirg.hard_min": 2.0}), ("easy", {"nlirg.easy_max": 3.0})):
+            assert validate_command("set", args, trainer.params) is None, "each passes the reader's check"
+            trainer.commands.put(Command("set", args, id=cmd_id, ack=acks.append))
+
+    overrides = [*TINY, f"data.train={write_alpaca(tmp_path / 'd.jsonl')}", "training.save_every=0",
+                 "training.eval_every=0", "data.eval_fraction=0", "training.max_steps=1"]
+    trainer, _status = train_in_process(tmp_path / "run", overrides, before_fit=both)
+    assert [(a["id"], a["ok"]) for a in acks] == [("hard", True), ("easy", False)]
+    assert acks[1]["error"].startswith("nlirg: zone bounds must satisfy 0 < easy_max (3.0) < hard_min (2.0)"), acks
+    assert (trainer.params.hard_min, trainer.params.easy_max) == (2.0, 1.45)
+    applied = [e["id"] for e in read_events(tmp_path / "run" / "events.jsonl") if e["type"] == "command"]
+    assert applied == ["hard"]
 
 
 @pytest.mark.parametrize("pair", ["nlirg.k=.nan", "lr_scale=1e309", "nlirg.max_lr=-.inf", "flag_threshold=nan"])

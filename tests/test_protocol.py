@@ -112,6 +112,30 @@ def test_the_trainer_understands_every_command_and_setting_the_protocol_names():
     assert "cannot be set" in control.validate_command("set", {"training.lr": 1.0})
 
 
+def test_a_refused_commands_error_names_the_key_and_never_grows_with_the_value():
+    long = control.validate_command("set", {"lr_scale": "x" * 3000})
+    assert long.startswith("lr_scale: expected a number, got 'xxx") and len(long) < 120, long
+    for value in ([1], {"a": [1] * 5000}, "x" * 3000):
+        error = control.validate_command("set", {"nlirg.weighting": value})
+        assert error.startswith("nlirg.weighting: ") and error.endswith("is not one of nlirg, plain, dft"), error
+        assert len(error) < 140, error
+    assert len(control.validate_command("set", {"k" * 3000: 1})) < 400  # the key, cut, then the settable keys
+
+
+def test_a_protocol_error_carries_the_commands_id_once_it_is_usable():
+    def refusal(obj: dict, size: int = 0) -> ProtocolError:
+        with pytest.raises(ProtocolError) as caught:
+            protocol.parse_client_message({"v": 1, "type": "command", **obj}, size)
+        return caught.value
+
+    assert refusal({"id": "a", "name": "explode"}).cmd_id == "a"
+    assert refusal({"id": 7, "name": "set", "args": "lr_scale=2"}).cmd_id == 7
+    assert refusal({"id": 8, "name": "ping"}, size=protocol.MAX_COMMAND_BYTES + 1).cmd_id == 8
+    assert refusal({"id": "x" * (protocol.MAX_ID_CHARS + 1), "name": "ping"}).cmd_id is None
+    assert refusal({"id": True, "name": "ping"}).cmd_id is None
+    assert refusal({"name": [1]}).cmd_id is None
+
+
 def test_replies_have_no_seq_and_events_do():
     assert not protocol.is_event(protocol.ack(1, True, None, 3))
     assert not protocol.is_event(protocol.error_reply("bad"))

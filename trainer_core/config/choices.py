@@ -10,6 +10,8 @@ from __future__ import annotations
 import typing
 from typing import Any, Literal
 
+from trainer_core.quoting import quoted
+
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 DataFormat = Literal["auto", "alpaca", "messages", "prompt_response", "qa", "text"]
 TrainingType = Literal["sft", "cpt"]
@@ -23,4 +25,4 @@ DATA_FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
 
 def not_one_of(key: str, value: Any, allowed: tuple[Any, ...]) -> str:
     """The one message for a value outside a choice field's `Literal`."""
-    return f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}"
+    return f"{key}: {quoted(value)} is not one of {', '.join(map(str, allowed))}"

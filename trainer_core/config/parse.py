@@ -19,6 +19,7 @@ from trainer_core.atomic import write_atomic
 from trainer_core.config.choices import not_one_of
 from trainer_core.config.paths import anchor_paths
 from trainer_core.config.schema import ConfigError, RunConfig, non_finite
+from trainer_core.quoting import quoted
 
 
 # --------------------------------------------------------------------------- parsing
@@ -55,29 +56,29 @@ def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
         if isinstance(value, dict) and args[0] is Any:  # one source given as a mapping
             value = [value]
         if not isinstance(value, list):
-            problems.append(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            problems.append(f"{key}: expected a list, got {quoted(value)}")
             return None
         return [_coerce(v, args[0], f"{key}[{i}]", problems) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            problems.append(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+            problems.append(f"{key}: expected a mapping, got {quoted(value)}")
             return None
         return value
     if hint is bool:
         if isinstance(value, bool):
             return value
-        problems.append(f"{key}: expected true or false, got {value!r}")
+        problems.append(f"{key}: expected true or false, got {quoted(value)}")
         return None
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        problems.append(f"{key}: expected an integer, got {value!r}")
+        problems.append(f"{key}: expected an integer, got {quoted(value)}")
         return None
     if hint is float:
         number = _as_float(value)
-        problem = f"{key}: expected a number, got {value!r}" if number is None else non_finite(key, number)
+        problem = f"{key}: expected a number, got {quoted(value)}" if number is None else non_finite(key, number)
         if problem is None:
             return number
         problems.append(problem)
@@ -87,7 +88,7 @@ def _coerce(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        problems.append(f"{key}: expected a string, got {value!r}")
+        problems.append(f"{key}: expected a string, got {quoted(value)}")
         return None
     return value
 

@@ -15,6 +15,7 @@ from trainer_core.config.live_set import live_set_problems, lr_scale_problems
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
 from trainer_core.live.protocol import SETTABLE, Ack, CommandName, nlirg_key
+from trainer_core.quoting import cut
 
 AckSink = Callable[[Ack], None]
 
@@ -76,9 +77,6 @@ def validate_command(name: CommandName, args: dict[str, Any], current: NlirgPara
     return None
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
 def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgParams, dict[str, Any]]:
     """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return (new params, other settings).
 
@@ -91,10 +89,7 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
         short = nlirg_key(key)
         canonical = f"nlirg.{short}" if short is not None else key
         if canonical not in SETTABLE:
-            problems.append(f"{_cut(key)}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
-            continue
-        if not isinstance(value, _SCALARS):  # never repr a client's nested structure
-            problems.append(f"{key}: expected {SETTABLE[canonical].__name__}, got a {type(value).__name__}")
+            problems.append(f"{cut(key)}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
             continue
         before = len(problems)
         coerced = _coerce(value, SETTABLE[canonical], canonical, problems)
@@ -112,8 +107,3 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
 
 _TRAINING_KEYS = ("log_every", "eval_every", "save_every")
 _TELEMETRY_KEYS = ("flag_threshold",)
-
-
-def _cut(key: str) -> str:
-    """A client's key for an error message, cut: a reply never grows with what the client sent."""
-    return key if len(key) <= 60 else key[:57] + "..."

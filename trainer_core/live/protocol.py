@@ -36,6 +36,7 @@ from typing_extensions import NotRequired, TypedDict, get_type_hints
 from trainer_core.config.choices import Weighting
 from trainer_core.config.schema import NlirgParams
 from trainer_core.live.shapes import Length, keys_problems, problems
+from trainer_core.quoting import quoted
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
@@ -71,6 +72,11 @@ ZoneShares = Annotated[list[float], Length(ZONES)]
 
 class ProtocolError(ValueError):
     """A line that breaks the protocol; the message says what is wrong and how to fix it."""
+
+    def __init__(self, message: str, cmd_id: CommandId = None):
+        super().__init__(message)
+        self.cmd_id = cmd_id
+        """A refused command's own id, once checked (None otherwise): the refusal is then an ack it can match."""
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -394,7 +400,7 @@ def decode(line: bytes | str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
     if type(obj.get("v")) is not int or obj["v"] != PROTOCOL_VERSION:  # not true, not 1.0: exactly the integer
-        raise ProtocolError(f"unsupported protocol version v={_short(obj.get('v'))}; send v={PROTOCOL_VERSION}")
+        raise ProtocolError(f"unsupported protocol version v={quoted(obj.get('v'))}; send v={PROTOCOL_VERSION}")
     if not isinstance(obj.get("type"), str):
         raise ProtocolError('missing "type" (a string)')
     return obj
@@ -480,32 +486,30 @@ def parse_client_message(obj: dict[str, Any], size: int = 0) -> ClientMessage:
     if kind == "replay":
         from_seq = obj.get("from_seq", 0)
         if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0:
-            raise ProtocolError(f"replay.from_seq must be an integer >= 0, got {_short(from_seq)}")
+            raise ProtocolError(f"replay.from_seq must be an integer >= 0, got {quoted(from_seq)}")
         return Replay(from_seq)
     if kind == "command":
-        cmd_id = obj.get("id")
-        if cmd_id is not None and (isinstance(cmd_id, bool) or not isinstance(cmd_id, (str, int))):
-            raise ProtocolError(f"command.id must be a string or an integer, got {_short(cmd_id)}")
-        if isinstance(cmd_id, str) and len(cmd_id) > MAX_ID_CHARS:
-            raise ProtocolError(f"command.id is {len(cmd_id)} characters; at most {MAX_ID_CHARS}")
-        if size > MAX_COMMAND_BYTES:
-            raise ProtocolError(f"command line of {size} bytes is over the {MAX_COMMAND_BYTES}-byte limit for commands")
-        name = obj.get("name")
-        if name not in COMMANDS:
-            raise ProtocolError(f"unknown command {_short(name)}; known: {', '.join(COMMANDS)}")
-        args = obj.get("args", {})
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            raise ProtocolError(f"command.args must be an object, got {type(args).__name__}")
-        return CommandRequest(cmd_id, name, args)
-    raise ProtocolError(f"unknown message type {_short(kind)}; a client sends replay or command")
+        return _parse_command(obj, size)
+    raise ProtocolError(f"unknown message type {quoted(kind)}; a client sends replay or command")
 
 
-def _short(value: Any) -> str:
-    """A client's value for an error message, cut: a reply never grows with what the client sent."""
-    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f"a {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
+def _parse_command(obj: dict[str, Any], size: int) -> CommandRequest:
+    """The id first: once it is known to be usable, every later refusal carries it (an ack, not an error)."""
+    cmd_id = obj.get("id")
+    if cmd_id is not None and (isinstance(cmd_id, bool) or not isinstance(cmd_id, (str, int))):
+        raise ProtocolError(f"command.id must be a string or an integer, got {quoted(cmd_id)}")
+    if isinstance(cmd_id, str) and len(cmd_id) > MAX_ID_CHARS:
+        raise ProtocolError(f"command.id is {len(cmd_id)} characters; at most {MAX_ID_CHARS}")
+    if size > MAX_COMMAND_BYTES:
+        raise ProtocolError(f"command line of {size} bytes is over the {MAX_COMMAND_BYTES}-byte limit for commands",
+                            cmd_id)
+    name = obj.get("name")
+    if name not in COMMANDS:
+        raise ProtocolError(f"unknown command {quoted(name)}; known: {', '.join(COMMANDS)}", cmd_id)
+    args = {} if obj.get("args") is None else obj["args"]
+    if not isinstance(args, dict):
+        raise ProtocolError(f"command.args must be an object, got {type(args).__name__}", cmd_id)
+    return CommandRequest(cmd_id, name, args)
 
 
 # ---------------------------------------------------------------------------------------------- building messages

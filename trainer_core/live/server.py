@@ -381,9 +381,8 @@ class Connection:
         try:
             message = protocol.parse_client_message(obj, len(line))
         except protocol.ProtocolError as exc:
-            cmd_id = obj.get("id") if obj["type"] == "command" else None
-            if _echoable(cmd_id):
-                self.offer(protocol.ack(cmd_id, False, str(exc), self.server.trainer.step))
+            if exc.cmd_id is not None:  # a command with a usable id: refused with an ack it can match
+                self.offer(protocol.ack(exc.cmd_id, False, str(exc), self.server.trainer.step))
             else:
                 self.offer(protocol.error_reply(str(exc)))
             return
@@ -469,13 +468,6 @@ class Connection:
             end = _offset_of(fh, replay.upto + 1)
             while offset < end:
                 offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
-
-
-def _echoable(cmd_id: Any) -> bool:
-    """An id the ack may carry back: a string of bounded length or an integer."""
-    if isinstance(cmd_id, str):
-        return len(cmd_id) <= protocol.MAX_ID_CHARS
-    return isinstance(cmd_id, int) and not isinstance(cmd_id, bool)
 
 
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:

@@ -15,6 +15,8 @@ from typing import Any, Literal, Union
 
 from typing_extensions import NotRequired, Required, get_type_hints, is_typeddict
 
+from trainer_core.quoting import quoted
+
 
 @dataclass(frozen=True)
 class Length:
@@ -53,28 +55,28 @@ def _check(value: Any, hint: Any, where: str, out: list[str]) -> None:
         return
     if origin in (Union, types.UnionType):
         if not any(not problems_of(value, a) for a in args):
-            out.append(f"{where}: {_show(value)} is not {' or '.join(_name(a) for a in args)}")
+            out.append(f"{where}: {quoted(value)} is not {' or '.join(_name(a) for a in args)}")
         return
     if origin is Literal:
         if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args):
-            out.append(f"{where}: {_show(value)} is not one of {', '.join(map(str, args))}")
+            out.append(f"{where}: {quoted(value)} is not one of {', '.join(map(str, args))}")
         return
     if origin is list:
         if not isinstance(value, list):
-            out.append(f"{where}: expected a list, got {_show(value)}")
+            out.append(f"{where}: expected a list, got {quoted(value)}")
             return
         for i, item in enumerate(value):
             _check(item, args[0], f"{where}[{i}]", out)
         return
     if origin is dict:
         if not isinstance(value, dict):
-            out.append(f"{where}: expected an object, got {_show(value)}")
+            out.append(f"{where}: expected an object, got {quoted(value)}")
             return
         for key, item in value.items():
             _check(item, args[1], f"{where}.{key}", out)
         return
     if not _is_instance(value, hint):
-        out.append(f"{where}: expected {_name(hint)}, got {_show(value)}")
+        out.append(f"{where}: expected {_name(hint)}, got {quoted(value)}")
 
 
 def problems_of(value: Any, hint: Any) -> list[str]:
@@ -85,7 +87,7 @@ def problems_of(value: Any, hint: Any) -> list[str]:
 
 def _check_mapping(value: Any, shape: type, where: str, out: list[str]) -> None:
     if not isinstance(value, dict):
-        out.append(f"{where}: expected an object, got {_show(value)}")
+        out.append(f"{where}: expected an object, got {quoted(value)}")
         return
     out += keys_problems(value, shape, where)
     hints = get_type_hints(shape, include_extras=True)
@@ -114,8 +116,3 @@ def _name(hint: Any) -> str:
         return "null"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         hint, getattr(hint, "__name__", str(hint)))
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -26,7 +26,7 @@ from trainer_core.atomic import building_dir
 from trainer_core.config import ConfigError, RunConfig, save_config
 from trainer_core.evaluate.probe import GenerationProbe
 from trainer_core.live import protocol
-from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args, validate_command
+from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
@@ -415,13 +415,16 @@ class Trainer:
             waited = [cmd] if cmd is not None else []
 
     def _apply(self, cmd: Command) -> str | None:
-        error = validate_command(cmd.name, cmd.args, self.params)
+        """Run one command and ack it. The server's reader checked it when it arrived; a `set` is checked again
+        here by `parse_set_args` against the parameters now (an earlier `set` may have moved them)."""
         result: str | None = None
-        if error is None:
-            try:
-                result = self._run_command(cmd)
-            except (ConfigError, CommandRefused, OSError) as exc:
-                error = str(exc).replace("\n", " ")
+        error: str | None = None
+        try:
+            result = self._run_command(cmd)
+        except ConfigError as exc:
+            error = "; ".join(exc.problems)
+        except (CommandRefused, OSError) as exc:
+            error = str(exc).replace("\n", " ")
         if error is None:
             self.events.emit("command", id=cmd.id, name=cmd.name, args=cmd.args, applied_at_step=self.step,
                              source=cmd.source)
