@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nlirg_tui.cleaning import clean_paths
 from nlirg_tui.config_check import check_config_text
 from trainer_core.config import RunConfig, build_config, config_to_yaml
 from trainer_core.config.sources import parse_sources
@@ -75,16 +76,23 @@ def launch_config_text(config_text: str, name: str) -> Path:
 def swap_data(entries: list[Any], cleaned: dict[Path, Path], defaults: dict[str, Any]) -> list[Any]:
     """data.train entries with every file that has a cleaned copy replaced by it (a `{path, ...}` entry keeps its
     settings); a folder or builtin that holds one becomes its list of files."""
+    written = _cleaning_outputs(cleaned)
     out: list[Any] = []
     for entry in entries:
         spec = parse_sources([entry], "data", defaults)[0][0]
-        files = [Path(f.path) for f in expand_source(spec)]
+        files = [Path(f.path) for f in expand_source(spec) if Path(f.path).resolve() not in written]
         if not any(f in cleaned for f in files):
             out.append(entry)
             continue
         paths = [str(cleaned.get(f, f)) for f in files]
         out += [p if isinstance(entry, str) else {**entry, "path": p} for p in paths]
     return out
+
+
+def _cleaning_outputs(cleaned: dict[Path, Path]) -> set[Path]:
+    """The cleaned copies and changes logs `w` wrote: beside their originals, so a folder source lists them too;
+    they are not more data (the copy replaces its original, the log is no training data)."""
+    return {p.resolve() for source, clean in cleaned.items() for p in (clean, clean_paths(source, clean.parent)[1])}
 
 
 def config_on_cleaned_data(cfg: RunConfig, cleaned: dict[Path, Path]) -> str:

@@ -124,3 +124,23 @@ def test_review_refuses_a_file_it_cannot_read_in_one_line(tmp_path):
     proc = nlirg_cli("review", str(not_scores), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == \
         f"error: {not_scores}:1: not a score or flagged row (no 'source')"
+
+
+def _folder_of(tmp_path, counts: tuple[int, ...]):
+    folder = tmp_path / "b"
+    folder.mkdir()
+    for i, n in enumerate(counts):
+        (folder / f"b{i}.jsonl").write_text('{"instruction": "q", "output": "a"}\n' * n)
+    return folder
+
+
+DEFAULTS = {"format": "auto", "text_field": None, "columns": {}, "system_prompt": None}
+
+
+def test_a_cleaned_folder_lists_neither_the_changes_log_nor_the_copy_twice(tmp_path):
+    folder = _folder_of(tmp_path, (1, 2, 3))
+    written = write_cleaned({f"{folder / 'b1.jsonl'}:1": Decision("drop", "x")}, tmp_path)
+    assert written[0].clean.parent == folder  # `w` writes beside the original, inside the folder source
+    swapped = swap_data([str(folder)], {r.source.resolve(): r.clean for r in written}, DEFAULTS)
+    assert swapped == [str((folder / name).resolve()) for name in ("b0.jsonl", "b1.clean.jsonl", "b2.jsonl")]
+
