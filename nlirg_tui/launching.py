@@ -16,7 +16,7 @@ from trainer_core.config.sources import parse_sources
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
-from trainer_core.train.files import expand_source
+from trainer_core.train.files import SUFFIX_KINDS, SourceFile, expand_source, nonblank_lines, raw_rows
 from trainer_core.train.model_source import ModelLoadError, check_model_source
 
 
@@ -75,7 +75,7 @@ def launch_config_text(config_text: str, name: str) -> Path:
 
 def swap_data(entries: list[Any], cleaned: dict[Path, Path], defaults: dict[str, Any]) -> list[Any]:
     """data.train entries with every file that has a cleaned copy replaced by it (a `{path, ...}` entry keeps its
-    settings); a folder or builtin that holds one becomes its list of files."""
+    settings); a folder or builtin that holds one becomes its list of files, its `ratio` split over them."""
     written = _cleaning_outputs(cleaned)
     out: list[Any] = []
     for entry in entries:
@@ -84,8 +84,11 @@ def swap_data(entries: list[Any], cleaned: dict[Path, Path], defaults: dict[str,
         if not any(f in cleaned for f in files):
             out.append(entry)
             continue
-        paths = [str(cleaned.get(f, f)) for f in files]
-        out += [p if isinstance(entry, str) else {**entry, "path": p} for p in paths]
+        paths = [cleaned.get(f, f) for f in files]
+        if spec.ratio is None:
+            out += [str(p) if isinstance(entry, str) else {**entry, "path": str(p)} for p in paths]
+        else:
+            out += [{**entry, "path": str(p), "ratio": r} for p, r in _split_ratio(spec.path, spec.ratio, paths)]
     return out
 
 
@@ -93,6 +96,25 @@ def _cleaning_outputs(cleaned: dict[Path, Path]) -> set[Path]:
     """The cleaned copies and changes logs `w` wrote: beside their originals, so a folder source lists them too;
     they are not more data (the copy replaces its original, the log is no training data)."""
     return {p.resolve() for source, clean in cleaned.items() for p in (clean, clean_paths(source, clean.parent)[1])}
+
+
+def _split_ratio(source: str, ratio: float, paths: list[Path]) -> list[tuple[Path, float]]:
+    """`ratio` over the files of one source in proportion to their records, so the source keeps its share of the
+    epoch (the sampler normalises ratios over sources: each file with the whole ratio would multiply it) and its
+    files keep theirs (within a source, every record is equally likely). Files left with no record are dropped."""
+    if len(paths) == 1:
+        return [(paths[0], ratio)]
+    counts = [_record_count(p) for p in paths]
+    if not sum(counts):
+        raise LaunchError(f"{source}: no records left after cleaning; keep some or remove the source from "
+                          "data.train")
+    return [(p, ratio * n / sum(counts)) for p, n in zip(paths, counts, strict=True) if n]
+
+
+def _record_count(path: Path) -> int:
+    """Records of one data file, as the trainer reads them (a JSON-lines file: its non-blank lines)."""
+    kind = SUFFIX_KINDS[path.suffix.lower()]
+    return len(nonblank_lines(path) if kind == "jsonl" else raw_rows(SourceFile(kind, str(path))))
 
 
 def config_on_cleaned_data(cfg: RunConfig, cleaned: dict[Path, Path]) -> str:

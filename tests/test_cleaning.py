@@ -8,7 +8,7 @@ import json
 import pytest
 
 from nlirg_tui.cleaning import CleanError, clean_file, clean_paths, write_cleaned
-from nlirg_tui.launching import config_on_cleaned_data, swap_data
+from nlirg_tui.launching import LaunchError, config_on_cleaned_data, swap_data
 from nlirg_tui.overlay import Decision, Overlay
 from nlirg_tui.record_fields import editable_fields, record_problem, with_values
 from trainer_core.config import build_config, config_from_dict
@@ -144,3 +144,21 @@ def test_a_cleaned_folder_lists_neither_the_changes_log_nor_the_copy_twice(tmp_p
     swapped = swap_data([str(folder)], {r.source.resolve(): r.clean for r in written}, DEFAULTS)
     assert swapped == [str((folder / name).resolve()) for name in ("b0.jsonl", "b1.clean.jsonl", "b2.jsonl")]
 
+
+def test_a_cleaned_folder_keeps_its_ratio_split_by_records(tmp_path):
+    """[a .7, b/ .3]: every file of b/ with the whole .3 would give b/ 56% of each epoch (the sampler normalises)."""
+    (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\n' * 10)
+    folder = _folder_of(tmp_path, (1, 2, 3))
+    written = write_cleaned({f"{folder / 'b1.jsonl'}:1": Decision("drop", "x")}, tmp_path)
+    swapped = swap_data([{"path": str(tmp_path / "a.jsonl"), "ratio": 0.7}, {"path": str(folder), "ratio": 0.3}],
+                        {r.source.resolve(): r.clean for r in written}, DEFAULTS)
+    ratios = [e["ratio"] for e in swapped]
+    assert sum(ratios[1:]) / sum(ratios) == pytest.approx(0.3)  # b/ keeps its share of the epoch
+    assert ratios[1:] == pytest.approx([0.3 * n / 5 for n in (1, 1, 3)])  # its files as many records as they hold
+
+
+def test_a_folder_with_every_record_dropped_is_refused(tmp_path):
+    folder = _folder_of(tmp_path, (1, 1))
+    written = write_cleaned({f"{folder / f'b{i}.jsonl'}:1": Decision("drop", "x") for i in (0, 1)}, tmp_path)
+    with pytest.raises(LaunchError, match=r"b: no records left after cleaning"):
+        swap_data([{"path": str(folder), "ratio": 1.0}], {r.source.resolve(): r.clean for r in written}, DEFAULTS)
