@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer_core.config import NlirgParams
 from trainer_core.live.rundir import FLAGGED_FILE, read_json
 
 ZEROED_ZONE = 3
 LOUD_LABEL = "label_error"
+SCORE_BOUNDS = NlirgParams()
+"""A score file is read with no run behind it: its tokens' zones come from the trainer's default bounds."""
 
 
 class ReviewFileError(ValueError):
@@ -36,6 +39,9 @@ class ReviewRow:
     losses: list[float | None]
     entropies: list[float | None] | None
     """Score files only; None for flagged samples (the trainer does not compute entropy)."""
+    zones: list[int | None] = field(default_factory=list)
+    """Each token's NLIRG zone (None: not an answer token): flagged samples keep the trainer's, which used the
+    run's bounds; score files get the default bounds' (`SCORE_BOUNDS`)."""
     loud: list[int] = field(default_factory=list)
     """Token positions to jump between with [ and ]: zeroed tokens and label-error suspects."""
     spans: list[dict[str, Any]] = field(default_factory=list)
@@ -72,22 +78,29 @@ def split_source(source: str) -> tuple[Path, int]:
     return Path(path), int(line)
 
 
+def zone_of_loss(loss: float, p: NlirgParams = SCORE_BOUNDS) -> int:
+    """The NLIRG zone of a token loss, as the trainer's `zone_of` counts it (DESIGN §5)."""
+    return int(loss > p.easy_max) + int(loss >= p.hard_min) + int(loss >= p.loss_deadline)
+
+
 def _score_row(obj: dict[str, Any]) -> ReviewRow:
     path, line = split_source(obj["source"])
     labels = obj.get("labels") or []
     losses = obj.get("losses") or []
-    loud = [i for i, loss in enumerate(losses) if loss is not None and
-            (loss >= 15.0 or (i < len(labels) and labels[i] == LOUD_LABEL))]
+    zones = [None if loss is None else zone_of_loss(loss) for loss in losses]
+    loud = [i for i, zone in enumerate(zones) if zone is not None and
+            (zone == ZEROED_ZONE or (i < len(labels) and labels[i] == LOUD_LABEL))]
     return ReviewRow(path, line, obj.get("id"), obj.get("quality"), obj.get("score"), list(obj.get("flags") or []),
-                     list(obj.get("tokens") or []), losses, obj.get("entropies"), loud, list(obj.get("spans") or []))
+                     list(obj.get("tokens") or []), losses, obj.get("entropies"), zones, loud,
+                     list(obj.get("spans") or []))
 
 
 def _flagged_row(obj: dict[str, Any]) -> ReviewRow:
-    zones = obj.get("zones") or []
+    zones = list(obj.get("zones") or [])
     zeroed = int(obj.get("zeroed_tokens") or 0)
     flags = ([f"zeroed×{zeroed}"] if zeroed else []) + (["high_loss"] if not zeroed else [])
     return ReviewRow(Path(obj["source"]), int(obj["line"]), obj.get("id"), None, obj.get("mean_loss"), flags,
-                     list(obj.get("tokens") or []), list(obj.get("losses") or []), None,
+                     list(obj.get("tokens") or []), list(obj.get("losses") or []), None, zones,
                      [i for i, z in enumerate(zones) if z == ZEROED_ZONE])
 
 

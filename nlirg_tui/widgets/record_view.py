@@ -1,6 +1,6 @@
-"""One record under review, token by token: answer tokens coloured by their loss (the NLIRG zone colours), bold
-where the model was sure (entropy <= 1 nat, score files), zeroed tokens and label-error suspects loud; prompt
-tokens dim."""
+"""One record under review, token by token: answer tokens coloured by their NLIRG zone (a flagged sample's: the
+trainer's, with the run's bounds; a score file's: the default bounds'), bold where the model was sure (entropy
+<= 1 nat, score files), zeroed tokens and label-error suspects loud; prompt tokens dim."""
 
 from __future__ import annotations
 
@@ -9,33 +9,22 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.message import Message
 
-from nlirg_tui.review_rows import ReviewRow
+from nlirg_tui.review_rows import ZEROED_ZONE, ReviewRow
 from nlirg_tui.widgets.inspector import TokenView
 from nlirg_tui.widgets.zones import ZONE_STYLES
-from trainer_core.config import NlirgParams
 
 SUSPECT_STYLE = "bold #FFFFFF on #8E44AD"
 SURE_ENTROPY = 1.0
 """Entropy (nats) at or below which the model was sure of its prediction."""
-_ZONES = NlirgParams()
-
-
-def zone_of_loss(loss: float) -> int:
-    """The NLIRG zone of a token loss with the default bounds (DESIGN §5)."""
-    if loss >= _ZONES.loss_deadline:
-        return 3
-    if loss >= _ZONES.hard_min:
-        return 2
-    return 1 if loss > _ZONES.easy_max else 0
 
 
 def token_style(row: ReviewRow, i: int) -> str:
-    loss = row.losses[i] if i < len(row.losses) else None
-    if loss is None:
+    """The row's own zone of the token (a flagged sample's: the run's bounds), as the Inspector colours it."""
+    zone = row.zones[i] if i < len(row.zones) else None
+    if zone is None:
         return "dim"
-    zone = zone_of_loss(loss)
     if i in row.loud:
-        return ZONE_STYLES[3] if zone == 3 else SUSPECT_STYLE
+        return ZONE_STYLES[ZEROED_ZONE] if zone == ZEROED_ZONE else SUSPECT_STYLE
     entropy = row.entropies[i] if row.entropies is not None and i < len(row.entropies) else None
     sure = entropy is not None and entropy <= SURE_ENTROPY
     return ZONE_STYLES[zone] + (" bold" if sure else "")
@@ -88,6 +77,6 @@ def token_detail(row: ReviewRow, i: int) -> Text:
     if row.entropies is not None and row.entropies[i] is not None:
         parts.append(f"  entropy {row.entropies[i]:.3f}")
     if i in row.loud:
-        parts.append(("  zeroed" if (row.losses[i] or 0) >= _ZONES.loss_deadline else "  label-error suspect",
+        parts.append(("  zeroed" if row.zones[i] == ZEROED_ZONE else "  label-error suspect",
                       "bold red"))
     return Text.assemble(*parts)

@@ -1,0 +1,31 @@
+"""The Data screen's rows from a run's flagged.jsonl and from score files: the trainer's zones kept (the run's
+bounds, not the defaults)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nlirg_tui.review_rows import load_review
+from nlirg_tui.widgets.record_view import SUSPECT_STYLE, record_text, token_detail, token_style
+from nlirg_tui.widgets.zones import ZONE_STYLES
+
+
+def _flagged(tmp_path: Path, **changes: Any) -> Path:
+    """One flagged sample of a run with `nlirg.loss_deadline: 6.95`: token 2 (loss 12) was zeroed, token 3 (loss 7)
+    too; with the default deadline (15) both would be hard-zone tokens."""
+    row = {"sample_id": 0, "step": 3, "source": str(tmp_path / "train.jsonl"), "line": 4, "id": None,
+           "mean_loss": 6.5, "max_loss": 12.0, "zeroed_tokens": 2, "target_tokens": 3,
+           "tokens": ["Q", ":", " ten", " eleven", "."], "losses": [None, None, 12.0, 7.0, 0.5],
+           "weights": [None, None, 0.0, 0.0, 0.3], "zones": [None, None, 3, 3, 0], **changes}
+    (tmp_path / "flagged.jsonl").write_text(json.dumps(row) + "\n")
+    return tmp_path / "flagged.jsonl"
+
+
+def test_a_flagged_sample_is_coloured_by_the_trainers_zones(tmp_path):
+    row = load_review(_flagged(tmp_path)).rows[0]
+    assert row.loud == [2, 3]
+    assert [token_style(row, i) for i in range(5)] == ["dim", "dim", ZONE_STYLES[3], ZONE_STYLES[3], ZONE_STYLES[0]]
+    assert SUSPECT_STYLE not in str(record_text(row, 4).spans)
+    assert "zeroed" in token_detail(row, 2).plain and "suspect" not in token_detail(row, 2).plain
