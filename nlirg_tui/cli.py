@@ -379,7 +379,9 @@ def runs_(ctx: typer.Context, root: RootOpt = None) -> None:
     from trainer_core.evaluate.experiment import find_experiments
 
     where = _runs_root(ctx, root)
-    found, experiments = list_runs(where), find_experiments(where)
+    found, (experiments, unreadable) = list_runs(where), find_experiments(where)
+    for line in unreadable:
+        typer.echo(line, err=True)
     if not found and not experiments:
         typer.echo(f"no runs under {where} (start one with `nlirg train --detach`, or pass --root DIR)", err=True)
         return

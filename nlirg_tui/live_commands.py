@@ -63,8 +63,9 @@ def experiments_table(experiments: list[ExperimentInfo]) -> list[str]:
     lines: list[str] = []
     for exp in experiments:
         spec = exp.spec
+        arms = ", ".join(map(str, spec.get("arms") or ["?"]))  # a hand-edited experiment.json may lack them
         lines += ["", f"EXPERIMENT {exp.name}  {exp.status}, {exp.done}/{len(exp.runs)} runs evaluated  "
-                      f"({', '.join(spec['arms'])} x {spec['repeats']}, {spec['model']})  {exp.exp_dir}"]
+                      f"({arms} x {spec.get('repeats', '?')}, {spec.get('model', '?')})  {exp.exp_dir}"]
         for slot in exp.runs:
             info = slot.info
             if info is None:

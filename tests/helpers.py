@@ -80,3 +80,16 @@ def nlirg_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = No
     exe = Path(sys.executable).with_name("nlirg")
     return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def write_odd_experiments(root: Path) -> None:
+    """Under `root`: a run, an experiment.json that is not UTF-8, one with no run list, and a hand-trimmed one that
+    still has its runs but lost `arms`, `repeats` and `model`."""
+    run = root / "solo-20260101-000000"
+    run.mkdir(parents=True)
+    (run / "trainer.json").write_text(json.dumps({"name": "solo", "status": "completed", "pid": None}))
+    for name, content in (("binary", b"\x89PNG\r\n\x1a\n"), ("no-runs", b'{"arms": ["plain", "nlirg"]}'),
+                          ("trimmed", json.dumps({"runs": [{"name": "plain-r0", "arm": "plain", "repeat": 0,
+                                                            "seed": 42}]}).encode())):
+        (root / name).mkdir()
+        (root / name / "experiment.json").write_bytes(content)

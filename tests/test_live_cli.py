@@ -13,7 +13,7 @@ import time
 import pytest
 
 from nlirg_tui.live_commands import runs_table
-from tests.helpers import TINY, make_config, write_alpaca
+from tests.helpers import TINY, make_config, nlirg_cli, write_alpaca, write_odd_experiments
 from tests.live_helpers import (
     LONG,
     live_env,
@@ -229,3 +229,16 @@ def test_runs_table_prints_the_first_line_of_a_failed_runs_error_under_it(tmp_pa
     assert lines[1].split()[:2] == ["bad-20260101-000000", "failed"]
     assert lines[2] == "  └ d.jsonl:2: not valid JSON"
 
+
+
+def test_runs_lists_what_it_can_and_names_each_unreadable_experiment(tmp_path):
+    write_odd_experiments(tmp_path / "runs")
+    res = nlirg_cli("runs", "--root", str(tmp_path / "runs"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "solo-20260101-000000" in res.stdout and "EXPERIMENT trimmed  incomplete" in res.stdout
+    assert "(? x ?, ?)" in res.stdout  # the trimmed spec's missing keys
+    problems = res.stderr.splitlines()
+    assert len(problems) == 2 and "Traceback" not in res.stderr
+    assert problems[0].startswith(f"{tmp_path / 'runs' / 'binary' / 'experiment.json'}: skipped")
+    assert problems[1].startswith(f"{tmp_path / 'runs' / 'no-runs' / 'experiment.json'}: skipped")
+    assert problems[1].endswith("(no 'runs'); fix or remove it")

@@ -55,6 +55,7 @@ class RunsScreen(Screen):
         table.add_columns(" ", "run", "status", "step", "loss", "tok/s")
         yield table
         yield Static(id="runs-empty")
+        yield Static(id="runs-unreadable", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -69,7 +70,8 @@ class RunsScreen(Screen):
         self.rows = []
         for run in self.runs:
             self._add_run_row(table, run, run.run_dir.name)
-        for exp in find_experiments(self.root):  # an experiment's runs live in its folder, listed under it
+        experiments, unreadable = find_experiments(self.root)
+        for exp in experiments:  # an experiment's runs live in its folder, listed under it
             table.add_row(" ", f"▸ {exp.name}", f"experiment {exp.status}", f"{exp.done}/{len(exp.runs)} eval",
                           "-", "-", key=str(exp.exp_dir))
             self.rows.append(exp)
@@ -84,6 +86,9 @@ class RunsScreen(Screen):
         empty = self.query_one("#runs-empty", Static)
         empty.display = not self.rows
         empty.update(f"No runs under {self.root}.  n: new run from a config file   m: start the demo")
+        problems = self.query_one("#runs-unreadable", Static)
+        problems.display = bool(unreadable)
+        problems.update("\n".join(unreadable))
 
     def _add_run_row(self, table: DataTable, run: RunInfo, label: str) -> None:
         last = last_step_event(run.run_dir / EVENTS_FILE) or {}

@@ -194,10 +194,24 @@ def experiment_info(exp_dir: Path) -> ExperimentInfo:
     return ExperimentInfo(exp_dir, spec, runs)
 
 
-def find_experiments(root: Path) -> list[ExperimentInfo]:
-    """Experiments under `root`, running ones first, then newest first."""
-    found = [experiment_info(d) for d in list_experiment_dirs(root)]
-    return sorted(found, key=lambda e: (e.status != "running", -e.spec.get("created", 0)))
+def find_experiments(root: Path) -> tuple[list[ExperimentInfo], list[str]]:
+    """Experiments under `root`, running ones first, then newest first; and one line per folder whose
+    experiment.json cannot be read (not JSON, not UTF-8, no run list), skipped so that one bad file does not hide
+    every run: `nlirg runs` prints the lines, the Runs screen shows them."""
+    found, unreadable = [], []
+    for exp_dir in list_experiment_dirs(root):
+        try:
+            found.append(experiment_info(exp_dir))
+        except (ValueError, KeyError, TypeError) as exc:  # from the file's content: ExperimentError, bad bytes, a key
+            why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).removeprefix(f"{exp_dir}: ")
+            unreadable.append(f"{exp_dir / EXPERIMENT_FILE}: skipped, not a readable experiment ({why}); fix or "
+                              "remove it")
+
+    def newest_first(e: ExperimentInfo) -> float:
+        created = e.spec.get("created")
+        return -created if isinstance(created, (int, float)) else 0.0
+
+    return sorted(found, key=lambda e: (e.status != "running", newest_first(e))), unreadable
 
 
 def eval_metrics(path: Path) -> dict[str, Any] | None:
