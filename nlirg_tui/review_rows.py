@@ -4,6 +4,7 @@ into one shape, worst first. Torch-free."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from trainer_core.live.rundir import FLAGGED_FILE, read_json
 
 ZEROED_ZONE = 3
 LOUD_LABEL = "label_error"
+REVIEWABLE = "give a score file (`nlirg score --out`), a run's flagged.jsonl or a run"
 SCORE_BOUNDS = NlirgParams()
 """A score file is read with no run behind it: its tokens' zones come from the trainer's default bounds."""
 
@@ -83,6 +85,13 @@ def zone_of_loss(loss: float, p: NlirgParams = SCORE_BOUNDS) -> int:
     return int(loss > p.easy_max) + int(loss >= p.hard_min) + int(loss >= p.loss_deadline)
 
 
+def _number(obj: dict[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"'{key}' is {value!r}, not a number")
+    return value
+
+
 def _score_row(obj: dict[str, Any]) -> ReviewRow:
     path, line = split_source(obj["source"])
     labels = obj.get("labels") or []
@@ -90,30 +99,48 @@ def _score_row(obj: dict[str, Any]) -> ReviewRow:
     zones = [None if loss is None else zone_of_loss(loss) for loss in losses]
     loud = [i for i, zone in enumerate(zones) if zone is not None and
             (zone == ZEROED_ZONE or (i < len(labels) and labels[i] == LOUD_LABEL))]
-    return ReviewRow(path, line, obj.get("id"), obj.get("quality"), obj.get("score"), list(obj.get("flags") or []),
-                     list(obj.get("tokens") or []), losses, obj.get("entropies"), zones, loud,
-                     list(obj.get("spans") or []))
+    return ReviewRow(path, line, obj.get("id"), _number(obj, "quality"), _number(obj, "score"),
+                     list(obj.get("flags") or []), list(obj.get("tokens") or []), losses, obj.get("entropies"),
+                     zones, loud, list(obj.get("spans") or []))
 
 
-def _flagged_row(obj: dict[str, Any]) -> ReviewRow:
+def _flagged_row(obj: dict[str, Any]) -> tuple[int, ReviewRow]:
+    """(zeroed tokens, the row): the Data screen lists the most zeroed first."""
     zones = list(obj.get("zones") or [])
-    zeroed = int(obj.get("zeroed_tokens") or 0)
+    zeroed = int(_number(obj, "zeroed_tokens") or 0)
     flags = ([f"zeroed×{zeroed}"] if zeroed else []) + (["high_loss"] if not zeroed else [])
-    return ReviewRow(Path(obj["source"]), int(obj["line"]), obj.get("id"), None, obj.get("mean_loss"), flags,
-                     list(obj.get("tokens") or []), list(obj.get("losses") or []), None, zones,
-                     [i for i, z in enumerate(zones) if z == ZEROED_ZONE])
+    line = obj["line"]
+    if isinstance(line, bool) or not isinstance(line, int):
+        raise ValueError(f"'line' is {line!r}, not a line number")
+    return zeroed, ReviewRow(Path(obj["source"]), line, obj.get("id"), None, _number(obj, "mean_loss"), flags,
+                             list(obj.get("tokens") or []), list(obj.get("losses") or []), None, zones,
+                             [i for i, z in enumerate(zones) if z == ZEROED_ZONE])
+
+
+def _row_of_line(path: Path, n: int, make: Callable[[dict[str, Any]], Any], obj: dict[str, Any]) -> Any:
+    """`make(obj)`, or a ReviewFileError naming the file and line of a row the Data screen cannot show."""
+    try:
+        return make(obj)
+    except (ValueError, TypeError, KeyError) as exc:  # from the row's content: a field missing or of the wrong kind
+        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ReviewFileError(f"{path}:{n}: not a row `nlirg score` or the trainer writes ({why}); review the file "
+                              "they wrote, or fix or remove the line") from None
 
 
 def _read_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ReviewFileError(f"{path}:{n}: not UTF-8 text; {REVIEWABLE}") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ReviewFileError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                raise ReviewFileError(f"{path}:{n}: not valid JSON ({exc.msg}); {REVIEWABLE}") from None
             if not isinstance(obj, dict) or not obj.get("source"):
                 raise ReviewFileError(f"{path}:{n}: not a score or flagged row (no 'source')")
             out.append((n, obj))
@@ -131,13 +158,14 @@ def load_review(path: str | Path) -> ReviewSet:
     except OSError as exc:
         raise ReviewFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if lines and "quality" in lines[0][1]:
-        rows = [_score_row(obj) for _, obj in lines]
+        rows = [_row_of_line(path, n, _score_row, obj) for n, obj in lines]
         summary = read_json(path.with_name(f"{path.stem}.summary.json")) or {}
         return ReviewSet(path, "score", rows, summary)
-    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    latest: dict[tuple[Path, int], tuple[int, ReviewRow]] = {}
     for n, obj in lines:
         if "line" not in obj:
             raise ReviewFileError(f"{path}:{n}: not a score or flagged row (no 'quality' or 'line')")
-        latest[(obj["source"], obj["line"])] = obj  # the file is appended in step order: the last one is current
-    ordered = sorted(latest.values(), key=lambda o: (-int(o.get("zeroed_tokens") or 0), -(o.get("mean_loss") or 0)))
-    return ReviewSet(path, "flagged", [_flagged_row(o) for o in ordered], {})
+        zeroed, row = _row_of_line(path, n, _flagged_row, obj)
+        latest[(row.path, row.line)] = (zeroed, row)  # the file is appended in step order: the last one is current
+    ordered = sorted(latest.values(), key=lambda e: (-e[0], -(e[1].score or 0)))
+    return ReviewSet(path, "flagged", [row for _, row in ordered], {})

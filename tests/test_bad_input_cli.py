@@ -74,3 +74,13 @@ def test_the_workbench_refuses_the_same_model_folder_before_a_run_directory(tmp_
     with pytest.raises(LaunchError, match="config.json"):
         launch_config_file(config, tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_review_of_a_parquet_data_file_is_one_line(tmp_path):
+    """A data file instead of its score file (its bytes are not UTF-8 text past the first line)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"instruction": ["q"] * 50, "output": ["é"] * 50}), data)
+    _one_line_error(nlirg_cli("review", str(data), cwd=tmp_path), f"{data}:1: not valid JSON", "give a score file")

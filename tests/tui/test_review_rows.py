@@ -1,5 +1,5 @@
 """The Data screen's rows from a run's flagged.jsonl and from score files: the trainer's zones kept (the run's
-bounds, not the defaults)."""
+bounds, not the defaults); a row it cannot show is one error naming the file and line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nlirg_tui.review_rows import load_review
+import pytest
+
+from nlirg_tui.review_rows import ReviewFileError, load_review
 from nlirg_tui.widgets.record_view import SUSPECT_STYLE, record_text, token_detail, token_style
 from nlirg_tui.widgets.zones import ZONE_STYLES
 
@@ -29,3 +31,28 @@ def test_a_flagged_sample_is_coloured_by_the_trainers_zones(tmp_path):
     assert [token_style(row, i) for i in range(5)] == ["dim", "dim", ZONE_STYLES[3], ZONE_STYLES[3], ZONE_STYLES[0]]
     assert SUSPECT_STYLE not in str(record_text(row, 4).spans)
     assert "zeroed" in token_detail(row, 2).plain and "suspect" not in token_detail(row, 2).plain
+
+
+SCORE_ROW = {"source": "data.jsonl:3", "id": None, "quality": 0.2, "score": 4.0, "flags": [], "tokens": ["a"],
+             "losses": [1.0]}
+
+
+@pytest.mark.parametrize(("rows", "words"), [
+    ([SCORE_ROW, {**SCORE_ROW, "source": "data.jsonl"}], ["scores.jsonl:2:", "'data.jsonl' is not file:line"]),
+    ([SCORE_ROW, {**SCORE_ROW, "quality": "high"}], ["scores.jsonl:2:", "'quality' is 'high', not a number"]),
+    ([{"source": "data.jsonl", "line": None, "zones": []}], ["scores.jsonl:1:", "'line' is None, not a line number"]),
+    ([{"source": "data.jsonl", "line": 2, "mean_loss": "x"}], ["scores.jsonl:1:", "'mean_loss' is 'x'"]),
+])
+def test_a_row_it_cannot_show_is_one_error_naming_the_line(tmp_path, rows, words):
+    path = tmp_path / "scores.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ReviewFileError) as caught:
+        load_review(path)
+    assert all(w in str(caught.value) for w in words) and "fix or remove the line" in str(caught.value)
+
+
+def test_a_binary_file_is_one_error_naming_the_line(tmp_path):
+    path = tmp_path / "scores.jsonl"
+    path.write_bytes(json.dumps(SCORE_ROW).encode() + b"\n\x89PNG\r\n")
+    with pytest.raises(ReviewFileError, match=r"scores.jsonl:2: not UTF-8 text"):
+        load_review(path)
