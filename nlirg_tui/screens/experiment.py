@@ -3,11 +3,12 @@ a ±1 std band), the metric table (mean ± std per arm, the difference to the re
 and the runs with the one training now; Enter opens a run's live view, `l` the one training now.
 
 Everything is read from the experiment folder (experiment.json, each run's events.jsonl and eval.json) by a
-thread every REFRESH_S; the screen itself does no file work.
+thread every POLL_S while the screen is on top; the screen itself does no file work.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nlirg_tui.experiment_curves import RunCurve, arm_band
+from nlirg_tui.screens.polling import PollingScreen
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
+from nlirg_tui.widgets.table_fill import Row, fill_table
 from trainer_core.evaluate.experiment import ExperimentInfo, RunSlot, current_report, experiment_info
 from trainer_core.evaluate.report import METRICS, fmt, mean_std
 from trainer_core.live.rundir import EVENTS_FILE
 
-REFRESH_S = 2.0
+RUN_COLUMNS = (" ", "run", "seed", "status", "step", "loss")
 ARM_COLORS = {"plain": "red", "nlirg": "cyan", "dft": "green"}
 
 
@@ -40,7 +42,7 @@ class Snapshot:
     bands: dict[str, Any]
 
 
-class ExperimentScreen(Screen):
+class ExperimentScreen(PollingScreen):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "back"),
         Binding("enter", "open_run", "open run"),
@@ -53,6 +55,8 @@ class ExperimentScreen(Screen):
         self.exp_dir = Path(exp_dir)
         self.curves: dict[str, RunCurve] = {}
         self.snapshot: Snapshot | None = None
+        self.reading = threading.Lock()
+        """One refresh at a time reads the curves (a cancelled thread worker runs on: two would add a step twice)."""
 
     def compose(self) -> ComposeResult:
         yield Static(f" Experiment {self.exp_dir.name}", id="experiment-title")
@@ -60,25 +64,20 @@ class ExperimentScreen(Screen):
             yield SeriesPlot(id="experiment-plot")
             with Vertical(id="experiment-side"):
                 yield Static(id="experiment-status")
-                runs: DataTable = DataTable(id="experiment-runs", cursor_type="row", zebra_stripes=True)
-                runs.add_columns(" ", "run", "seed", "status", "step", "loss")
-                yield runs
+                yield DataTable(id="experiment-runs", cursor_type="row", zebra_stripes=True)
         metrics: DataTable = DataTable(id="experiment-metrics", cursor_type="row", zebra_stripes=True)
         yield metrics
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
-
     @work(thread=True, exclusive=True, group="experiment")
     def action_refresh(self) -> None:
-        info = experiment_info(self.exp_dir)
-        report = current_report(self.exp_dir, info.spec)
-        bands = {}
-        for arm in info.spec["arms"]:
-            curves = [self._curve(slot) for slot in info.runs if slot.arm == arm]
-            bands[arm] = arm_band(curves)
+        with self.reading:
+            info = experiment_info(self.exp_dir)
+            report = current_report(self.exp_dir, info.spec)
+            bands = {}
+            for arm in info.spec["arms"]:
+                curves = [self._curve(slot) for slot in info.runs if slot.arm == arm]
+                bands[arm] = arm_band(curves)
         self.app.call_from_thread(self.show, Snapshot(info, report, bands))
 
     def _curve(self, slot: RunSlot) -> RunCurve:
@@ -88,40 +87,15 @@ class ExperimentScreen(Screen):
 
     # ------------------------------------------------------------------ drawing
     def show(self, snap: Snapshot) -> None:
+        """Draw what changed since the last refresh (nothing, most ticks of a finished experiment); the tables
+        change cell by cell, so the user's cursor and scroll stay where they are."""
+        if snap == self.snapshot:
+            return
         self.snapshot = snap
         self.query_one("#experiment-status", Static).update(status_text(snap))
         self.query_one("#experiment-plot", SeriesPlot).show(loss_plot(snap))
-        self._fill_runs(snap.info)
-        self._fill_metrics(snap.report)
-
-    def _fill_runs(self, info: ExperimentInfo) -> None:
-        table = self.query_one("#experiment-runs", DataTable)
-        keep = table.cursor_row
-        table.clear()
-        live = info.live_run
-        for slot in info.runs:
-            i = slot.info
-            step = f"{i.step}/{i.total_steps}" if i is not None and i.step is not None else "-"
-            loss = f"{i.loss:.4f}" if i is not None and isinstance(i.loss, (int, float)) else "-"
-            status = "evaluated" if slot.evaluated else (i.status if i is not None else "pending")
-            mark = "▶" if live is not None and slot.name == live.name else " "
-            table.add_row(mark, slot.name, str(slot.seed), status, step, loss, key=slot.name)
-        if info.runs:
-            table.move_cursor(row=min(max(keep, 0), len(info.runs) - 1))
-
-    def _fill_metrics(self, report: dict[str, Any]) -> None:
-        table = self.query_one("#experiment-metrics", DataTable)
-        ref, arms = report["reference_arm"], list(report["arms"])
-        others = [a for a in arms if a != ref]
-        table.clear(columns=True)
-        table.add_columns("metric", "better", "base", *arms, *(f"{a} − {ref} (95% CI)" for a in others))
-        base = report["base"]["metrics"] or {}
-        for metric in METRICS:
-            cells = [report["arms"][a][metric.key] for a in arms]
-            if all(c["mean"] is None for c in cells) and base.get(metric.key) is None:
-                continue
-            table.add_row(metric.key, metric.better, fmt(base.get(metric.key)), *(mean_std(c) for c in cells),
-                          *(difference_cell(report["differences"][a][metric.key], metric.better) for a in others))
+        fill_table(self.query_one("#experiment-runs", DataTable), RUN_COLUMNS, run_rows(snap.info))
+        fill_table(self.query_one("#experiment-metrics", DataTable), *metric_rows(snap.report))
 
     # ------------------------------------------------------------------ opening runs
     def selected_slot(self) -> RunSlot | None:
@@ -150,6 +124,37 @@ class ExperimentScreen(Screen):
             self.notify("this run has not started yet", severity="warning")
             return
         self.app.push_screen(RunScreen(slot.run_dir, standalone=False))
+
+
+def run_rows(info: ExperimentInfo) -> list[Row]:
+    rows: list[Row] = []
+    live = info.live_run
+    for slot in info.runs:
+        i = slot.info
+        step = f"{i.step}/{i.total_steps}" if i is not None and i.step is not None else "-"
+        loss = f"{i.loss:.4f}" if i is not None and isinstance(i.loss, (int, float)) else "-"
+        status = "evaluated" if slot.evaluated else (i.status if i is not None else "pending")
+        mark = "▶" if live is not None and slot.name == live.name else " "
+        rows.append((slot.name, (mark, slot.name, str(slot.seed), status, step, loss)))
+    return rows
+
+
+def metric_rows(report: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    """The metric table's columns (one per arm, one difference per arm to the reference) and its rows: the
+    metrics any arm or the base model has a value for."""
+    ref, arms = report["reference_arm"], list(report["arms"])
+    others = [a for a in arms if a != ref]
+    columns = ["metric", "better", "base", *arms, *(f"{a} − {ref} (95% CI)" for a in others)]
+    base = report["base"]["metrics"] or {}
+    rows: list[Row] = []
+    for metric in METRICS:
+        cells = [report["arms"][a][metric.key] for a in arms]
+        if all(c["mean"] is None for c in cells) and base.get(metric.key) is None:
+            continue
+        rows.append((metric.key, (metric.key, metric.better, fmt(base.get(metric.key)), *(mean_std(c) for c in cells),
+                                  *(difference_cell(report["differences"][a][metric.key], metric.better)
+                                    for a in others))))
+    return columns, rows
 
 
 def status_text(snap: Snapshot) -> Text:
