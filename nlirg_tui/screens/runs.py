@@ -4,12 +4,12 @@ experiments (`nlirg ab`) with their runs grouped under them."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nlirg_tui.launching import LaunchError, launch_config_file, launch_demo
@@ -17,16 +17,39 @@ from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.screens.compare import CompareScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog
 from nlirg_tui.screens.experiment import ExperimentScreen
+from nlirg_tui.screens.polling import PollingScreen
 from nlirg_tui.screens.run import RunScreen
+from nlirg_tui.widgets.table_fill import Row, fill_table
 from trainer_core.config import ConfigError
 from trainer_core.evaluate.experiment import ExperimentInfo, find_experiments
 from trainer_core.live.rundir import EVENTS_FILE
 from trainer_core.live.runs import RunInfo, find_runs, last_step_event
 
-REFRESH_S = 2.0
+RUN_COLUMNS = (" ", "run", "status", "step", "loss", "tok/s")
 
 
-class RunsScreen(Screen):
+@dataclass
+class RunsScan:
+    """What one refresh read from disk (off the UI thread)."""
+
+    runs: list[RunInfo]
+    experiments: list[ExperimentInfo]
+    unreadable: list[str]
+    """One line per experiment folder that could not be read."""
+    tokens_per_s: dict[Path, float]
+    """The newest step's tokens/s of each run that logged one."""
+
+
+def scan_runs(root: Path) -> RunsScan:
+    runs = find_runs(root)
+    experiments, unreadable = find_experiments(root)
+    every = runs + [slot.info for exp in experiments for slot in exp.runs if slot.info is not None]
+    speeds = {run.run_dir: (last_step_event(run.run_dir / EVENTS_FILE) or {}).get("tokens_per_s") for run in every}
+    return RunsScan(runs, experiments, unreadable,
+                    {d: float(v) for d, v in speeds.items() if isinstance(v, (int, float))})
+
+
+class RunsScreen(PollingScreen):
     BINDINGS = [
         Binding("enter", "open", "open", show=False),
         Binding("a", "open", "attach"),
@@ -48,56 +71,52 @@ class RunsScreen(Screen):
         self.rows: list[RunInfo | ExperimentInfo | None] = []
         """What each table row shows: a run, an experiment (its runs follow it), or a run not started yet."""
         self.marked: set[Path] = set()
+        self.scan = RunsScan([], [], [], {})
+        """What the last refresh read."""
 
     def compose(self) -> ComposeResult:
         yield Static(f" Runs under {self.root}", id="runs-title")
-        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(" ", "run", "status", "step", "loss", "tok/s")
-        yield table
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty")
         yield Static(id="runs-unreadable", markup=False)
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
-
+    @work(thread=True, exclusive=True, group="runs-refresh")
     def action_refresh(self) -> None:
-        self.runs = find_runs(self.root)
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
+        scan = scan_runs(self.root)
+        self.app.call_from_thread(self.show, scan)
+
+    def show(self, scan: RunsScan) -> None:
+        self.scan, self.runs = scan, scan.runs
+        rows: list[Row] = []
         self.rows = []
-        for run in self.runs:
-            self._add_run_row(table, run, run.run_dir.name)
-        experiments, unreadable = find_experiments(self.root)
-        for exp in experiments:  # an experiment's runs live in its folder, listed under it
-            table.add_row(" ", f"▸ {exp.name}", f"experiment {exp.status}", f"{exp.done}/{len(exp.runs)} eval",
-                          "-", "-", key=str(exp.exp_dir))
+        for run in scan.runs:
+            rows.append(self._run_row(run, run.run_dir.name))
+            self.rows.append(run)
+        for exp in scan.experiments:  # an experiment's runs live in its folder, listed under it
+            rows.append((str(exp.exp_dir), (" ", f"▸ {exp.name}", f"experiment {exp.status}",
+                                            f"{exp.done}/{len(exp.runs)} eval", "-", "-")))
             self.rows.append(exp)
             for slot in exp.runs:
                 if slot.info is None:
-                    table.add_row(" ", f"  └ {slot.name}", "pending", "-", "-", "-", key=str(slot.run_dir))
-                    self.rows.append(None)
+                    rows.append((str(slot.run_dir), (" ", f"  └ {slot.name}", "pending", "-", "-", "-")))
                 else:
-                    self._add_run_row(table, slot.info, f"  └ {slot.name}")
-        if self.rows:
-            table.move_cursor(row=min(max(keep, 0), len(self.rows) - 1))
+                    rows.append(self._run_row(slot.info, f"  └ {slot.name}"))
+                self.rows.append(slot.info)
+        fill_table(self.query_one(DataTable), RUN_COLUMNS, rows)
         empty = self.query_one("#runs-empty", Static)
         empty.display = not self.rows
         empty.update(f"No runs under {self.root}.  n: new run from a config file   m: start the demo")
         problems = self.query_one("#runs-unreadable", Static)
-        problems.display = bool(unreadable)
-        problems.update("\n".join(unreadable))
+        problems.display = bool(scan.unreadable)
+        problems.update("\n".join(scan.unreadable))
 
-    def _add_run_row(self, table: DataTable, run: RunInfo, label: str) -> None:
-        last = last_step_event(run.run_dir / EVENTS_FILE) or {}
+    def _run_row(self, run: RunInfo, label: str) -> Row:
         step = f"{run.step}/{run.total_steps}" if run.step is not None else "-"
         loss = f"{run.loss:.4f}" if isinstance(run.loss, (int, float)) else "-"
-        tps = last.get("tokens_per_s")
-        table.add_row("●" if run.run_dir in self.marked else " ", label, run.status, step, loss,
-                      f"{tps:,.0f}" if isinstance(tps, (int, float)) else "-", key=str(run.run_dir))
-        self.rows.append(run)
+        tps = self.scan.tokens_per_s.get(run.run_dir)
+        return (str(run.run_dir), ("●" if run.run_dir in self.marked else " ", label, run.status, step, loss,
+                                   f"{tps:,.0f}" if tps is not None else "-"))
 
     def current_entry(self) -> RunInfo | ExperimentInfo | None:
         row = self.query_one(DataTable).cursor_row
@@ -123,7 +142,7 @@ class RunsScreen(Screen):
         run = self.current()
         if run is not None:
             self.marked ^= {run.run_dir}
-            self.action_refresh()
+            self.show(self.scan)
 
     def action_compare(self) -> None:
         chosen = [r.run_dir for r in self.rows if isinstance(r, RunInfo) and r.run_dir in self.marked]
