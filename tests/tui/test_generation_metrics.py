@@ -15,6 +15,8 @@ from nlirg_tui.experiment_curves import RunCurve, arm_band
 from nlirg_tui.panes import PANE_KEY
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.generation import GenerationPanel
+from nlirg_tui.widgets.loss import LossPane
+from nlirg_tui.widgets.plot import SeriesPlot
 from tests.tui.conftest import until
 from tests.tui.fixture_run import write_fixture_run
 
@@ -44,7 +46,9 @@ async def test_the_loss_pane_shows_generation_metrics_when_there_are_some(tmp_pa
     plain = NlirgApp(run_dir=run_dir)
     async with plain.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: plain.screen.link_mode == "replay", "the replay")
-        await pilot.pause(0.5)
+        await pilot.press(PANE_KEY["loss"])  # a wide terminal opens on the Overview: the Loss pane draws on show
+        loss_plot = plain.screen.query_one(LossPane).query_one("#loss-plot", SeriesPlot)
+        await until(pilot, lambda: loss_plot._spec is not None and loss_plot._spec.lines[0].xs, "the Loss pane drawn")
         assert not plain.screen.query_one(GenerationPanel).display  # no generation events: hidden
     events = run_dir / "events.jsonl"
     seq = len(events.read_text(encoding="utf-8").splitlines())
