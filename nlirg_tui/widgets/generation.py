@@ -31,6 +31,12 @@ def generation_table(gen: GenerationSeries) -> Table:
 
 
 class GenerationPanel(Horizontal):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shown: dict[str, Any] | None = None
+        """The generation event drawn last: the store changes on every step event, the answers only every
+        eval.generate_every steps."""
+
     def compose(self) -> ComposeResult:
         yield SeriesPlot(id="gen-plot")
         yield Static(id="gen-table")
@@ -40,8 +46,9 @@ class GenerationPanel(Horizontal):
 
     def update_from(self, gen: GenerationSeries) -> None:
         self.display = gen.seen
-        if not gen.seen:
+        if not gen.seen or gen.latest is self.shown:
             return
+        self.shown = gen.latest
         lines = []
         for key, label, color in CURVES:
             xs, ys = gen.curves[key].points()

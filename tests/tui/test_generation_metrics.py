@@ -66,8 +66,15 @@ async def test_the_loss_pane_shows_generation_metrics_when_there_are_some(tmp_pa
         table = console.export_text()
         assert "accuracy" in table and "0.250" in table and "0.500" in table and "+0.250" in table
         assert "-0.300" in table  # repetition went from 0.4 to 0.1
-        labels = [line.label for line in panel.query_one("#gen-plot")._spec.lines]
-        assert labels == ["accuracy", "repetition", "distinct-2", "JSON valid"]
+        plot = panel.query_one("#gen-plot", SeriesPlot)
+        assert [line.label for line in plot._spec.lines] == ["accuracy", "repetition", "distinct-2", "JSON valid"]
+        drawn, state = plot._spec, app.screen.state
+        state.ingest([{"v": 1, "type": "step", "seq": seq + 2, "step": 41, "loss": 1.0}])
+        app.screen.query_one(LossPane).update_from(state)  # a step: the answers are the same ones
+        assert plot._spec is drawn
+        state.ingest([_generation(seq + 3, 60, 0.75, 0.1)])
+        app.screen.query_one(LossPane).update_from(state)
+        assert plot._spec is not drawn and plot._spec.lines[0].ys[-1] == 0.75
 
 
 def _events(path: Path, losses: list[float]) -> Path:
