@@ -62,7 +62,12 @@ class TokenView(Static, can_focus=True):
         self.sample = sample
         targets = target_positions(sample)
         zeroed = [i for i in targets if sample["zones"][i] == 3]
-        self.cursor = (zeroed or targets or [-1])[0]
+        self.show_at((zeroed or targets or [-1])[0])
+
+    def show_at(self, cursor: int) -> None:
+        """A new sample at `cursor`: drawn and announced once, whether or not the cursor's number changed (setting
+        the reactive runs its watcher only on a change)."""
+        self.set_reactive(TokenView.cursor, cursor)
         self.watch_cursor()
 
     def watch_cursor(self) -> None:

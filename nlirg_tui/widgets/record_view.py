@@ -54,8 +54,7 @@ class RecordView(TokenView):
     def show_row(self, row: ReviewRow) -> None:
         self.row = row
         self.sample = {"source": str(row.path), "line": row.line}  # what TokenView's cursor steps check for
-        self.cursor = (row.loud or row.targets or [-1])[0]
-        self.watch_cursor()
+        self.show_at((row.loud or row.targets or [-1])[0])
 
     def watch_cursor(self) -> None:
         if self.row is not None:

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App, ComposeResult
 
 from nlirg_tui.review_rows import ReviewFileError, load_review
-from nlirg_tui.widgets.record_view import SUSPECT_STYLE, record_text, token_detail, token_style
+from nlirg_tui.widgets.inspector import TokenView
+from nlirg_tui.widgets.record_view import SUSPECT_STYLE, RecordView, record_text, token_detail, token_style
 from nlirg_tui.widgets.zones import ZONE_STYLES
 
 
@@ -23,6 +25,30 @@ def _flagged(tmp_path: Path, **changes: Any) -> Path:
            "weights": [None, None, 0.0, 0.0, 0.3], "zones": [None, None, 3, 3, 0], **changes}
     (tmp_path / "flagged.jsonl").write_text(json.dumps(row) + "\n")
     return tmp_path / "flagged.jsonl"
+
+
+class _Views(App):
+    def compose(self) -> ComposeResult:
+        yield TokenView()
+        yield RecordView()
+
+
+@pytest.mark.anyio
+async def test_a_new_sample_is_drawn_and_announced_once(tmp_path):
+    """Moved drives the detail line below the view: twice per sample was a second render and a second detail."""
+    row = load_review(_flagged(tmp_path)).rows[0]
+    sample = json.loads((tmp_path / "flagged.jsonl").read_text())
+    seen: list = []
+    app = _Views()
+    async with app.run_test(message_hook=seen.append) as pilot:
+        app.query_one(RecordView).show_row(row)
+        app.query_one(TokenView).show_sample(sample)
+        await pilot.pause()
+        app.query_one(TokenView).show_sample(sample)  # the same sample again: its cursor value does not change
+        await pilot.pause()
+    moved = {id(m): m for m in seen if isinstance(m, (TokenView.Moved, RecordView.Moved))}  # once per bubbling hop
+    assert [(type(m).__qualname__, m.index) for m in moved.values()] == [
+        ("RecordView.Moved", 2), ("TokenView.Moved", 2), ("TokenView.Moved", 2)]
 
 
 def test_a_flagged_sample_is_coloured_by_the_trainers_zones(tmp_path):
