@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,16 @@ class RunCurve:
     sums: dict[int, float] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
     offset: int = 0
+    inode: int = 0
+    """The file read so far: another file at the path (another inode, or shorter than what was read) starts the
+    curve again."""
 
     def update(self) -> None:
         try:
             with self.path.open("rb") as fh:
+                inode = os.fstat(fh.fileno()).st_ino
+                if inode != self.inode or fh.seek(0, os.SEEK_END) < self.offset:
+                    self.reset(inode)  # a run deleted and started again: a new events.jsonl
                 fh.seek(self.offset)
                 chunk = fh.read()
         except OSError:
@@ -36,6 +43,12 @@ class RunCurve:
         for line in chunk[:end].splitlines():
             if b'"step"' in line:
                 self._add(line)
+
+    def reset(self, inode: int) -> None:
+        """Forget the points read so far: the file they came from is gone."""
+        self.width, self.offset, self.inode = 0, 0, inode
+        self.sums.clear()
+        self.counts.clear()
 
     def _add(self, line: bytes) -> None:
         try:

@@ -96,3 +96,18 @@ def test_arm_band_is_the_mean_and_std_over_repeats(tmp_path):
         fh.write(json.dumps({"type": "step", "step": 3, "total_steps": 3, "loss": 3.0}) + "\n{\"type\": \"st")
     b.update()  # reads the new line, leaves the torn one for later
     assert arm_band([a, b]).mean == [4.0, 2.0, 2.0]
+
+
+def test_a_run_started_again_drops_the_dead_attempts_points(tmp_path):
+    """An experiment run deleted and started again writes a new events.jsonl at the same path."""
+    path = tmp_path / "events.jsonl"
+    curve = RunCurve(_events(path, [9.0] * 6))
+    curve.update()
+    path.unlink()
+    _events(path, [1.0, 2.0])  # shorter than what was read
+    curve.update()
+    assert curve.means() == {0: 1.0, 1: 2.0}
+    _events(tmp_path / "new.jsonl", [3.0] * 8)
+    (tmp_path / "new.jsonl").replace(path)  # another file, longer than what was read
+    curve.update()
+    assert curve.means() == {b: 3.0 for b in range(8)}
