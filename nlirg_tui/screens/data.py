@@ -14,19 +14,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nlirg_tui.cleaning import CleanError, CleanResult, write_cleaned
-from nlirg_tui.launching import (
-    LaunchError,
-    config_on_cleaned_data,
-    latest_checkpoint,
-    launch_config_text,
-    relaunch,
-)
+from nlirg_tui.launching import LaunchError, config_on_cleaned_data, launch_config_text, relaunch
 from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.overlay import Decision, Overlay, describe, overlay_path
 from nlirg_tui.raw_records import read_raw
 from nlirg_tui.review_rows import ReviewRow, load_review, split_source
-from nlirg_tui.screens.dialogs import ask, confirm_dialog, relaunch_dialog
+from nlirg_tui.screens.dialogs import ask, confirm_dialog
 from nlirg_tui.screens.record_editor import Edited, RecordEditor
+from nlirg_tui.screens.relaunching import ask_relaunch, open_new_run
 from nlirg_tui.widgets.inspector import FlaggedTable
 from nlirg_tui.widgets.record_view import RecordView, token_detail
 from trainer_core.config import ConfigError, RunConfig, build_config, config_from_dict
@@ -223,9 +218,8 @@ class DataScreen(Screen):
                 lambda answer: self._start_new(text) if answer == "yes" else None)
         else:
             live = run_info(self.run_dir).live
-            ckpt = latest_checkpoint(self.run_dir)
-            label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
-            ask(self, relaunch_dialog(label, "the cleaned data"), lambda answer: self._relaunch(text, live, answer))
+            ask_relaunch(self, self.run_dir, live, "the cleaned data",
+                         lambda answer: self._relaunch(text, live, answer))
 
     def _start_new(self, text: str) -> None:
         self._open_run(lambda: launch_config_text(text, self.review.path.stem))
@@ -249,14 +243,7 @@ class DataScreen(Screen):
         self.app.call_from_thread(self._open_run, lambda: relaunch(self.run_dir, text, resume))
 
     def _open_run(self, start: Callable[[], Path]) -> None:
-        from nlirg_tui.screens.run import RunScreen  # run.py opens this screen: import at use
-
-        try:
-            new_dir = start()
-        except (LaunchError, OSError) as exc:
-            self.notify(f"relaunch failed: {exc}", severity="error", timeout=10)
-            return
-        self.app.switch_screen(RunScreen(new_dir, standalone=self.standalone))
+        open_new_run(self, start, self.standalone)
 
     def action_close(self) -> None:
         if self.standalone:

@@ -22,15 +22,16 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextA
 from textual.widgets.tabbed_content import ContentTabs
 
 from nlirg_tui.client import RunLink
-from nlirg_tui.launching import LaunchError, latest_checkpoint, relaunch
+from nlirg_tui.launching import relaunch
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
 from nlirg_tui.review_rows import ReviewFileError
 from nlirg_tui.screens.data import DataScreen
-from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog, relaunch_dialog
+from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog
 from nlirg_tui.screens.keys_help import KeysDialog, KeySection
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
+from nlirg_tui.screens.relaunching import ask_relaunch, open_new_run
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.config_editor import ConfigEditor, ConfigPane
 from nlirg_tui.widgets.inspector import FlaggedTable, InspectorPane
@@ -321,11 +322,8 @@ class RunScreen(Screen):
     def relaunch_with(self, config_text: str, source: str = "the edited config") -> None:
         """Ask about the weights, then relaunch from `config_text` (a live run is stopped first): the Config pane's
         edits, or the Data screen's cleaned data."""
-        ckpt = latest_checkpoint(self.run_dir)
         live = self.state.is_live and self.link.connected
-        # A live run's stop writes a checkpoint, so its weights can be resumed even if none exists yet.
-        label = "the checkpoint its stop writes" if live else (ckpt.name if ckpt else None)
-        ask(self, relaunch_dialog(label, source), lambda answer: self._relaunch_answer(config_text, live, answer))
+        ask_relaunch(self, self.run_dir, live, source, lambda answer: self._relaunch_answer(config_text, live, answer))
 
     def _relaunch_answer(self, text: str, live: bool, answer: str | None) -> None:
         if answer in ("cancel", None):
@@ -351,12 +349,7 @@ class RunScreen(Screen):
     def _finish_relaunch(self) -> None:
         text, resume = self._pending_relaunch or ("", False)
         self._pending_relaunch = None
-        try:
-            new_dir = relaunch(self.run_dir, text, resume)
-        except (LaunchError, OSError) as exc:
-            self.notify(f"relaunch failed: {exc}", severity="error")
-            return
-        self.app.switch_screen(RunScreen(new_dir, standalone=self.standalone))
+        open_new_run(self, lambda: relaunch(self.run_dir, text, resume), self.standalone)
 
 
 def read_json_yaml(path: Path) -> dict:
