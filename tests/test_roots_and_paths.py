@@ -54,6 +54,13 @@ def test_relative_paths_in_a_config_are_read_from_its_folder(tmp_path, monkeypat
     assert cfg.data.train == [str(conf / "data" / "d.jsonl")]
     assert cfg.data.eval == ["builtin:demo"] and cfg.model.path == "builtin:tiny"
     assert cfg.distributed.deepspeed_config == str(conf / "ds.json")
+    (conf / "skip.txt").write_text("")
+    text.update(eval={"domain": ["data/d.jsonl"], "general": ["builtin:general-text"]})
+    text["data"]["exclude"] = "skip.txt"
+    cfg_file.write_text(yaml.safe_dump(text))
+    cfg = build_config(cfg_file.relative_to(tmp_path))  # data.exclude was 'not found' from the shell's folder
+    assert cfg.data.exclude == str(conf / "skip.txt")
+    assert cfg.eval.domain == [str(conf / "data" / "d.jsonl")] and cfg.eval.general == ["builtin:general-text"]
     hub = build_config(cfg_file, ["model.path=Qwen/Qwen2.5-0.5B"])  # a hub id is no path
     assert hub.model.path == "Qwen/Qwen2.5-0.5B"
 

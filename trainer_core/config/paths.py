@@ -1,7 +1,8 @@
 """Relative paths in a config file name files next to that file, not in the shell's current folder.
 
 `nlirg train configs/my.yaml` reads `data.train: data/a.jsonl` as `configs/data/a.jsonl`, from whatever folder
-it is run. The same holds for `model.path`, `distributed.deepspeed_config` and `distributed.hostfile`. Builtins
+it is run. The same holds for `data.exclude`, `model.path`, `eval.domain`, `eval.general`,
+`distributed.deepspeed_config` and `distributed.hostfile`. Builtins
 (`builtin:...`), absolute paths, `~` paths and hub ids (`org/name` that is no file or folder next to the config)
 are left as written. `--set` values typed on the command line stay relative to the shell's folder, as any
 command-line path is. The run directory's config.yaml records the resolved, absolute paths.
@@ -15,8 +16,8 @@ from typing import Any
 
 from trainer_core.config.sources import DATA_SUFFIXES, HUB_ID
 
-PATH_KEYS = (("data", "train"), ("data", "eval"), ("model", "path"), ("distributed", "deepspeed_config"),
-             ("distributed", "hostfile"))
+PATH_KEYS = (("data", "train"), ("data", "eval"), ("data", "exclude"), ("model", "path"), ("eval", "domain"),
+             ("eval", "general"), ("distributed", "deepspeed_config"), ("distributed", "hostfile"))
 
 
 def anchor_paths(raw: Any, base: Path) -> Any:
