@@ -8,7 +8,8 @@ import torch
 from tests.helpers import TINY, train_in_process, write_alpaca
 from trainer_core.config import LoraConfig
 from trainer_core.live.events import read_events
-from trainer_core.train.flops import MfuMeter, ModelFlops, attention_pairs, device_peak_tflops, peak_for_name
+from trainer_core.train.data import Sample, collate
+from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops, peak_for_name
 from trainer_core.train.model import apply_lora
 from trainer_core.train.step import lm_head
 
@@ -33,12 +34,12 @@ def test_lora_counts_4n_for_the_frozen_base_and_6n_for_the_adapter(tiny_model_fn
     assert flops.per_target_token == 4 * TINY_HEAD_WEIGHTS  # the tied head is frozen under LoRA
 
 
-def test_attention_pairs_follow_the_causal_mask() -> None:
-    padded = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    assert attention_pairs(padded) == 3 * 4 // 2 + 5 * 6 // 2
-    packed = torch.ones(4, 4, dtype=torch.bool).tril()
-    packed[2:, :2] = False  # two documents of two tokens in one row
-    assert attention_pairs(packed[None, None]) == 3 + 3
+def test_attention_pairs_follow_the_causal_mask_of_each_document() -> None:
+    padded = collate([Sample([5] * 3, [1] * 3, 0), Sample([5] * 5, [1] * 5, 1)], pad_id=0)
+    assert padded.attention_pairs == 3 * 4 // 2 + 5 * 6 // 2
+    packed = collate([Sample([5] * 4, [1] * 4, 0, segments=[0, 0, 1, 1]), Sample([5] * 2, [1] * 2, 1, [0, 0])], 0, 8)
+    assert packed.attention_pairs == 3 + 3 + 3  # two documents of two tokens, then one; padding attends nothing
+    assert packed.to(torch.device("cpu")).attention_pairs == packed.attention_pairs
 
 
 @pytest.mark.parametrize("name,dtype,peak", [
@@ -59,7 +60,7 @@ def test_cpu_has_no_peak_unless_configured() -> None:
 
 def test_meter_divides_counted_flops_by_time_and_the_peak_of_every_rank() -> None:
     meter = MfuMeter(ModelFlops(per_input_token=10, per_target_token=100, per_attention_pair=1), 1e-9, world_size=2)
-    meter.add_batch(torch.tensor([[1, 1, 1, 1]]))  # 10 pairs
+    meter.add_batch(10)
     tflops, mfu = meter.interval(input_tokens=4, target_tokens=2, seconds=0.5)
     assert tflops == pytest.approx((40 + 200 + 10) / 0.5 / 1e12)
     assert mfu == pytest.approx((40 + 200 + 10) / 0.5 / (2 * 1e3))

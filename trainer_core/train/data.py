@@ -8,6 +8,8 @@ causal mask and position ids that restart at every segment; padding attends to n
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +106,8 @@ class Batch:
     """A zero-weight batch: run so that every rank runs the same forwards and backwards, trains nothing."""
     input_tokens: int = 0
     """Real (unpadded) tokens in the batch."""
+    attention_pairs: int = 0
+    """Query-key pairs the causal mask lets attend, summed over every document (MFU counts them)."""
     host_labels: torch.Tensor | None = None
     """The labels' host copy once the batch is on a device: the loss step plans its target positions from it
     (a `nonzero` on a GPU tensor would wait for the GPU)."""
@@ -118,6 +122,7 @@ class Batch:
             self.sample_ids,
             self.filler,
             self.input_tokens,
+            self.attention_pairs,
             host_labels=self.labels if on_host else self.host_labels,
         )
 
@@ -151,14 +156,27 @@ def collate(samples: list[Sample], pad_id: int, pad_to_multiple_of: int = 1) -> 
             position_ids[r, :length] = torch.arange(length)
     ids = [s.sample_id for s in samples]
     tokens = sum(len(s.input_ids) for s in samples)
+    pairs = causal_pairs(document_lengths(s) for s in samples)
     if not packed:
-        return Batch(input_ids, labels, pad_mask, position_ids, ids, input_tokens=tokens)
+        return Batch(input_ids, labels, pad_mask, position_ids, ids, input_tokens=tokens, attention_pairs=pairs)
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     same_doc = segments[:, :, None] == segments[:, None, :]
     real = (segments >= 0)[:, :, None] & (segments >= 0)[:, None, :]
     mask = causal & same_doc & real
     mask |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves only: no NaN softmax
-    return Batch(input_ids, labels, mask[:, None], position_ids, ids, input_tokens=tokens)
+    return Batch(input_ids, labels, mask[:, None], position_ids, ids, input_tokens=tokens, attention_pairs=pairs)
+
+
+def document_lengths(sample: Sample) -> list[int]:
+    """The lengths of the documents in a sample's row (one, unless packed)."""
+    if sample.segments is None:
+        return [len(sample.input_ids)]
+    return [len(list(run)) for _, run in itertools.groupby(sample.segments)]
+
+
+def causal_pairs(rows: Iterable[list[int]]) -> int:
+    """Query-key pairs of causal attention within each document: L(L+1)/2 per document of L tokens."""
+    return sum(n * (n + 1) // 2 for lengths in rows for n in lengths)
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:

@@ -92,9 +92,9 @@ class SingleDevice:
     def barrier(self) -> None:
         pass
 
-    def total(self, value: float) -> float:
-        """The sum of a host number over all ranks."""
-        return value
+    def totals(self, *values: float) -> list[float]:
+        """The sums of host numbers over all ranks (one collective for all of them)."""
+        return list(values)
 
     def merge_flagged(self, items: list[dict[str, Any]], append: Callable[[list[dict[str, Any]]], None],
                       ) -> list[dict[str, Any]]:
@@ -281,10 +281,10 @@ class DeepSpeedBackend(SingleDevice):
     def barrier(self) -> None:
         self.dist.barrier()
 
-    def total(self, value: float) -> float:
-        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+    def totals(self, *values: float) -> list[float]:
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
         self.dist.all_reduce(t)
-        return t.item()  # host sync at a logged step, next to the telemetry sync
+        return t.tolist()  # host sync at a logged step, next to the telemetry sync
 
     def merge_flagged(self, items: list[dict[str, Any]], append: Callable[[list[dict[str, Any]]], None],
                       ) -> list[dict[str, Any]]:

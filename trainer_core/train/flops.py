@@ -10,7 +10,8 @@ What is counted (one multiply-add = 2 FLOPs), from the model's own shapes, for t
   there only).
 - Attention scores: per layer, a row of T tokens attends over T(T+1)/2 query-key pairs under the causal mask
   (the half that is computed); QK^T and AV cost 4 * d_attn per pair forward, twice that backward: 12 * d_attn
-  per pair per layer. Pairs are counted per row (per document for packed rows: the mask's own count).
+  per pair per layer. Pairs are counted per row (per document for packed rows, from the document lengths that
+  `collate` sees).
 - Not counted: embedding lookups, norms, activations, softmax, rotary, the optimizer, and recomputation
   (gradient checkpointing, token_batch's window prefixes, the fused head's backward recompute): these are model
   FLOPs, what the tokens need, not what the hardware ran.
@@ -102,17 +103,6 @@ class ModelFlops:
                      + self.per_attention_pair * attention_pairs)
 
 
-def attention_pairs(attention_mask: torch.Tensor) -> int:
-    """Query-key pairs attended under the causal mask, from the host copy of a batch's mask (no device sync).
-
-    A 2-D padding mask gives T(T+1)/2 per row of T real tokens; a 4-D mask (packed rows) is counted as given.
-    """
-    if attention_mask.dim() == 4:
-        return int(attention_mask.sum())
-    lengths = attention_mask.sum(dim=1)
-    return int((lengths * (lengths + 1) // 2).sum())
-
-
 class MfuMeter:
     """Counts the attention pairs of the batches of a logging interval and turns an interval into MFU."""
 
@@ -121,8 +111,9 @@ class MfuMeter:
         self.peak = peak_tflops * 1e12 * world_size if peak_tflops else None
         self.pairs = 0
 
-    def add_batch(self, attention_mask: torch.Tensor) -> None:
-        self.pairs += attention_pairs(attention_mask)
+    def add_batch(self, attention_pairs: int) -> None:
+        """A micro-batch's attention pairs (`Batch.attention_pairs`, counted by `collate` from document lengths)."""
+        self.pairs += attention_pairs
 
     def interval(self, input_tokens: int, target_tokens: int, seconds: float, pairs: int | None = None
                  ) -> tuple[float, float | None]:

@@ -208,7 +208,7 @@ class Trainer:
         if self.windows is None and not batch.filler:  # token_batch counts input tokens window by window
             self.interval.input_tokens += batch.input_tokens
         if not batch.filler:
-            self.mfu.add_batch(batch.attention_mask)  # attention pairs, counted once per batch from the host mask
+            self.mfu.add_batch(batch.attention_pairs)
         return batch
 
     def _data_progress(self, phase: str, done: int, total: int, seconds: float) -> None:
@@ -319,8 +319,7 @@ class Trainer:
     # ------------------------------------------------------------------ logging
     def _log_step(self) -> str | None:
         self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
-        input_tokens = int(self.backend.total(self.interval.input_tokens))
-        pairs = int(self.backend.total(self.mfu.pairs))
+        input_tokens, pairs = (int(v) for v in self.backend.totals(self.interval.input_tokens, self.mfu.pairs))
         stats = self.telemetry.sync()
         max_streak, skipped, grad_norm = self.counters.read()  # one more small transfer at the same sync point
         now = time.time()
