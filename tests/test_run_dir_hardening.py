@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,18 @@ def test_a_shared_run_directory_lets_its_group_read(tmp_path):
     assert stat.S_IMODE(run.stat().st_mode) == 0o750
     for name in ("config.yaml", "trainer.json", "events.jsonl", "trainer.log", "flagged.jsonl", "summary.json"):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o640, name
+
+
+def test_the_complete_marker_is_written_after_every_file_is_on_disk(tmp_path, monkeypatch):
+    """A machine stop (not only a kill) must not leave a folder marked complete with empty weights."""
+    from trainer_core.train import checkpoint
+
+    (tmp_path / "model").mkdir()
+    for name in ("model/adapter_model.safetensors", "optimizer.pt", "state.json"):
+        (tmp_path / name).write_bytes(b"x")
+    flushed: list[str] = []
+    real_fsync = checkpoint.os.fsync
+    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: (flushed.append(Path(f"/proc/self/fd/{fd}").resolve().name),
+                                                            real_fsync(fd)))
+    checkpoint.mark_complete(tmp_path)
+    assert flushed == ["adapter_model.safetensors", "optimizer.pt", "state.json", COMPLETE_MARKER]

@@ -60,7 +60,14 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
 
 
 def mark_complete(tmp: Path) -> None:
-    """The last file of a checkpoint: written (and made durable) only once every other file is."""
+    """The last file of a checkpoint: written (and made durable) only once every other file is.
+
+    Every file is flushed to disk first: after a power loss, a folder marked complete must not hold empty
+    weights (a process kill alone loses nothing the kernel has; a machine stop loses what is not on disk)."""
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
     with open(tmp / COMPLETE_MARKER, "w", encoding="utf-8") as fh:
         fh.write("complete\n")
         fh.flush()
