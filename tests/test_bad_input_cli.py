@@ -3,6 +3,10 @@ left behind (issue 15, item 7). The real `nlirg train` on builtin:tiny; each cas
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.helpers import TINY, nlirg_cli, set_args, write_alpaca
@@ -84,3 +88,20 @@ def test_review_of_a_parquet_data_file_is_one_line(tmp_path):
     data = tmp_path / "train.parquet"
     pq.write_table(pa.table({"instruction": ["q"] * 50, "output": ["é"] * 50}), data)
     _one_line_error(nlirg_cli("review", str(data), cwd=tmp_path), f"{data}:1: not valid JSON", "give a score file")
+
+
+def test_a_cached_hub_id_without_network_switches_this_process_offline(tmp_path):
+    """huggingface_hub reads HF_HUB_OFFLINE once, at its import: the check must set it before that import, or a
+    trainer started without the CLI (which exports it) would still wait on retries."""
+    snapshot = tmp_path / "hub" / "models--nlirg-test--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    code = ("from trainer_core.train.model_source import check_model_source; check_model_source('nlirg-test/cached');"
+            "from huggingface_hub import constants; print(constants.is_offline_mode())")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HUB_CACHE=str(tmp_path / "hub"), HF_ENDPOINT="http://127.0.0.1:9")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "True"

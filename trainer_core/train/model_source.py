@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,14 +32,21 @@ def check_model_source(spec: str) -> None:
     if local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         _check_folder(spec, local)
         return
-    cached = _cached(spec)
     if _hub_offline() or not _hub_reachable():
-        if not cached:
+        _go_offline()  # before huggingface_hub is first imported (it reads the switch once, at import)
+        if not _cached(spec):
             raise ModelLoadError(
                 f"model.path: '{spec}' is not a local folder and not in the Hugging Face cache ({_cache_dir()}), and "
                 "the hub cannot be reached: download it where there is network (hf download "
                 f"{spec}) and copy the cache here, or set model.path to a local folder")
-        os.environ["HF_HUB_OFFLINE"] = "1"  # inherited by the trainer: loads from the cache, no retries
+
+
+def _go_offline() -> None:
+    """Load from the cache with no retries: in this process and in the trainer, which inherits the variable."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # imported already (the switch is a module constant read at import)
+        constants.HF_HUB_OFFLINE = True
 
 
 def _check_folder(spec: str, local: Path) -> None:
