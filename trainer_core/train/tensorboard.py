@@ -65,7 +65,10 @@ def _quiet_writer_thread_errors() -> None:
     """TensorBoard's writer thread keeps its OSError for the next call and also re-raises it, which Python
     prints as a traceback on the terminal; `TensorBoard` reports it as one line, so the thread's copy is
     dropped (every other thread's exception is printed as before)."""
-    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # a private class: another tensorboard version may not have it; its traceback stays
+        return
 
     previous = threading.excepthook
     if getattr(previous, "quiets_tensorboard", False):
