@@ -84,7 +84,12 @@ async def test_inspector_arrows_pane_keys_from_the_sample_list_and_jumps_that_sa
         zeroed = [i for i in target_positions(shown_sample) if shown_sample["zones"][i] == 3]
         view.cursor = parked = next(i for i in target_positions(shown_sample) if i != zeroed[0])  # not the reset
         rebuilt = inspector.samples
-        await until(pilot, lambda: inspector.samples is not rebuilt, "the list rebuilt by new flagged samples")
+        # A new worst sample, as the trainer's next flagged event brings one (a long shared run's model has
+        # learnt its 24 samples and flags no more): it takes row 0, where the stale highlight pointed.
+        newcomer = {**shown_sample, "line": 10_000, "zeroed_tokens": (shown_sample.get("zeroed_tokens") or 0) + 1}
+        screen.state.ingest([{"type": "flagged", "step": screen.state.step, "samples": [newcomer]}])
+        await until(pilot, lambda: inspector.samples is not rebuilt, "the list rebuilt by a new flagged sample")
+        assert inspector.samples[0]["line"] == 10_000
         await settle(pilot)
         assert view.sample["line"] == shown_sample["line"] and view.cursor == parked
         for pane, _ in PANES:  # every pane key from the sample list (they were dead there)
