@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer_core.config import NlirgParams
+from trainer_core.config import ConfigError, NlirgParams
 from trainer_core.live import control, protocol, sockets
 from trainer_core.live.protocol import ProtocolError
 
@@ -168,3 +168,12 @@ def test_ensure_socket_dir_is_private(tmp_path):
     fresh = tmp_path / "fresh" / "nlirg"
     sockets.ensure_socket_dir(fresh)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+
+
+def test_many_unknown_set_keys_get_one_short_refusal():
+    """The settable keys were listed once per unknown key: one 8 KiB `set` drew a ~450 KB ack."""
+    with pytest.raises(ConfigError) as info:
+        control.parse_set_args({f"no_such_key_{i}": 1 for i in range(400)}, NlirgParams())
+    message = str(info.value)
+    assert "no_such_key_0" in message and "no_such_key_4 ..." in message and "no_such_key_5" not in message
+    assert message.count("settable:") == 1 and len(message) < 1000

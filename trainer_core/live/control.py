@@ -85,16 +85,21 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
     problems: list[str] = []
     nlirg_changes: dict[str, Any] = {}
     other: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, value in args.items():
         short = nlirg_key(key)
         canonical = f"nlirg.{short}" if short is not None else key
         if canonical not in SETTABLE:
-            problems.append(f"{cut(key)}: cannot be set on a running trainer; settable: {', '.join(SETTABLE)}")
+            unknown.append(cut(key))
             continue
         before = len(problems)
         coerced = _coerce(value, SETTABLE[canonical], canonical, problems)
         if len(problems) == before:
             (nlirg_changes if short is not None else other)[short or key] = coerced
+    if unknown:  # the settable keys said once, however many unknown keys a client sent
+        more = " ..." if len(unknown) > MAX_UNKNOWN_NAMED else ""
+        problems.append(f"{', '.join(unknown[:MAX_UNKNOWN_NAMED])}{more}: cannot be set on a running trainer; "
+                        f"settable: {', '.join(SETTABLE)}")
     new = dataclasses.replace(current, **nlirg_changes)
     if "lr_scale" in other:
         problems += lr_scale_problems(other["lr_scale"])
@@ -105,5 +110,7 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
     return new, other
 
 
+MAX_UNKNOWN_NAMED = 5
+"""Unknown `set` keys named in the refusal; the rest are counted as '...'."""
 _TRAINING_KEYS = ("log_every", "eval_every", "save_every")
 _TELEMETRY_KEYS = ("flag_threshold",)
