@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_config
+from trainer_core.config import save_config
+from trainer_core.evaluate.commands import prepare_eval
 from trainer_core.evaluate.eval_data import (
     default_sets,
     limit,
@@ -81,6 +83,26 @@ def test_demo_config_evaluates_on_the_demo_sets_by_default():
 def _write(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def _finished_run(root: Path, overrides: list[str]) -> Path:
+    """A run folder as a finished `nlirg train` leaves it, less the weights (resolving a TARGET loads none)."""
+    run_dir = root / "mine-20260101-000000"
+    (run_dir / "final").mkdir(parents=True)
+    for name in ("config.json", "tokenizer_config.json"):
+        (run_dir / "final" / name).write_text("{}", encoding="utf-8")
+    save_config(make_config(overrides), run_dir / "config.yaml")
+    return run_dir
+
+
+def test_a_run_is_evaluated_on_its_own_held_out_set_not_the_demos(tmp_path):
+    train = _write(tmp_path / "mine.jsonl", [{"instruction": "q", "output": "a"}])
+    held = _write(tmp_path / "held.jsonl", [{"instruction": "q2", "output": "b", "reference": "b"}])
+    run_dir = _finished_run(tmp_path / "runs", [f"data.train={train}", f"data.eval={held}"])
+    train.unlink()  # the training data moved since: evaluation never reads it
+    req = prepare_eval(str(run_dir), [], [], None, None, tmp_path / "runs")
+    assert (req.domain, req.general) == ([str(held)], [])
+    assert req.out == run_dir / "eval.json"
 
 
 def test_references_default_to_the_last_answer_and_accept_lists(tmp_path):

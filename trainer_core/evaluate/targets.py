@@ -5,10 +5,12 @@ builtin. Torch-free, so the CLI can refuse a bad TARGET in one line before anyth
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trainer_core.config import BUILTIN_MODELS, ConfigError, RunConfig, build_config
+from trainer_core.config.parse import read_yaml
+from trainer_core.config.paths import anchor_paths
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, checkpoint_dirs
 from trainer_core.live.runs import RunNotFound, resolve_run, run_info
 
@@ -120,8 +122,14 @@ def _adapter_base(folder: Path, spec: str) -> str:
 
 
 def _run_config(run_dir: Path) -> RunConfig:
-    """The run's config; its training data may have moved since, and evaluation never reads it."""
+    """The run's config as saved. Its data files may have moved since, so the config is checked without them,
+    then `data.train` and `data.eval` are put back as saved: they decide the default evaluation sets (the run's
+    own held-out data; the demo's sets only for a demo run), and a moved data.eval is named when it is read."""
+    path = run_dir / CONFIG_FILE
     try:
-        return build_config(run_dir / CONFIG_FILE, ["data.train=[builtin:demo]", "data.eval=[]"])
+        cfg = build_config(path, ["data.train=[builtin:demo]", "data.eval=[]"])
+        saved = anchor_paths(read_yaml(path), run_dir).get("data") or {}
     except ConfigError as exc:
         raise TargetError(exc.render().replace("\n", " ")) from None
+    data = replace(cfg.data, train=saved.get("train", cfg.data.train), eval=saved.get("eval", cfg.data.eval))
+    return replace(cfg, data=data)
