@@ -38,8 +38,9 @@ from trainer_core.evaluate.experiment import (
     run_config,
 )
 from trainer_core.evaluate.report import render_markdown
+from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
-from trainer_core.live.rundir import FINAL, checkpoint_dirs, read_json, write_json_atomic
+from trainer_core.live.rundir import FINAL, read_json, write_json_atomic
 from trainer_core.live.runs import last_step_event, pid_alive, run_info
 
 Say = Callable[[str], None]
@@ -202,12 +203,10 @@ class ExperimentRunner:
         if info is not None and info.live and info.pid is not None:
             self.say(f"{label}: still training from an earlier start; waiting for it")
             return info.pid
-        if info is not None and checkpoint_dirs(run_dir):
-            ckpt = checkpoint_dirs(run_dir)[-1]
+        ckpt = continue_point(run_dir)
+        if ckpt is not None:
             self.say(f"{label}: continuing from {ckpt.name}{_on(gpu)}")
             return start_detached(run_dir, ckpt, env)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # it never got a checkpoint: start it again
         cfg = run_config(self.spec["config"], slot["arm"], slot["seed"], slot["name"], self.exp_dir)
         prepare_run(cfg, slot["name"], at=run_dir)
         self.say(f"{label}: training {slot['arm']}{_on(gpu)} -> {run_dir}")
@@ -292,6 +291,18 @@ def wait_for_trainer(pid: int, run_dir: Path, label: str, say: Say, children: Ch
                 say(f"{label}: step {shown_step}/{last.get('total_steps')} loss {last.get('loss', float('nan')):.4f}")
     finally:
         children.discard(pid)
+
+
+def continue_point(run_dir: Path) -> Path | None:
+    """The checkpoint a stopped run continues from: its newest whole one once the leftovers of a save that a kill
+    interrupted are finished or undone (`resume_point`), so a whole copy under `.tmp-`/`.old-` is never lost.
+    None when there is none; the folder of a run that never got a checkpoint is removed, to start it again."""
+    if not run_dir.exists():
+        return None
+    ckpt = resume_point(run_dir)
+    if ckpt is None:
+        shutil.rmtree(run_dir)
+    return ckpt
 
 
 def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path) -> list[str]:
