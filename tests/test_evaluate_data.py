@@ -175,3 +175,15 @@ def test_sets_digest_follows_what_the_sets_hold(tmp_path):
     assert sets_digest([str(path)]) != first
     assert sets_digest(["builtin:demo-heldout"]) == sets_digest(["builtin:demo-heldout"]) != first
     assert sets_digest(["builtin:demo-heldout", "builtin:general-text"]) != sets_digest(["builtin:demo-heldout"])
+
+
+def test_a_set_given_as_a_source_mapping_keeps_its_columns(tmp_path):
+    held = _write(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a b", "reference": "b"}])
+    mapping = json.dumps({"path": str(held), "columns": {"instruction": "ask", "output": "reply"}})
+    req = prepare_eval("builtin:tiny", [mapping], [], None, tmp_path / "e.json", tmp_path)
+    assert req.domain == [json.loads(mapping)]
+    assert [i.references for i in read_domain_set(req.domain).items] == [["b"]]
+    with pytest.raises(DataError, match="needs a string 'path'"):
+        prepare_eval("builtin:tiny", ['{"columns": {}}'], [], None, tmp_path / "e.json", tmp_path)
+    with pytest.raises(DataError, match="cannot tell the format"):
+        read_domain_set([str(held)])  # without its columns the file is no known format

@@ -11,9 +11,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trainer_core.config import RunConfig
-from trainer_core.evaluate.eval_data import default_sets, read_domain_set, read_general_set
+from trainer_core.evaluate.eval_data import (
+    default_sets,
+    entry_argument,
+    parse_entries,
+    read_domain_set,
+    read_general_set,
+)
 from trainer_core.evaluate.experiment import (
     EXPERIMENT_FILE,
     ExperimentError,
@@ -29,8 +36,8 @@ from trainer_core.live.rundir import read_json
 @dataclass
 class EvalRequest:
     target: Target
-    domain: list[str]
-    general: list[str]
+    domain: list[Any]
+    general: list[Any]
     base: str | None
     out: Path
 
@@ -40,7 +47,7 @@ def prepare_eval(spec: str, domain: list[str], general: list[str], base: str | N
     """Resolve TARGET, pick the sets (flags, else the run's config), read them once to refuse bad data early."""
     target = resolve_target(spec, root)
     cfg_domain, cfg_general = default_sets(target.config)
-    domain, general = domain or cfg_domain, general or cfg_general
+    domain, general = parse_entries(domain) or cfg_domain, parse_entries(general) or cfg_general
     if not domain and not general:
         raise ExperimentError("nothing to evaluate on: pass --domain FILE (held-out instructions with answers) "
                               "and/or --general FILE (general instructions or text)")
@@ -81,7 +88,7 @@ def eval_arguments(req: EvalRequest, max_new_tokens: int, batch_size: int, limit
            "--max-new-tokens", str(max_new_tokens), "--batch-size", str(batch_size), "--limit", str(limit)]
     for flag, values in (("--domain", req.domain), ("--general", req.general)):
         for value in values:
-            cmd += [flag, value]
+            cmd += [flag, entry_argument(value)]
     return cmd + (["--base", req.base] if req.base else [])
 
 
@@ -93,7 +100,8 @@ def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: lis
     before any folder is made (it reads the corpus, slower than the other checks)."""
     arms = parse_arms(arms_text)
     cfg_domain, cfg_general = default_sets(cfg)
-    plan = make_plan(cfg, arms, repeats, domain or cfg_domain, general or cfg_general, base, command, limit)
+    plan = make_plan(cfg, arms, repeats, parse_entries(domain) or cfg_domain, parse_entries(general) or cfg_general,
+                     base, command, limit)
     read_domain_set(plan.domain, cfg.data.system_prompt)
     if plan.general:
         read_general_set(plan.general, cfg.data.system_prompt)

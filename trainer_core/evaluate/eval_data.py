@@ -8,12 +8,14 @@ conversation is what the eval loss scores. Errors name the file and line, as the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer_core.config import RunConfig
-from trainer_core.train.records import DataError, file_format, normalise
+from trainer_core.config.sources import SourceSpec
+from trainer_core.train.records import DataError, Record, read_records
 
 DEMO_TRAIN = ["builtin:demo"]
 DEMO_DOMAIN = ["builtin:demo-heldout"]
@@ -59,8 +61,7 @@ class EvalSet:
     files: list[str] = field(default_factory=list)
 
 
-def _references(obj: dict[str, Any], messages: list[dict[str, str]], where: str) -> list[str]:
-    ref = obj.get("reference")
+def _references(ref: Any, messages: list[dict[str, str]], where: str) -> list[str]:
     if ref is None:
         return [next(m["content"] for m in reversed(messages) if m["role"] == "assistant")]
     refs = [ref] if isinstance(ref, str) else ref
@@ -69,38 +70,29 @@ def _references(obj: dict[str, Any], messages: list[dict[str, str]], where: str)
     return list(refs)
 
 
-def read_eval_set(specs: list[str], fmt: str = "auto", system_prompt: str | None = None) -> EvalSet:
-    """Read every record of every source (builtins, files, folders, saved datasets, cached hub ids) as the
-    trainer's data path reads them; the first bad record raises DataError."""
-    from trainer_core.config.sources import parse_sources
-    from trainer_core.train.files import expand_source, raw_rows
+def eval_item(record: Record) -> EvalItem | None:
+    """An instruction record as an item with its references; None for a plain-text record."""
+    if record.messages is None:
+        return None
+    return EvalItem(record.source, record.line, record.messages,
+                    _references(record.reference, record.messages, record.where))
 
-    sources, problems = parse_sources(list(specs), "evaluation set", {"format": fmt, "system_prompt": system_prompt})
-    if problems:
-        raise DataError("; ".join(problems))
-    out = EvalSet()
-    for spec in sources:
-        for file in expand_source(spec):
-            out.files.append(file.name)
-            _read_file(out, file.name, raw_rows(file), spec)
+
+def read_eval_set(specs: list[Any], fmt: str = "auto", system_prompt: str | None = None) -> EvalSet:
+    """Every record of every source (builtins, files, folders, saved datasets, cached hub ids, `{path, columns,
+    ...}` mappings) read as the trainer reads data; the first bad record raises DataError."""
+    records = read_records(specs, fmt, system_prompt, key="evaluation set")
+    out = EvalSet(files=list(dict.fromkeys(r.source for r in records)))  # every file holds a record
+    for record in records:
+        item = eval_item(record)
+        if item is not None:
+            out.items.append(item)
+        else:
+            out.texts.append(TextItem(record.source, record.line, record.text or ""))
     return out
 
 
-def _read_file(out: EvalSet, name: str, rows: list[tuple[int, Any]], spec: Any) -> None:
-    if not rows:
-        raise DataError(f"{name}: holds no records; give a file with at least one")
-    file_fmt = file_format(spec.format, rows[0][1], f"{name}:{rows[0][0]}")
-    for line, obj in rows:
-        where = f"{name}:{line}"
-        messages, text = normalise(obj, file_fmt, where, spec.system_prompt, spec.text_field)
-        if text is not None:
-            out.texts.append(TextItem(name, line, text))
-        else:
-            assert messages is not None
-            out.items.append(EvalItem(name, line, messages, _references(obj, messages, where)))
-
-
-def sets_digest(specs: list[str]) -> str:
+def sets_digest(specs: list[Any]) -> str:
     """A hash of what the sets hold (every file's bytes; a saved or cached hub dataset by its files' sizes and
     times): an experiment reuses an eval.json only when its sets are unchanged, not merely named the same."""
     import hashlib
@@ -117,7 +109,7 @@ def sets_digest(specs: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def read_domain_set(specs: list[str], system_prompt: str | None = None) -> EvalSet:
+def read_domain_set(specs: list[Any], system_prompt: str | None = None) -> EvalSet:
     """A domain set: instruction records with references only (plain text has nothing to answer)."""
     found = read_eval_set(specs, system_prompt=system_prompt)
     if found.texts:
@@ -127,7 +119,7 @@ def read_domain_set(specs: list[str], system_prompt: str | None = None) -> EvalS
     return found
 
 
-def read_general_set(specs: list[str], system_prompt: str | None = None) -> EvalSet:
+def read_general_set(specs: list[Any], system_prompt: str | None = None) -> EvalSet:
     """A general set: instructions with short references and/or plain text; empty is an error."""
     found = read_eval_set(specs, system_prompt=system_prompt)
     if not found.items and not found.texts:
@@ -143,19 +135,42 @@ def limit(items: list, n: int) -> list:
     return [items[i * len(items) // n] for i in range(n)]
 
 
-def default_sets(cfg: RunConfig | None) -> tuple[list[str], list[str]]:
+def default_sets(cfg: RunConfig | None) -> tuple[list[Any], list[Any]]:
     """(domain, general) a config evaluates on: its `eval` section, else the demo's sets for the demo data, else
-    its `data.eval` files as the domain set."""
+    its `data.eval` sources as the domain set, each read with the settings the trainer reads it with."""
     if cfg is None:
         return [], []
     demo = cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0])
-    data_eval = [e if isinstance(e, str) else e["path"] for e in entries(cfg.data.eval)]
+    data_eval = [set_entry(s, cfg.data.system_prompt) for s in cfg.data.sources("eval")]
     domain = list(cfg.eval.domain) or (list(DEMO_DOMAIN) if demo else data_eval)
     general = list(cfg.eval.general) or (list(DEMO_GENERAL) if demo else [])
     return domain, general
 
 
-def entries(value: Any) -> list[Any]:
-    """`data.eval` as a list (a single path or mapping is one entry); a mapping's own settings (columns, format)
-    are not carried over: give an evaluation set in a supported format, or set eval.domain."""
-    return [value] if isinstance(value, (str, dict)) else list(value or [])
+def set_entry(spec: SourceSpec, system_prompt: str | None) -> str | dict[str, Any]:
+    """A data source as an evaluation set entry: its path alone, or `{path, ...}` with the settings it is read
+    with (columns, format, text field...; a system prompt only where it is not the run's)."""
+    plain = SourceSpec(path=spec.path, system_prompt=system_prompt).settings()
+    own = {k: v for k, v in spec.settings().items() if v != plain[k]}
+    return {"path": spec.path, **own} if own else spec.path
+
+
+def entry_argument(entry: str | dict[str, Any]) -> str:
+    """An evaluation set entry as one command-line value: a path as it is, a mapping as JSON."""
+    return entry if isinstance(entry, str) else json.dumps(entry, ensure_ascii=False, sort_keys=True)
+
+
+def parse_entries(values: list[str]) -> list[str | dict[str, Any]]:
+    """`--domain`/`--general` values as set entries: a value that starts with `{` is a JSON source mapping."""
+    return [_json_entry(v) if v.lstrip().startswith("{") else v for v in values]
+
+
+def _json_entry(value: str) -> dict[str, Any]:
+    hint = 'give a path, or a source as JSON: {"path": "held.csv", "columns": {"output": "answer"}}'
+    try:
+        entry = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{value}: not valid JSON ({exc.msg}); {hint}") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        raise DataError(f"{value}: a source mapping needs a string 'path'; {hint}")
+    return entry

@@ -32,8 +32,9 @@ Say = Callable[[str], None]
 
 @dataclass
 class EvalOptions:
-    domain: list[str] = field(default_factory=list)
-    general: list[str] = field(default_factory=list)
+    domain: list[Any] = field(default_factory=list)
+    """Domain set entries: paths, builtins or `{path, columns, ...}` source mappings."""
+    general: list[Any] = field(default_factory=list)
     base: str | None = None
     """Model that general retention is measured against (None: no perplexity ratio)."""
     max_new_tokens: int = 128

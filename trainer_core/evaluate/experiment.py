@@ -54,8 +54,8 @@ class Plan:
     cfg: RunConfig
     arms: list[str]
     repeats: int
-    domain: list[str]
-    general: list[str]
+    domain: list[Any]
+    general: list[Any]
     base: str
     max_new_tokens: int
     eval_batch_size: int
@@ -75,7 +75,7 @@ class Plan:
         return [self.cfg.training.seed + i for i in range(self.repeats)]
 
 
-def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[str], general: list[str],
+def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[Any], general: list[Any],
               base: str | None, command: str, limit: int = 0) -> Plan:
     if limit < 0:
         raise ExperimentError(f"--limit {limit}: give a number of items >= 0 (0 = every item)")
@@ -85,9 +85,16 @@ def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[str], 
         raise ExperimentError("no domain set to evaluate on: pass --domain FILE (held-out instructions with "
                               "answers) or set eval.domain or data.eval in the config")
     cfg = absolute_paths(copy.deepcopy(cfg))
-    absolute = absolute_paths(config_from_dict({"eval": {"domain": domain, "general": general}}))
-    return Plan(cfg, arms, repeats, absolute.eval.domain, absolute.eval.general, base or cfg.model.path,
+    return Plan(cfg, arms, repeats, _absolute_entries(domain), _absolute_entries(general), base or cfg.model.path,
                 cfg.eval.max_new_tokens, cfg.eval.batch_size, command, limit)
+
+
+def _absolute_entries(entries: list[Any]) -> list[Any]:
+    """Set entries with absolute paths (an experiment may be continued from another folder), checked as
+    eval.domain is; a `{path, columns, ...}` mapping keeps its settings."""
+    paths = [e["path"] if isinstance(e, dict) else e for e in entries]
+    absolute = absolute_paths(config_from_dict({"eval": {"domain": paths}})).eval.domain
+    return [{**e, "path": p} if isinstance(e, dict) else p for e, p in zip(entries, absolute, strict=True)]
 
 
 def run_config(plan_cfg: dict[str, Any], arm: str, seed: int, name: str, root: Path) -> RunConfig:

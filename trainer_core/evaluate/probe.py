@@ -13,13 +13,12 @@ from typing import Any
 import torch
 
 from trainer_core.config import ConfigError, RunConfig
-from trainer_core.evaluate.eval_data import DEMO_DOMAIN, DEMO_TRAIN, EvalItem, entries, limit, read_domain_set
+from trainer_core.evaluate.eval_data import DEMO_DOMAIN, DEMO_TRAIN, EvalItem, eval_item, limit, read_domain_set
 from trainer_core.evaluate.generate import GenerationRun, greedy_answers
 from trainer_core.evaluate.metrics import GENERATION_EVENT_KEYS as METRIC_KEYS
 from trainer_core.evaluate.metrics import generation_metrics
 from trainer_core.live.protocol import GenerationEvalEvent
-from trainer_core.train.prepare import split_indices
-from trainer_core.train.records import read_records
+from trainer_core.train.prepare import held_out_records
 
 EXAMPLES = 3
 """Answers carried in each event, so a client can show what the numbers are about."""
@@ -28,21 +27,11 @@ EXAMPLE_CHARS = 400
 
 def held_out_items(cfg: RunConfig) -> list[EvalItem]:
     """eval.domain, else the demo's held-out set for the demo data, else the run's own evaluation records
-    (data.eval, or the data.eval_fraction split: the same records the trainer holds out)."""
+    (data.eval, or the data.eval_fraction split: the records the trainer holds out, after data.exclude)."""
     specs = cfg.eval.domain or (DEMO_DOMAIN if cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0]) else [])
     if specs:
         return read_domain_set(specs, cfg.data.system_prompt).items
-    d = cfg.data
-    if d.eval:
-        records = read_records(entries(d.eval), d.format, d.system_prompt, d.text_field, d.columns)
-    elif d.eval_fraction > 0:
-        records = read_records(entries(d.train), d.format, d.system_prompt, d.text_field, d.columns)
-        records = [records[i] for i in split_indices(len(records), d.eval_fraction, cfg.training.seed)[1]]
-    else:
-        return []
-    return [EvalItem(r.source, r.line, r.messages, [next(m["content"] for m in reversed(r.messages)
-                                                         if m["role"] == "assistant")])
-            for r in records if r.messages]
+    return [item for item in map(eval_item, held_out_records(cfg)) if item is not None]
 
 
 @dataclass

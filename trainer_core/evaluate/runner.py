@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.atomic import write_atomic
-from trainer_core.evaluate.eval_data import sets_digest
+from trainer_core.evaluate.eval_data import entry_argument, sets_digest
 from trainer_core.evaluate.experiment import (
     BASE_DIR,
     EVAL_FILE,
@@ -313,9 +313,9 @@ def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path
     if opts["system_prompt"]:
         cmd += ["--system-prompt", opts["system_prompt"]]
     for spec in opts["domain"]:
-        cmd += ["--domain", spec]
+        cmd += ["--domain", entry_argument(spec)]
     for spec in opts["general"]:
-        cmd += ["--general", spec]
+        cmd += ["--general", entry_argument(spec)]
     return cmd
 
 

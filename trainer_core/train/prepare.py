@@ -30,7 +30,7 @@ from trainer_core.train.data_report import row_report, summary_line, token_repor
 from trainer_core.train.exclude import ExcludeList, Exclusion, exclusion, read_exclude
 from trainer_core.train.files import quiet_datasets
 from trainer_core.train.packing import cut_rows
-from trainer_core.train.records import DataError
+from trainer_core.train.records import DataError, Record, read_records
 from trainer_core.train.tokenize import tokenize_batch
 from trainer_core.train.tokenized import TokenizedSet
 
@@ -237,6 +237,20 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     mask = np.zeros(n, dtype=bool)
     mask[held] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def held_out_records(cfg: RunConfig) -> list[Record]:
+    """The records a run evaluates on, read into memory (for small sets: the generation probe): data.eval's, else
+    the data.eval_fraction split of data.train. The same selection `_build` makes: `split_indices` over the
+    records left after data.exclude, in the order the sources are read, with the run's seed."""
+    d = cfg.data
+    exclude = read_exclude(d.exclude) if d.exclude else None
+    if d.eval:
+        return read_records(d.eval, d.format, d.system_prompt, d.text_field, d.columns, exclude=exclude)
+    if d.eval_fraction <= 0:
+        return []
+    records = read_records(d.train, d.format, d.system_prompt, d.text_field, d.columns, exclude=exclude)
+    return [records[i] for i in split_indices(len(records), d.eval_fraction, cfg.training.seed)[1]]
 
 
 def _cut(tokens, indices: np.ndarray, row_length: int, pack: bool, path: Path):

@@ -9,6 +9,7 @@ prompt/response, question/answer, text (Y-Trainer's CPT `{id, output}` too). Big
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ class Record:
     text: str | None = None
     id: str | None = None
     """The record's own `id` field, where the data has one."""
+    reference: Any = None
+    """The record's own `reference` field, where the data has one (an evaluation set's accepted answers)."""
 
     @property
     def where(self) -> str:
@@ -171,20 +174,22 @@ def file_format(fmt: str, first: Any, where: str) -> str:
     return found
 
 
-def read_records(specs: list[Any], fmt: str = "auto", system_prompt: str | None = None,
+def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt: str | None = None,
                  text_field: str | None = None, columns: dict[str, str] | None = None,
-                 allow_empty_answer: bool = False) -> list[Record]:
+                 allow_empty_answer: bool = False,
+                 exclude: Callable[[str, int, Any], bool] | None = None, key: str = "data") -> list[Record]:
     """Read and normalise every record of every source into memory; the first bad record raises DataError.
 
     `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
-    whose own settings win over the arguments). For a corpus too big for Python lists, use
-    `trainer_core.train.corpus`.
+    whose own settings win over the arguments). `exclude` (a `data.exclude` list) leaves out the records it
+    names before they are normalised, as the trainer's reading does; `key` names the specs in problems. For a
+    corpus too big for Python lists, use `trainer_core.train.corpus`.
     """
     from trainer_core.config.sources import parse_sources
     from trainer_core.train.files import expand_source, raw_rows
 
     defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
-    sources, problems = parse_sources(list(specs), "data", defaults)
+    sources, problems = parse_sources(specs if isinstance(specs, (str, dict)) else list(specs), key, defaults)
     if problems:
         raise DataError("; ".join(problems))
     records: list[Record] = []
@@ -195,7 +200,10 @@ def read_records(specs: list[Any], fmt: str = "auto", system_prompt: str | None 
                 raise DataError(f"{file.name}: holds no records")
             file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
             for line, obj in rows:
+                if exclude is not None and exclude(file.name, line, obj):
+                    continue
                 messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field,
                                            allow_empty_answer)
-                records.append(Record(source=file.name, line=line, messages=messages, text=text, id=record_id(obj)))
+                reference = obj.get("reference")
+                records.append(Record(file.name, line, messages, text, record_id(obj), reference))
     return records
