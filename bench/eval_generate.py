@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from trainer_core.config import ModelConfig
 from trainer_core.evaluate.eval_data import read_domain_set
 from trainer_core.evaluate.generate import encode_prompt, greedy_answers, stop_token_ids
-from trainer_core.train.model import load_tokenizer, resolve
+from trainer_core.evaluate.inference import load_for_inference
+from trainer_core.evaluate.targets import resolve_target
 
 
 def plain_loop(model, tokenizer, prompts, new_tokens: int) -> tuple[list[str], int, float]:
@@ -51,11 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from transformers import AutoModelForCausalLM
-
-    path = resolve(ModelConfig(path=args.model))
-    tokenizer = load_tokenizer(path, ModelConfig())
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model, tokenizer, _ = load_for_inference(resolve_target(args.model), torch.device("cpu"), "fp32")
     prompts = [item.prompt for item in read_domain_set(["builtin:demo-heldout"]).items[:args.prompts]]
     greedy_answers(model, tokenizer, prompts[:2], 4, 2)  # warm-up: first-call allocations out of the timing
     loop_rates, ours_rates, same = [], [], True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -32,8 +33,11 @@ def _one_line_error(proc, *needles: str) -> None:
         assert needle in lines[0]
 
 
-def test_eval_bad_input(tmp_path):
+def test_eval_bad_input(tmp_path, tiny_path):
     text = _jsonl(tmp_path / "text.jsonl", [{"text": "no answer here"}])
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_path, corrupt)
+    (corrupt / "model.safetensors").write_bytes((corrupt / "model.safetensors").read_bytes()[:5000])  # cut short
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
     domain = _jsonl(tmp_path / "domain.jsonl", DOMAIN)
@@ -44,6 +48,7 @@ def test_eval_bad_input(tmp_path):
         (["eval", "builtin:tiny", "--domain", str(text)], ["text.jsonl:1", "no reference answer"]),
         (["eval", "builtin:tiny", "--domain", str(domain), "--general", str(empty)], ["empty.jsonl", "no records"]),
         (["eval", "builtin:tiny"], ["nothing to evaluate on"]),
+        (["eval", str(corrupt), "--domain", str(domain)], ["cannot load folder", "deserializing header"]),
         (["eval", "builtin:tiny", "--domain", str(domain), "--out", str(tmp_path / "no" / "e.json")],
          ["does not exist"]),
     ]

@@ -4,6 +4,7 @@ Each test pins one of the reference implementation's bugs or a promise of docs/s
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import nlirg_cli
+from tests.helpers import nlirg_cli, write_alpaca
 from tests.score_helpers import SCORE_MAX_LENGTH, read_rows
 from trainer_core.score.encode import encode_records
 from trainer_core.score.forward import token_signals
@@ -197,3 +198,15 @@ def test_num_procs_splits_the_records_and_merges_them_back(tiny_scores, tmp_path
     one, two = read_rows(scores), read_rows(out)
     assert [r["source"] for r in one] == [r["source"] for r in two]
     assert np.allclose([r["score"] for r in one], [r["score"] for r in two], atol=1e-3)
+
+
+def test_a_lora_runs_final_model_scores_with_its_adapter_merged(tiny_lora_run, tmp_path):
+    """docs/score.md's own example: `--model runs/my-run/final`, a folder with an adapter and no config.json."""
+    run_dir, _ = tiny_lora_run
+    data = write_alpaca(tmp_path / "train.jsonl", n=6)  # the records the run trained on
+    proc = nlirg_cli("score", str(data), "--model", str(run_dir / "final"), "--out", str(tmp_path / "lora.jsonl"),
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=tmp_path / "base.jsonl"), stream=io.StringIO())
+    lora, base = (sorted(read_rows(tmp_path / f"{name}.jsonl"), key=lambda r: r["index"]) for name in ("lora", "base"))
+    assert len(lora) == 6 and all(a["mean_loss"] < b["mean_loss"] for a, b in zip(lora, base, strict=True))

@@ -11,20 +11,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainer_core.config import ModelConfig, NlirgParams
+from trainer_core.config import NlirgParams
 from trainer_core.evaluate import metrics as m
 from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set, sets_digest
 from trainer_core.evaluate.generate import Answer, GenerationRun, greedy_answers
+from trainer_core.evaluate.inference import load_for_inference
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
 from trainer_core.evaluate.targets import Target
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import EVENTS_FILE, read_json
-from trainer_core.train.model import ModelLoadError, compute_dtype, load_tokenizer, resolve
 
 log = logging.getLogger("trainer_core")
 Say = Callable[[str], None]
@@ -62,29 +61,6 @@ class EvalOptions:
 
 def pick_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-
-
-def load_for_eval(target: Target, device: torch.device):
-    """(model in eval mode with any adapter merged, tokenizer, compute dtype)."""
-    from transformers import AutoModelForCausalLM
-
-    model_cfg = target.config.model if target.config is not None else ModelConfig()
-    dtype = compute_dtype(model_cfg, device)
-    # A LoRA run's final/ holds the tokenizer beside the adapter, without a model's config.json: used as it is.
-    tok_path = target.tokenizer if Path(target.tokenizer).is_dir() else resolve(ModelConfig(path=target.tokenizer))
-    tokenizer = load_tokenizer(tok_path, model_cfg)
-    path = resolve(ModelConfig(path=target.model))
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=model_cfg.attn_implementation,
-            trust_remote_code=model_cfg.trust_remote_code)
-        if target.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, target.adapter).merge_and_unload()
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load {target.describe()}: {str(exc).strip().splitlines()[0]}") from exc
-    return model.to(device).eval(), tokenizer, dtype
 
 
 def read_sets(target: Target, opts: EvalOptions) -> tuple[EvalSet, EvalSet]:
@@ -135,7 +111,7 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     opts = opts.resolved(target)
     domain, general = read_sets(target, opts)
     device = pick_device()
-    model, tokenizer, dtype = load_for_eval(target, device)
+    model, tokenizer, dtype = load_for_inference(target, device)
     say(f"loaded {target.describe()} on {device} ({str(dtype).replace('torch.', '')})")
     max_len = opts.max_length or 1024
     scorer = Scorer(model, tokenizer, dtype, max_len, opts, say)
@@ -207,7 +183,7 @@ def _retention(metrics: dict[str, Any], target: Target, opts: EvalOptions, gener
         from trainer_core.evaluate.targets import resolve_target
 
         base_target = resolve_target(opts.base)
-        model, tokenizer, dtype = load_for_eval(base_target, device)
+        model, tokenizer, dtype = load_for_inference(base_target, device)
         base_ppl, _ = text_perplexity(model, tokenizer, general.texts, max_len, opts.batch_size, dtype)
         del model
         _free(device)

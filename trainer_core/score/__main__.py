@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         opts.check()
+        from trainer_core.evaluate.targets import TargetError
         from trainer_core.score.run import run  # torch loads only past the option checks
         from trainer_core.train.model import ModelLoadError
         from trainer_core.train.records import DataError
 
         try:
             run(opts)
-        except (DataError, ModelLoadError) as exc:
+        except (DataError, ModelLoadError, TargetError) as exc:
             raise ScoreError(str(exc).replace("\n", " ")) from None
     except ScoreError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

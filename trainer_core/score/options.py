@@ -18,7 +18,8 @@ class ScoreOptions:
     data: list[str]
     """Data files, folders or `builtin:` data, as for data.train."""
     model: str
-    """Model that scores: a builtin, a local folder (a run's final/ works) or a hub id."""
+    """Model that scores, as `nlirg eval` takes it: a run or its final/ (a LoRA adapter is merged into its base), a
+    checkpoint, a model or adapter folder, a hub id or a builtin."""
     out: Path
     """Score file (JSON lines); its summary goes to OUT.summary.json beside it."""
     mode: str = "divergence"

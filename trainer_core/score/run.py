@@ -11,7 +11,8 @@ from typing import IO, Any
 
 import torch
 
-from trainer_core.config import LoraConfig, ModelConfig
+from trainer_core.evaluate.inference import load_for_inference, load_target_tokenizer, model_settings
+from trainer_core.evaluate.targets import resolve_target
 from trainer_core.score.encode import ScoreItem, encode_records
 from trainer_core.score.forward import RowSignals, token_signals
 from trainer_core.score.options import ScoreOptions
@@ -19,7 +20,6 @@ from trainer_core.score.output import make_summary, print_summary, rank_rows, wr
 from trainer_core.score.progress import ScoreProgress
 from trainer_core.score.report import build_row
 from trainer_core.train.data import Sample, collate
-from trainer_core.train.model import compute_dtype, load_model, load_tokenizer, resolve
 from trainer_core.train.records import read_records
 from trainer_core.train.token_text import token_texts
 
@@ -27,14 +27,10 @@ Signals = dict[int, RowSignals]
 
 
 def load_scorer(opts: ScoreOptions, device: torch.device):
-    """(tokenizer, model in eval mode, compute dtype) for scoring; no LoRA, no gradient anywhere."""
-    cfg = ModelConfig(path=opts.model, dtype=opts.dtype)
-    path = resolve(cfg)
-    dtype = compute_dtype(cfg, device)
-    model = load_model(path, cfg, LoraConfig(enabled=False), dtype, device)
-    if dtype != torch.float32:
-        model.to(dtype)  # inference only: no float32 master weights needed
-    return load_tokenizer(path, cfg), model.eval(), dtype
+    """(tokenizer, model in eval mode, compute dtype) for scoring: any model `nlirg eval` takes (a LoRA run's
+    final/ too, its adapter merged), loaded in the compute dtype; no gradient anywhere."""
+    model, tokenizer, dtype = load_for_inference(resolve_target(opts.model), device, opts.dtype)
+    return tokenizer, model, dtype
 
 
 def score_samples(model, samples: list[Sample], pad_id: int, batch_size: int, with_entropy: bool,
@@ -97,8 +93,8 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
 
 
 def _tokenizer(opts: ScoreOptions):
-    cfg = ModelConfig(path=opts.model, dtype=opts.dtype)
-    return load_tokenizer(resolve(cfg), cfg)
+    target = resolve_target(opts.model)
+    return load_target_tokenizer(target, model_settings(target, opts.dtype))
 
 
 def _device(rank: int) -> torch.device:
