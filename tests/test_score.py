@@ -15,6 +15,7 @@ import torch
 
 from tests.helpers import nlirg_cli, write_alpaca
 from tests.score_helpers import SCORE_MAX_LENGTH, read_rows
+from trainer_core.score.__main__ import main as score_main
 from trainer_core.score.encode import encode_records
 from trainer_core.score.forward import token_signals
 from trainer_core.score.modes import MODES, SUSPECT, divergence, similarity_score, spans, zscore
@@ -210,3 +211,18 @@ def test_a_lora_runs_final_model_scores_with_its_adapter_merged(tiny_lora_run, t
     run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=tmp_path / "base.jsonl"), stream=io.StringIO())
     lora, base = (sorted(read_rows(tmp_path / f"{name}.jsonl"), key=lambda r: r["index"]) for name in ("lora", "base"))
     assert len(lora) == 6 and all(a["mean_loss"] < b["mean_loss"] for a, b in zip(lora, base, strict=True))
+
+
+def test_a_data_error_is_reported_before_any_weights_are_read(tmp_path, tiny_path, capsys):
+    """The weights of `broken` cannot be read (cut short), its tokenizer can: the data's problem must be the error."""
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_path, broken)
+    (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:5000])
+    data = tmp_path / "text.jsonl"
+    data.write_text(json.dumps({"text": "plain text has no prompt to leave out"}) + "\n", encoding="utf-8")
+    args = [str(data), "--model", str(broken), "--out", str(tmp_path / "s.jsonl")]
+    assert score_main([*args, "--mode", "ifd"]) == 2
+    assert "text.jsonl:1: mode ifd needs prompt/answer records" in capsys.readouterr().err
+    assert score_main(args) == 2  # good data: now the weights are read, and their failure is one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot load folder" in err and "deserializing header" in err

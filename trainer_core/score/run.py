@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import torch
 
-from trainer_core.evaluate.inference import load_for_inference, load_target_tokenizer, model_settings
+from trainer_core.evaluate.inference import load_target_model, load_target_tokenizer, model_settings
 from trainer_core.evaluate.targets import resolve_target
 from trainer_core.score.encode import ScoreItem, encode_records
 from trainer_core.score.forward import RowSignals, token_signals
@@ -26,11 +26,21 @@ from trainer_core.train.token_text import token_texts
 Signals = dict[int, RowSignals]
 
 
+def scoring_tokenizer(opts: ScoreOptions):
+    target = resolve_target(opts.model)
+    return load_target_tokenizer(target, model_settings(target, opts.dtype))
+
+
+def scoring_model(opts: ScoreOptions, device: torch.device):
+    """(model in eval mode, compute dtype): any model `nlirg eval` takes (a LoRA run's final/ too, its adapter
+    merged), loaded in the compute dtype; no gradient anywhere."""
+    target = resolve_target(opts.model)
+    return load_target_model(target, model_settings(target, opts.dtype), device)
+
+
 def load_scorer(opts: ScoreOptions, device: torch.device):
-    """(tokenizer, model in eval mode, compute dtype) for scoring: any model `nlirg eval` takes (a LoRA run's
-    final/ too, its adapter merged), loaded in the compute dtype; no gradient anywhere."""
-    model, tokenizer, dtype = load_for_inference(resolve_target(opts.model), device, opts.dtype)
-    return tokenizer, model, dtype
+    """(tokenizer, model, compute dtype) at once, for the benches."""
+    return scoring_tokenizer(opts), *scoring_model(opts, device)
 
 
 def score_samples(model, samples: list[Sample], pad_id: int, batch_size: int, with_entropy: bool,
@@ -65,12 +75,12 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
     """Score, write OUT and OUT.summary.json, print the summary (stdout; progress on stderr); return the summary."""
     started = time.time()
     records = read_records(opts.data, opts.format, opts.system_prompt, allow_empty_answer=True)
-    device = _device(0)
-    tokenizer, model, dtype = load_scorer(opts, device) if opts.num_procs == 1 else (_tokenizer(opts), None, None)
+    tokenizer = scoring_tokenizer(opts)  # the data is encoded before any weights are read: a bad record shows at once
     items = encode_records(tokenizer, records, opts.max_length, with_bare=opts.mode == "ifd")
     progress = ScoreProgress(len(items), sum(len(it.input_ids) for it in items), progress_stream)
     forward_started = time.time()
-    if model is not None:
+    if opts.num_procs == 1:
+        model, dtype = scoring_model(opts, _device(0))
         signals, bare = score_items(model, items, tokenizer.pad_token_id, opts, dtype, progress.advance)
     else:
         from trainer_core.score.parallel import score_in_processes
@@ -92,11 +102,6 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
     return summary
 
 
-def _tokenizer(opts: ScoreOptions):
-    target = resolve_target(opts.model)
-    return load_target_tokenizer(target, model_settings(target, opts.dtype))
-
-
 def _device(rank: int) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", rank % torch.cuda.device_count())
@@ -108,7 +113,7 @@ def worker_main(opts: ScoreOptions, items: list[ScoreItem], pad_id: int, rank: i
     try:
         if not torch.cuda.is_available():
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.num_procs))
-        _, model, dtype = load_scorer(opts, _device(rank))
+        model, dtype = scoring_model(opts, _device(rank))
         signals, bare = score_items(model, items, pad_id, opts, dtype,
                                     lambda n, t: queue.put(("progress", rank, n, t)))
         queue.put(("done", rank, signals, bare))
