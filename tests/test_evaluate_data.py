@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import make_config
 from trainer_core.config import save_config
+from trainer_core.evaluate.__main__ import _parser, eval_options
 from trainer_core.evaluate.commands import prepare_eval
 from trainer_core.evaluate.eval_data import (
     default_sets,
@@ -19,6 +21,7 @@ from trainer_core.evaluate.eval_data import (
     sets_digest,
 )
 from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
+from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.targets import TargetError, resolve_target
 from trainer_core.train.files import builtin_data_path
 from trainer_core.train.records import DataError, read_records
@@ -187,3 +190,18 @@ def test_a_set_given_as_a_source_mapping_keeps_its_columns(tmp_path):
         prepare_eval("builtin:tiny", ['{"columns": {}}'], [], None, tmp_path / "e.json", tmp_path)
     with pytest.raises(DataError, match="cannot tell the format"):
         read_domain_set([str(held)])  # without its columns the file is no known format
+
+
+def test_every_eval_option_reaches_the_evaluator_and_its_comparison(tmp_path):
+    """One list of settings: a field added to EvalOptions travels to the evaluator process and into the settings
+    an experiment compares before it reuses an eval.json (this test needs a value for it, too)."""
+    held = _write(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a"}])
+    given = {"domain": [str(held), {"path": str(held), "columns": {"instruction": "ask", "output": "reply"}}],
+             "general": ["builtin:general-text"], "base": "builtin:tiny", "max_new_tokens": 7, "batch_size": 3,
+             "limit": 5, "base_result": "base/eval.json", "max_length": 77, "system_prompt": "Be brief."}
+    assert set(given) == {f.name for f in fields(EvalOptions)}
+    assert all(value != asdict(EvalOptions())[key] for key, value in given.items())
+    opts = EvalOptions(**given)
+    command = opts.command("runs/x", tmp_path / "eval.json")
+    assert eval_options(_parser().parse_args(command[3:])) == opts
+    assert set(opts.settings()) == set(given) - {"base_result"} | {"sets_digest"}

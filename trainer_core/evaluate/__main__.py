@@ -48,10 +48,19 @@ def _quiet_libraries() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+def eval_options(args: argparse.Namespace):
+    """The EvalOptions that `EvalOptions.command` wrote as this command line."""
+    from trainer_core.evaluate.eval_data import parse_entries
+    from trainer_core.evaluate.options import EvalOptions
+
+    return EvalOptions(domain=parse_entries(args.domain), general=parse_entries(args.general), base=args.base,
+                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
+                       base_result=args.base_result, max_length=args.max_length, system_prompt=args.system_prompt)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from trainer_core.config import ConfigError
-    from trainer_core.evaluate.eval_data import parse_entries
-    from trainer_core.evaluate.evaluator import EvalOptions, evaluate
+    from trainer_core.evaluate.evaluator import evaluate
     from trainer_core.evaluate.report import eval_table
     from trainer_core.evaluate.targets import TargetError, resolve_target
     from trainer_core.live.rundir import write_json_atomic
@@ -60,9 +69,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     say = (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     try:
-        opts = EvalOptions(domain=parse_entries(args.domain), general=parse_entries(args.general), base=args.base,
-                           max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
-                           base_result=args.base_result, max_length=args.max_length, system_prompt=args.system_prompt)
+        opts = eval_options(args)
         result = evaluate(resolve_target(args.target, args.root), opts, say)
     except (TargetError, DataError, ModelLoadError, ConfigError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)

@@ -7,7 +7,6 @@ line, before a model loads or a folder is written.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 from trainer_core.config import RunConfig
 from trainer_core.evaluate.eval_data import (
     default_sets,
-    entry_argument,
     parse_entries,
     read_domain_set,
     read_general_set,
@@ -29,6 +27,7 @@ from trainer_core.evaluate.experiment import (
     make_plan,
     parse_arms,
 )
+from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.targets import Target, resolve_target
 from trainer_core.live.rundir import read_json
 
@@ -84,12 +83,9 @@ def located(target: Target) -> str:
 
 def eval_arguments(req: EvalRequest, max_new_tokens: int, batch_size: int, limit: int) -> list[str]:
     """The evaluator process's command line."""
-    cmd = [sys.executable, "-m", "trainer_core.evaluate", "eval", located(req.target), "--out", str(req.out),
-           "--max-new-tokens", str(max_new_tokens), "--batch-size", str(batch_size), "--limit", str(limit)]
-    for flag, values in (("--domain", req.domain), ("--general", req.general)):
-        for value in values:
-            cmd += [flag, entry_argument(value)]
-    return cmd + (["--base", req.base] if req.base else [])
+    opts = EvalOptions(domain=req.domain, general=req.general, base=req.base, max_new_tokens=max_new_tokens,
+                       batch_size=batch_size, limit=limit)
+    return opts.command(located(req.target), req.out)
 
 
 def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: list[str], general: list[str],

@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -21,42 +21,13 @@ from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domai
 from trainer_core.evaluate.generate import Answer, GenerationRun, greedy_answers
 from trainer_core.evaluate.inference import load_for_inference
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
+from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.targets import Target
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import EVENTS_FILE, read_json
 
 log = logging.getLogger("trainer_core")
 Say = Callable[[str], None]
-
-
-@dataclass
-class EvalOptions:
-    domain: list[Any] = field(default_factory=list)
-    """Domain set entries: paths, builtins or `{path, columns, ...}` source mappings."""
-    general: list[Any] = field(default_factory=list)
-    base: str | None = None
-    """Model that general retention is measured against (None: no perplexity ratio)."""
-    max_new_tokens: int = 128
-    batch_size: int = 8
-    limit: int = 0
-    """Score N items of each set, spread evenly over it (0 = all)."""
-    base_result: str | None = None
-    """An eval.json of the base model on the same general set: its perplexity is reused, not recomputed."""
-    max_length: int | None = None
-    """Longest scored sequence in tokens (None: the run's data.max_length, else 1024); an experiment gives its
-    runs and the base model the same value, so their losses and perplexities compare."""
-    system_prompt: str | None = None
-    """System prompt for records without one (None: the run's data.system_prompt)."""
-
-    def resolved(self, target: Target) -> EvalOptions:
-        """These options with max_length and system_prompt filled in from the target's run config."""
-        cfg = target.config
-        return replace(self, max_length=self.max_length or (cfg.data.max_length if cfg is not None else 1024),
-                       system_prompt=self.system_prompt or (cfg.data.system_prompt if cfg is not None else None))
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What makes two evaluations of one model comparable (an experiment reuses an eval.json when equal)."""
-        return {k: v for k, v in asdict(self).items() if k != "base_result"}
 
 
 def pick_device() -> torch.device:
@@ -128,8 +99,7 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     metrics["loss_fluctuation"] = _loss_fluctuation(target)
     counts.update(domain_items=len(domain.items), general_items=len(general.items), general_texts=len(general.texts),
                   json_items=sum(1 for i in domain.items + general.items if m.parse_json_answer(i.references[0])))
-    settings = {**opts.fingerprint(), "sets_digest": sets_digest([*opts.domain, *opts.general]),
-                "device": str(device), "dtype": str(dtype).replace("torch.", ""),
+    settings = {**opts.settings(), "device": str(device), "dtype": str(dtype).replace("torch.", ""),
                 "weighted_loss_params": asdict(params)}
     return _result(target, opts, metrics, counts, settings, (domain, general), runs) | {
         "wall_s": round(time.time() - started, 3)}

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.atomic import write_atomic
-from trainer_core.evaluate.eval_data import entry_argument, sets_digest
 from trainer_core.evaluate.experiment import (
     BASE_DIR,
     EVAL_FILE,
@@ -37,6 +36,7 @@ from trainer_core.evaluate.experiment import (
     load_spec,
     run_config,
 )
+from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.report import render_markdown
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
@@ -223,31 +223,30 @@ class ExperimentRunner:
         raise RunFailed(f"run {label} ended {info.status}: {error}; see {run_dir / 'trainer.log'}")
 
     # ------------------------------------------------------------------ evaluation
-    def eval_options(self) -> dict[str, Any]:
-        """The settings every evaluation of this experiment shares (EvalOptions.fingerprint's keys, and a digest
-        of the sets' content: a set edited since is scored again, the runs are not retrained)."""
-        return {"domain": self.spec["domain"], "general": self.spec["general"], "base": self.spec["base"],
-                "max_new_tokens": self.spec["eval"]["max_new_tokens"], "batch_size": self.spec["eval"]["batch_size"],
-                "limit": self.spec["eval"].get("limit", 0),
-                "max_length": self.spec["config"]["data"]["max_length"],
-                "system_prompt": self.spec["config"]["data"]["system_prompt"],
-                "sets_digest": sets_digest([*self.spec["domain"], *self.spec["general"]])}
+    def eval_options(self) -> EvalOptions:
+        """The options every evaluation of this experiment shares: the runs' and the base model's eval.json
+        compare (one max_length and system prompt), and the base model's perplexity is reused."""
+        ev, data = self.spec["eval"], self.spec["config"]["data"]
+        return EvalOptions(domain=self.spec["domain"], general=self.spec["general"], base=self.spec["base"],
+                           max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"], limit=ev.get("limit", 0),
+                           base_result=str(self.exp_dir / BASE_DIR / EVAL_FILE), max_length=data["max_length"],
+                           system_prompt=data["system_prompt"])
 
     def evaluations_current(self) -> bool:
         """Whether the base model and every run have an eval.json made with today's settings and set contents."""
-        opts = self.eval_options()
+        settings = self.eval_options().settings()
         dirs = [self.exp_dir / BASE_DIR, *(self.exp_dir / slot["name"] for slot in self.spec["runs"])]
-        return all(_same_settings(read_json(d / EVAL_FILE), opts) for d in dirs)
+        return all(_same_settings(read_json(d / EVAL_FILE), settings) for d in dirs)
 
     def evaluate(self, slot: dict[str, Any] | None, out_dir: Path, target: str, gpu: str | None) -> None:
         label = slot["name"] if slot else f"base model {target}"
         out = out_dir / EVAL_FILE
         opts = self.eval_options()
-        if _same_settings(read_json(out), opts):
+        if _same_settings(read_json(out), opts.settings()):
             self.say(f"{label}: evaluated already; reused")
             return
         out_dir.mkdir(parents=True, exist_ok=True)
-        cmd = eval_command(target, out, opts, self.exp_dir / BASE_DIR / EVAL_FILE)
+        cmd = opts.command(target, out)
         self.say(f"{label}: evaluating{_on(gpu)}")
         env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
         with (out_dir / "eval.log").open("ab") as log:
@@ -303,20 +302,6 @@ def continue_point(run_dir: Path) -> Path | None:
     if ckpt is None:
         shutil.rmtree(run_dir)
     return ckpt
-
-
-def eval_command(target: str, out: Path, opts: dict[str, Any], base_result: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "trainer_core.evaluate", "eval", target, "--out", str(out), "--base", opts["base"],
-           "--base-result", str(base_result), "--max-new-tokens", str(opts["max_new_tokens"]),
-           "--batch-size", str(opts["batch_size"]), "--limit", str(opts["limit"]),
-           "--max-length", str(opts["max_length"])]
-    if opts["system_prompt"]:
-        cmd += ["--system-prompt", opts["system_prompt"]]
-    for spec in opts["domain"]:
-        cmd += ["--domain", entry_argument(spec)]
-    for spec in opts["general"]:
-        cmd += ["--general", entry_argument(spec)]
-    return cmd
 
 
 def _on(gpu: str | None) -> str:
