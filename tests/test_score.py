@@ -8,6 +8,7 @@ import io
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from trainer_core.score.quality import band_counts, qualities
 from trainer_core.score.run import run, score_samples
 from trainer_core.train.data import IGNORE, collate
 from trainer_core.train.records import Record, read_records
+from trainer_core.train.step import token_losses
 
 
 def _entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -57,6 +59,24 @@ def test_loss_and_entropy_are_of_the_same_predicted_token(tiny_model_fn, tiny_to
         shifted = _entropy(logits[[min(t, len(item.input_ids) - 1) for t in targets]]).numpy()
         shifted_matches += int(np.allclose(sig.entropies, shifted, atol=1e-4))
     assert shifted_matches == 0  # the shift would be caught
+
+
+def test_scoring_takes_the_trainers_targets_and_losses_planned_on_the_host(tiny_model_fn, tiny_tokenizer):
+    """The scorer's positions and losses are the trainer's (`step.token_losses`), with or without entropy, and its
+    targets come from the labels' host copy: the device labels (here on the meta device, which holds no values)
+    are never read, so no `nonzero` waits for a GPU."""
+    model = tiny_model_fn()
+    records = read_records(["builtin:demo"])[:3]
+    batch = collate([it.sample() for it in encode_records(tiny_tokenizer, records, 96, with_bare=False)],
+                    tiny_tokenizer.pad_token_id)
+    with torch.no_grad():
+        trainer = token_losses(model, batch)
+    on_device = replace(batch, labels=batch.labels.to("meta"), host_labels=batch.labels)
+    for with_entropy in (True, False):
+        rows = token_signals(model, on_device, with_entropy)
+        assert [p for sig in rows for p in sig.positions] == trainer.positions.tolist()
+        got = torch.tensor([x for sig in rows for x in sig.losses])
+        assert torch.allclose(got, trainer.losses, atol=1e-5)
 
 
 def test_score_file_rows_carry_the_entropy_of_their_loss_position(tiny_scores, tiny_model_fn, tiny_tokenizer):

@@ -1,8 +1,11 @@
 """The scoring forward pass: loss and predictive entropy of every target token of a padded batch.
 
 Both come from the same logits row, the one that predicts the target token, so they can never be shifted
-against each other (the reference took the entropy of the next position). The LM head runs only on target
-positions and in chunks, so full-vocabulary float32 logits exist for at most `chunk_tokens` tokens at a time.
+against each other (the reference took the entropy of the next position). The target positions are the
+trainer's (`step._target_index`, planned on the host copy of the labels, so no `nonzero` waits for the GPU); the
+LM head runs only on them and in the trainer's chunks (`head_ce.chunk_tokens`), so full-vocabulary float32
+logits exist for one chunk at a time. Without entropy (ifd's bare pass) the losses are the trainer's own
+(`step.head_losses`); only the loop that takes the entropy from the same exp pass lives here.
 """
 
 from __future__ import annotations
@@ -11,12 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_core.train.data import IGNORE, Batch
-from trainer_core.train.head_ce import LogitTransform
-from trainer_core.train.step import _decoder_and_head, lm_logits
-
-CHUNK_ELEMENTS = 1 << 24
-"""Float32 logits per head chunk (64 MiB): 341 tokens at SmolLM2's 49k vocabulary, 110 at Qwen's 152k."""
+from trainer_core.train.data import Batch
+from trainer_core.train.head_ce import LogitTransform, chunk_tokens
+from trainer_core.train.step import _decoder_and_head, _target_index, _vocab, head_losses, lm_logits
 
 
 @dataclass
@@ -27,10 +27,6 @@ class RowSignals:
     """Index (in the row's input_ids) of each predicted token."""
     losses: list[float]
     entropies: list[float] | None
-
-
-def chunk_tokens(vocab_size: int) -> int:
-    return max(1, CHUNK_ELEMENTS // max(1, vocab_size))
 
 
 def _lse_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,38 +41,39 @@ def _lse_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return top[:, 0] + log_total, log_total - e.mul_(shifted).sum(dim=-1) / total
 
 
-def _head_signals(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, transform: LogitTransform,
-                  with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Cross-entropy (and entropy) per selected position, one float32 logits chunk at a time."""
+def _losses_and_entropies(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor,
+                          transform: LogitTransform) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy and entropy per selected position, from the same float32 logits chunk."""
     losses, entropies = [], []
-    step = chunk_tokens(head.weight.shape[0])
+    step = chunk_tokens(0, _vocab(head))
     for start in range(0, hidden.shape[0], step):
         logits = lm_logits(head, hidden[start:start + step], transform)
-        picked = logits.gather(1, targets[start:start + step, None])[:, 0]
-        if with_entropy:  # the same row, so the same predicted token as the loss
-            lse, entropy = _lse_and_entropy(logits)
-            entropies.append(entropy)
-        else:
-            lse = torch.logsumexp(logits, dim=-1)
-        losses.append(lse - picked)
-    loss = torch.cat(losses) if losses else hidden.new_zeros(0, dtype=torch.float32)
-    if not with_entropy:
-        return loss, None
-    return loss, torch.cat(entropies) if entropies else torch.zeros_like(loss)
+        lse, entropy = _lse_and_entropy(logits)
+        losses.append(lse - logits.gather(1, targets[start:start + step, None])[:, 0])
+        entropies.append(entropy)
+    if not losses:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, empty
+    return torch.cat(losses), torch.cat(entropies)
 
 
 @torch.inference_mode()
 def token_signals(model: torch.nn.Module, batch: Batch, with_entropy: bool = True) -> list[RowSignals]:
     """Per row of `batch`: the loss (and entropy) of each target token. Padding is masked and never a target."""
+    rows, cols, targets = _target_index(batch, None, None, torch.device("cpu"))  # host tensors: no GPU wait
+    device = batch.input_ids.device
     decoder, head, transform = _decoder_and_head(model)
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                      position_ids=batch.position_ids, use_cache=False)[0]
-    shifted = batch.labels[:, 1:]  # hidden state t predicts token t + 1
-    rows, cols = (shifted != IGNORE).nonzero(as_tuple=True)  # host sync: a nonzero's size (once per batch)
-    loss, entropy = _head_signals(head, hidden[rows, cols], shifted[rows, cols], transform, with_entropy)
-    counts = torch.bincount(rows, minlength=batch.input_ids.shape[0]).tolist()  # host sync: once per batch
+    picked = hidden[rows.to(device, non_blocking=True), cols.to(device, non_blocking=True)]
+    targets = targets.to(device, non_blocking=True)
+    if with_entropy:
+        loss, entropy = _losses_and_entropies(head, picked, targets, transform)
+    else:
+        loss, entropy = head_losses(head, picked, targets, transform), None
+    counts = torch.bincount(rows, minlength=batch.input_ids.shape[0]).tolist()  # host tensors: no sync
     positions = (cols + 1).tolist()
-    loss_list = loss.tolist()
+    loss_list = loss.tolist()  # host sync: the batch's results, once
     entropy_list = entropy.tolist() if entropy is not None else None
     out, at = [], 0
     for n in counts:  # nonzero is row-major: each row's tokens are contiguous and in position order

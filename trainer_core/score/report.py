@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer_core.config import NlirgParams
 from trainer_core.score.encode import ScoreItem
 from trainer_core.score.forward import RowSignals
 from trainer_core.score.modes import (
@@ -24,7 +25,7 @@ from trainer_core.score.modes import (
 MAX_SPANS = 5
 SHORT_ANSWER = 3
 """Answers with fewer tokens (end-of-turn included) have no within-answer statistics worth the name."""
-ZEROED_LOSS = 15.0
+ZEROED_LOSS = NlirgParams().loss_deadline
 """NLIRG's default loss deadline: tokens at or above it would get weight 0 in training."""
 
 
