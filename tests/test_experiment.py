@@ -115,7 +115,12 @@ def test_a_second_runner_on_the_same_experiment_is_refused(tiny_experiment):
 
 
 def test_report_json_is_strict_json(tiny_experiment):
-    json.loads((tiny_experiment.exp_dir / "report.json").read_text(encoding="utf-8"))  # no NaN, no torn file
+    """No NaN or Infinity (json.loads takes them; a strict reader does not), no torn file."""
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"report.json holds {constant}")
+
+    report = json.loads((tiny_experiment.exp_dir / "report.json").read_text(encoding="utf-8"), parse_constant=refuse)
+    assert report["complete"] and report["evaluated"] == report["planned"] == 4
 
 
 def test_an_evaluation_is_reused_only_while_its_sets_are_unchanged(tiny_experiment):

@@ -140,7 +140,8 @@ def test_truncated_answers_are_cut_counted_and_flagged(tiny_scores):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_path, mode, capsys):
+def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_path, mode, capsys, tiny_model_fn,
+                                                           tiny_tokenizer):
     """The reference gave NaN for one-token answers: every mode here gives a number and a flag."""
     data, _, lines, _ = tiny_scores
     out = tmp_path / f"{mode}.jsonl"
@@ -152,8 +153,16 @@ def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_pat
     assert {"empty_answer", "short_answer"} <= set(rows[lines["empty"]]["flags"])
     assert "short_answer" in rows[lines["one_token"]]["flags"]
     assert rows[lines["empty"]]["answer_tokens"] == 1  # the end-of-turn token alone
-    if mode == "ifd":
-        assert rows[lines["garbled"]]["score"] > 0
+    if mode == "ifd":  # the answer's mean loss after its prompt / after an empty prompt, the latter by hand
+        garbled = rows[lines["garbled"]]
+        record = read_records([str(data)], allow_empty_answer=True)[lines["garbled"] - 1]
+        bare = encode_records(tiny_tokenizer, [record], SCORE_MAX_LENGTH, with_bare=True)[0].bare
+        ids = torch.tensor([bare.input_ids])
+        with torch.no_grad():
+            logits = tiny_model_fn()(input_ids=ids).logits[0]
+        targets = [t for t in range(1, len(bare.labels)) if bare.labels[t] != IGNORE]
+        bare_loss = torch.nn.functional.cross_entropy(logits[[t - 1 for t in targets]], ids[0, targets]).item()
+        assert garbled["score"] == pytest.approx(garbled["mean_loss"] / bare_loss, rel=1e-3)
     assert "scored 17 records" in capsys.readouterr().out
 
 

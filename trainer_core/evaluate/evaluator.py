@@ -17,7 +17,7 @@ import torch
 
 from trainer_core.config import NlirgParams
 from trainer_core.evaluate import metrics as m
-from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set, sets_digest
+from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set
 from trainer_core.evaluate.generate import Answer, GenerationRun, greedy_answers
 from trainer_core.evaluate.inference import load_for_inference
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
@@ -81,11 +81,11 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     started = time.time()
     opts = opts.resolved(target)
     domain, general = read_sets(target, opts)
+    settings = opts.settings()
     device = pick_device()
     model, tokenizer, dtype = load_for_inference(target, device)
     say(f"loaded {target.describe()} on {device} ({str(dtype).replace('torch.', '')})")
-    max_len = opts.max_length or 1024
-    scorer = Scorer(model, tokenizer, dtype, max_len, opts, say)
+    scorer = Scorer(model, tokenizer, dtype, opts.max_length, opts, say)
     params = _weighted_params(target)
     metrics, counts = scorer.losses(domain, general, params)
     runs = {name: scorer.answers(name, found.items) for name, found in (("domain", domain), ("general", general))
@@ -95,12 +95,11 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     metrics.update(_quality(domain.items + general.items, [a for run in runs.values() for a in run.answers]))
     del model, scorer
     _free(device)
-    _retention(metrics, target, opts, general, max_len, device, say)
+    _retention(metrics, target, opts, general, settings["sets_digest"], device, say)
     metrics["loss_fluctuation"] = _loss_fluctuation(target)
     counts.update(domain_items=len(domain.items), general_items=len(general.items), general_texts=len(general.texts),
                   json_items=sum(1 for i in domain.items + general.items if m.parse_json_answer(i.references[0])))
-    settings = {**opts.settings(), "device": str(device), "dtype": str(dtype).replace("torch.", ""),
-                "weighted_loss_params": asdict(params)}
+    settings.update(device=str(device), dtype=str(dtype).replace("torch.", ""), weighted_loss_params=asdict(params))
     return _result(target, opts, metrics, counts, settings, (domain, general), runs) | {
         "wall_s": round(time.time() - started, 3)}
 
@@ -128,7 +127,7 @@ def _weighted_params(target: Target) -> NlirgParams:
 
 
 def _prefixed(name: str, items: list[EvalItem], answers: list[Answer]) -> dict[str, Any]:
-    scored = m.generation_metrics([a.text for a in answers], [i.references for i in items])
+    scored = m.match_rates([a.text for a in answers], [i.references for i in items])
     return {f"{name}_accuracy": scored["accuracy"], f"{name}_exact_match": scored["exact_match"]}
 
 
@@ -136,17 +135,15 @@ def _quality(items: list[EvalItem], answers: list[Answer]) -> dict[str, Any]:
     """Repetition, diversity, JSON validity and truncation over every generation of the evaluation."""
     if not answers:
         return {}
-    scored = m.generation_metrics([a.text for a in answers], [i.references for i in items],
-                                  [a.hit_limit for a in answers])
-    return {key: scored[key] for key in ("repetition_3gram", "distinct_2", "json_valid_rate", "hit_limit_rate")}
+    return m.quality_rates([a.text for a in answers], [i.references for i in items], [a.hit_limit for a in answers])
 
 
-def _retention(metrics: dict[str, Any], target: Target, opts: EvalOptions, general: EvalSet, max_len: int,
+def _retention(metrics: dict[str, Any], target: Target, opts: EvalOptions, general: EvalSet, digest: str,
                device: torch.device, say: Say) -> None:
     """general_ppl of the base model and the ratio target / base (> 1: the target lost general fluency)."""
     if "general_ppl" not in metrics or not opts.base:
         return
-    base_ppl = _cached_base_ppl(opts, general)
+    base_ppl = _cached_base_ppl(opts, general, digest)
     if base_ppl is None and opts.base == target.model and not target.adapter:
         base_ppl = metrics["general_ppl"]
     if base_ppl is None:
@@ -154,7 +151,7 @@ def _retention(metrics: dict[str, Any], target: Target, opts: EvalOptions, gener
 
         base_target = resolve_target(opts.base)
         model, tokenizer, dtype = load_for_inference(base_target, device)
-        base_ppl, _ = text_perplexity(model, tokenizer, general.texts, max_len, opts.batch_size, dtype)
+        base_ppl, _ = text_perplexity(model, tokenizer, general.texts, opts.max_length, opts.batch_size, dtype)
         del model
         _free(device)
         say(f"base {opts.base}: general perplexity {base_ppl:.3f}")
@@ -162,14 +159,14 @@ def _retention(metrics: dict[str, Any], target: Target, opts: EvalOptions, gener
     metrics["general_ppl_ratio"] = metrics["general_ppl"] / base_ppl
 
 
-def _cached_base_ppl(opts: EvalOptions, general: EvalSet) -> float | None:
+def _cached_base_ppl(opts: EvalOptions, general: EvalSet, digest: str) -> float | None:
     cached = read_json(opts.base_result) if opts.base_result else None
     if not cached or cached.get("target", {}).get("spec") != opts.base:
         return None
     settings = cached.get("settings", {})
     if cached.get("sets", {}).get("general") != general.files or any(
             settings.get(k) != getattr(opts, k) for k in ("limit", "max_length")) or (
-            settings.get("sets_digest") != sets_digest([*opts.domain, *opts.general])):
+            settings.get("sets_digest") != digest):
         return None  # other texts, or texts cut at another length: not comparable
     return cached.get("metrics", {}).get("general_ppl")
 

@@ -123,17 +123,29 @@ def step_losses(events: Iterable[dict]) -> list[float | None]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def generation_metrics(outputs: Sequence[str], references: Sequence[Sequence[str]],
-                       hit_limit: Sequence[bool] | None = None) -> dict[str, float | int | None]:
-    """The answer and quality metrics of one set of generations with their reference answers."""
+def match_rates(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float | None]:
+    """Share of answers that contain a reference, and that equal one (None without answers)."""
     n = len(outputs)
     return {
         "accuracy": sum(contains_match(o, r) for o, r in zip(outputs, references, strict=True)) / n if n else None,
         "exact_match": sum(exact_match(o, r) for o, r in zip(outputs, references, strict=True)) / n if n else None,
+    }
+
+
+def quality_rates(outputs: Sequence[str], references: Sequence[Sequence[str]],
+                  hit_limit: Sequence[bool] | None = None) -> dict[str, float | None]:
+    """Repetition, diversity, JSON validity and truncation of a set of answers."""
+    return {
         "repetition_3gram": mean_or_none(repetition_3gram(o) for o in outputs),
         "distinct_2": distinct_2(outputs),
         "json_valid_rate": json_valid_rate(outputs, references),
-        "hit_limit_rate": sum(hit_limit) / n if hit_limit is not None and n else None,
-        "items": n,
-        "json_items": sum(1 for r in references if r and parse_json_answer(r[0]) is not None),
+        "hit_limit_rate": sum(hit_limit) / len(outputs) if hit_limit is not None and outputs else None,
     }
+
+
+def generation_metrics(outputs: Sequence[str], references: Sequence[Sequence[str]],
+                       hit_limit: Sequence[bool] | None = None) -> dict[str, float | int | None]:
+    """The answer and quality metrics of one set of generations with their reference answers."""
+    return {**match_rates(outputs, references), **quality_rates(outputs, references, hit_limit),
+            "items": len(outputs),
+            "json_items": sum(1 for r in references if r and parse_json_answer(r[0]) is not None)}
