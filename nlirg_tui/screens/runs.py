@@ -22,8 +22,7 @@ from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.table_fill import Row, fill_table
 from trainer_core.config import ConfigError
 from trainer_core.evaluate.experiment import ExperimentInfo, find_experiments
-from trainer_core.live.rundir import EVENTS_FILE
-from trainer_core.live.runs import RunInfo, find_runs, last_step_event
+from trainer_core.live.runs import RunInfo, find_runs
 
 RUN_COLUMNS = (" ", "run", "status", "step", "loss", "tok/s")
 
@@ -36,17 +35,12 @@ class RunsScan:
     experiments: list[ExperimentInfo]
     unreadable: list[str]
     """One line per experiment folder that could not be read."""
-    tokens_per_s: dict[Path, float]
-    """The newest step's tokens/s of each run that logged one."""
 
 
 def scan_runs(root: Path) -> RunsScan:
     runs = find_runs(root)
     experiments, unreadable = find_experiments(root)
-    every = runs + [slot.info for exp in experiments for slot in exp.runs if slot.info is not None]
-    speeds = {run.run_dir: (last_step_event(run.run_dir / EVENTS_FILE) or {}).get("tokens_per_s") for run in every}
-    return RunsScan(runs, experiments, unreadable,
-                    {d: float(v) for d, v in speeds.items() if isinstance(v, (int, float))})
+    return RunsScan(runs, experiments, unreadable)
 
 
 class RunsScreen(PollingScreen):
@@ -71,7 +65,7 @@ class RunsScreen(PollingScreen):
         self.rows: list[RunInfo | ExperimentInfo | None] = []
         """What each table row shows: a run, an experiment (its runs follow it), or a run not started yet."""
         self.marked: set[Path] = set()
-        self.scan = RunsScan([], [], [], {})
+        self.scan = RunsScan([], [], [])
         """What the last refresh read."""
 
     def compose(self) -> ComposeResult:
@@ -114,7 +108,7 @@ class RunsScreen(PollingScreen):
     def _run_row(self, run: RunInfo, label: str) -> Row:
         step = f"{run.step}/{run.total_steps}" if run.step is not None else "-"
         loss = f"{run.loss:.4f}" if isinstance(run.loss, (int, float)) else "-"
-        tps = self.scan.tokens_per_s.get(run.run_dir)
+        tps = run.tokens_per_s
         return (str(run.run_dir), ("●" if run.run_dir in self.marked else " ", label, run.status, step, loss,
                                    f"{tps:,.0f}" if tps is not None else "-"))
 

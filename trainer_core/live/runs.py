@@ -44,6 +44,8 @@ class RunInfo:
     socket: str | None
     error: str | None = None
     """Why a failed run failed (the first line of its error), or what became of a dead one."""
+    tokens_per_s: float | None = None
+    """The newest step event's input tokens per second (None before the first step)."""
 
     @property
     def live(self) -> bool:
@@ -58,13 +60,15 @@ def run_info(run_dir: Path) -> RunInfo:
     if status in LIVE_STATUSES and not pid_alive(pid):
         status = "dead"
     step, total, loss = summary.get("steps"), summary.get("total_steps"), summary.get("final_loss")
-    last = last_step_event(run_dir / EVENTS_FILE)
-    if last is not None and (step is None or last.get("step", -1) >= step):
+    last = last_step_event(run_dir / EVENTS_FILE) or {}
+    if last and (step is None or last.get("step", -1) >= step):
         step, total, loss = last.get("step"), last.get("total_steps", total), last.get("loss")
+    tps = last.get("tokens_per_s")
     return RunInfo(run_dir=run_dir, name=info.get("name") or run_dir.name, status=status, step=step,
                    total_steps=total, loss=loss, started=info.get("started"), host=info.get("host"),
                    pid=pid if isinstance(pid, int) else None, socket=info.get("socket"),
-                   error=_why(status, info, summary, run_dir))
+                   error=_why(status, info, summary, run_dir),
+                   tokens_per_s=float(tps) if isinstance(tps, (int, float)) else None)
 
 
 def _why(status: str, info: dict[str, Any], summary: dict[str, Any], run_dir: Path) -> str | None:
