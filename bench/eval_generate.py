@@ -7,12 +7,14 @@ Both answer the same held-out demo prompts (builtin:demo-heldout) greedily with 
 bound: `ours` is `trainer_core.evaluate.generate.greedy_answers` (length-sorted batches, left padding, KV cache),
 `loop` calls `model.generate` on one prompt at a time. Generated tokens/s counts every token up to and including
 the stop token. The two are interleaved (loop, ours, loop, ours) and the ratio uses the mean of each; the answers
-must agree (`same answers`), or the comparison would not be fair.
+must agree (`same answers`), or the comparison would not be fair. The last line is one JSON object, as in every
+bench.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -69,6 +71,10 @@ def main() -> None:
     print(f"ours (nlirg eval, batched):                  {ours_rate:8.1f} generated tokens/s  "
           f"(rounds: {', '.join(f'{r:.1f}' for r in ours_rates)})")
     print(f"speedup {ours_rate / loop_rate:.2f}x (target >= 3x at batch 8 on CPU); same answers: {same}")
+    print(json.dumps({"bench": "eval_generate", "model": args.model, "prompts": len(prompts), "batch": args.batch,
+                      "new_tokens": args.new_tokens, "threads": torch.get_num_threads(), "rounds": args.rounds,
+                      "loop_tokens_per_s": round(loop_rate, 1), "ours_tokens_per_s": round(ours_rate, 1),
+                      "speedup": round(ours_rate / loop_rate, 2), "same_answers": same}))
 
 
 if __name__ == "__main__":
