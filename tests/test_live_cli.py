@@ -230,6 +230,17 @@ def test_runs_table_prints_the_first_line_of_a_failed_runs_error_under_it(tmp_pa
     assert lines[2] == "  └ d.jsonl:2: not valid JSON"
 
 
+def test_a_run_whose_trainer_json_is_damaged_is_listed_not_a_traceback(tmp_path):
+    """A binary trainer.json (UnicodeDecodeError) or a JSON that is no object crashed run_info's `.get`."""
+    root = tmp_path / "runs"
+    _fake_run(root, "ok-20260101-000000", "completed", started=1)
+    (root / "binary-20260101-000000").mkdir()
+    (root / "binary-20260101-000000" / "trainer.json").write_bytes(b"\xff\xfe\x00garbage")
+    (root / "list-20260101-000000").mkdir()
+    (root / "list-20260101-000000" / "trainer.json").write_text("[1, 2]")
+    assert {r.run_dir.name: r.status for r in find_runs(root)} == {
+        "ok-20260101-000000": "completed", "binary-20260101-000000": "created", "list-20260101-000000": "created"}
+
 
 def test_runs_lists_what_it_can_and_names_each_unreadable_experiment(tmp_path):
     write_odd_experiments(tmp_path / "runs")

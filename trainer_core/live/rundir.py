@@ -65,10 +65,13 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A run file's JSON object; None when it is missing, unreadable, not UTF-8, not JSON or not an object (a
+    damaged or foreign file is treated as absent, never as a traceback in `nlirg runs` or the Runs screen)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
         return None
+    return data if isinstance(data, dict) else None
 
 
 def update_trainer_json(run_path: str | Path, **fields: Any) -> dict[str, Any]:
