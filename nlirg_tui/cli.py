@@ -162,6 +162,7 @@ def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | 
         cfg = _build_config(run_dir / CONFIG_FILE, overrides, max_steps, [])
     except ConfigError as exc:
         _die(str(exc))
+    _nothing_left(run_dir, checkpoint, cfg)  # a finished run: merge only, or say there is nothing to train
     _check_data(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
     if detach:
@@ -170,6 +171,23 @@ def _resume(run: str, root: Path | None, overrides: list[str], max_steps: int | 
         typer.echo(str(run_dir))
         return
     raise typer.Exit(run_foreground(run_dir, checkpoint, keep_lr_scale=keep_lr_scale))
+
+
+def _nothing_left(run_dir: Path, checkpoint: Path, cfg) -> None:
+    """A completed run with no step left: `--merge-lora` writes final/merged and nothing else of the run changes
+    (no trainer starts: summary, evaluation, start time and lr_scale stay); without it there is nothing to do."""
+    from trainer_core.live.steps_left import finished_step
+
+    step = finished_step(run_dir, checkpoint, build_config(run_dir / CONFIG_FILE), cfg)
+    if step is None:
+        return
+    if not cfg.output.merge_lora:
+        _die(f"--resume {run_dir}: the run completed at step {step} and has no step left to train; raise "
+             "--max-steps (or --set training.epochs=N) to train on, or add --merge-lora to write final/merged")
+    typer.echo(f"{run_dir.name} completed at step {step}: merging final/ into final/merged (the run is otherwise "
+               "left as it is)", err=True)
+    code = subprocess.call([sys.executable, "-m", "trainer_core.train.merge_final", "--run-dir", str(run_dir)])
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.helpers import TINY, cli_run, nlirg_cli, set_args, write_alpaca
 
@@ -48,12 +47,30 @@ def test_the_adapter_names_a_portable_base_not_a_cache_folder(lora_run):
     assert config["base_model_name_or_path"] == "builtin:tiny"
 
 
+def _run_files(run: Path) -> dict[str, bytes]:
+    """Every file of the run but final/merged, by path: what a merge of a finished run must leave alone."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and "merged" not in p.relative_to(run).parts}
+
+
+def test_resume_of_a_completed_run_with_nothing_left_says_so_and_changes_nothing(lora_run):
+    before = _run_files(lora_run)
+    res = nlirg_cli("train", "--resume", str(lora_run), cwd=lora_run.parent)
+    assert res.returncode == 2
+    assert "completed at step 3 and has no step left to train" in res.stderr
+    assert _run_files(lora_run) == before
+
+
 def test_merge_lora_on_resume_merges_and_both_load_in_a_fresh_process(lora_run):
     assert not (lora_run / "final" / "merged").exists()
+    before = _run_files(lora_run)
     res = nlirg_cli("train", "--resume", str(lora_run), "--merge-lora", cwd=lora_run.parent)
     assert res.returncode == 0, res.stderr
-    assert yaml.safe_load((lora_run / "config.yaml").read_text())["output"]["merge_lora"] is True
     assert (lora_run / "final" / "merged" / "config.json").is_file()
+    # A finished run: only the merged folder is new. summary.json (final loss, wall time, tokens), trainer.json
+    # (start time, status), the evaluation in events.jsonl, lr_scale and config.yaml are as the run left them.
+    assert _run_files(lora_run) == before
+    assert "final loss" not in res.stderr
     out = subprocess.run([sys.executable, "-c", LOAD_FINAL, str(lora_run / "final")], capture_output=True,
                          text=True, timeout=300, cwd=lora_run.parent)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tests.helpers import TINY, cli_run, nlirg_cli, train_in_process, write_alpa
 from trainer_core.config import TrainingConfig
 from trainer_core.live.control import Command
 from trainer_core.live.events import read_events
+from trainer_core.train.loop_state import EarlierSessions
 from trainer_core.train.schedule import lr_factor
 
 pytestmark = pytest.mark.slow
@@ -60,8 +62,16 @@ def test_resume_with_a_new_lr_trains_at_the_new_lr_and_says_so(finished_run, tmp
 def test_a_finished_cosine_run_resumed_for_more_steps_gets_a_rebuilt_schedule(finished_run, tmp_path):
     run = _copy(finished_run, tmp_path)
     assert _step_lrs(run)[4] == 0.0  # the first run's schedule ended at LR 0
+    state_file = run / "checkpoints" / "step-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["wall_s"] = 10_000.0  # the earlier sessions' time, as the checkpoint notes it
+    state_file.write_text(json.dumps(state))
+    before = json.loads((run / "summary.json").read_text())
     res = nlirg_cli("train", "--resume", str(run), "--max-steps", "8", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    after = json.loads((run / "summary.json").read_text())  # a resumed run's summary accumulates
+    assert 10_000 < after["wall_s"] < 10_000 + 600
+    assert after["train_tokens"] > before["train_tokens"] and after["steps"] == 8
     lrs = _step_lrs(run, after=4)
     assert lrs == pytest.approx({s: _cosine(2e-4, s, 8) for s in range(5, 9)}, rel=1e-9)
     assert lrs[5] > 0
@@ -98,3 +108,12 @@ def test_a_live_lr_scale_resets_to_one_on_resume_unless_kept(tmp_path):
     kept, _ = train_in_process(tmp_path / "kept", args, resume=ckpt, keep_lr_scale=True)
     assert set(_step_lrs(tmp_path / "kept").values()) == {0.0005}
     assert kept.lr_scale == 0.5
+
+
+def test_a_session_that_logs_no_step_keeps_the_earlier_final_loss_and_evaluation():
+    earlier = EarlierSessions.of({"wall_s": 12.5, "final_loss": 2.9486, "final_weighted_loss": 2.5,
+                                  "eval": {"step": 15, "eval_loss": 3.1}})
+    carried = earlier.carried(1.25, None, None)
+    assert carried == {"wall_s": 13.75, "final_loss": 2.9486, "final_weighted_loss": 2.5,
+                       "eval": {"step": 15, "eval_loss": 3.1}}
+    assert EarlierSessions.of({}).carried(1.0, None, None)["final_loss"] is None  # an older checkpoint

@@ -38,7 +38,7 @@ from trainer_core.train.distributed import make_backend
 from trainer_core.train.finite import non_finite_parameters
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
-from trainer_core.train.loop_state import DataPosition, Interval, SteadyRate, StepCounters
+from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
 from trainer_core.train.model import (
     compute_dtype,
     count_parameters,
@@ -131,6 +131,8 @@ class Trainer:
         self.last_error: str | None = None
         """The last error reported; trainer.json keeps it when the run fails (`nlirg runs` shows it)."""
         self.started = time.time()
+        self.earlier = EarlierSessions()
+        """What the sessions before a resume left (wall time, last losses, evaluation): the summary adds to it."""
         self._last_save_at = time.monotonic()
         """When the last checkpoint was written (or the run started): `save_every_minutes` counts from it."""
         self.world_size = 1
@@ -487,7 +489,8 @@ class Trainer:
                 "token_batch": self.cfg.training.token_batch,
                 "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
                 "seed": self.cfg.training.seed, "total_steps": self.total_steps,
-                "schedule": schedule_record(self.cfg.training, self.total_steps)}
+                "schedule": schedule_record(self.cfg.training, self.total_steps),
+                **self.earlier.carried(time.time() - self.started, self.last, self.last_eval)}
 
     def _save_is_due(self) -> bool:
         minutes = self.cfg.training.save_every_minutes
@@ -528,6 +531,7 @@ class Trainer:
             self.position.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
             self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
         self.totals = state["totals"]
+        self.earlier = EarlierSessions.of(state)
         self._take_config_schedule(ckpt, state)
 
     def _take_config_schedule(self, ckpt: Path, state: dict[str, Any]) -> None:
@@ -573,17 +577,17 @@ class Trainer:
 
     def _write_summary(self, status: str, reason: str | None = None) -> protocol.Summary:
         steady = self.steady.rate(self.totals["input_tokens"])
-        wall = time.time() - self.started
+        carried = self.earlier.carried(time.time() - self.started, self.last, self.last_eval)
+        wall = carried["wall_s"]
         mem = memory_reading(self.device)
         summary: protocol.Summary = {
             "status": status, "reason": reason, "steps": self.step, "total_steps": self.total_steps,
             "epochs_done": round(self.epoch_progress, 4), "train_tokens": self.totals["train_tokens"],
             "input_tokens": self.totals["input_tokens"],
             "tokens_per_s": steady if steady is not None else self.totals["input_tokens"] / max(wall, 1e-9),
-            "final_loss": self.last.loss if self.last else None,
-            "final_weighted_loss": self.last.weighted_loss if self.last else None,
+            "final_loss": carried["final_loss"], "final_weighted_loss": carried["final_weighted_loss"],
             "zone_counts": self.totals["zone_counts"], "skipped_steps": self.totals["skipped_steps"],
-            "eval": self.last_eval, "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
+            "eval": carried["eval"], "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
             "data": data_summary(self.data, self.loader, self.position.epoch, self.position.batch_in_epoch),
         }

@@ -85,3 +85,28 @@ class SteadyRate:
             return None
         tokens = input_tokens - self.since[1]
         return tokens / (time.time() - self.since[0]) if tokens > 0 else None
+
+
+@dataclass
+class EarlierSessions:
+    """What the trainer sessions before a resume left (saved in every checkpoint): a resumed run's summary
+    accumulates its wall time and keeps its last losses and evaluation until this session logs its own."""
+
+    wall_s: float = 0.0
+    final_loss: float | None = None
+    final_weighted_loss: float | None = None
+    eval: dict | None = None
+
+    @classmethod
+    def of(cls, state: dict) -> EarlierSessions:
+        """From a checkpoint's state (older checkpoints noted none of it: a fresh start)."""
+        return cls(float(state.get("wall_s") or 0.0), state.get("final_loss"), state.get("final_weighted_loss"),
+                   state.get("eval"))
+
+    def carried(self, session_s: float, last, last_eval: dict | None) -> dict:
+        """The run's totals so far: this session's seconds added, its last interval's losses (`last`, an
+        `IntervalStats` or None) and evaluation where it has them."""
+        return {"wall_s": round(self.wall_s + session_s, 3),
+                "final_loss": last.loss if last is not None else self.final_loss,
+                "final_weighted_loss": last.weighted_loss if last is not None else self.final_weighted_loss,
+                "eval": last_eval if last_eval is not None else self.eval}
