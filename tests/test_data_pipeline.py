@@ -203,3 +203,14 @@ def test_a_run_trains_from_a_save_to_disk_folder_and_reports_tokenizing(tmp_path
     second, _ = train_in_process(tmp_path / "again", [*TINY, f"data.train={tmp_path / 'saved'}",
                                                       "training.max_steps=1", f"data.cache_dir={tmp_path / 'cache'}"])
     assert second.data.cached  # a second launch tokenizes nothing
+
+
+def test_a_held_out_share_counts_on_neither_side_of_tokens_kept_of_read(tmp_path, tiny_tokenizer):
+    """Issue 25: `tokens kept 44,860 of 42,745`: the kept side counted the held-out records too."""
+    data = write_alpaca(tmp_path / "d.jsonl", n=12)
+    prepared = prepare_data(_cfg(tmp_path, f"data.train={data}", "data.eval_fraction=0.25"), tiny_tokenizer)
+    totals = prepared.report["totals"]
+    assert len(prepared.eval) == 3 and prepared.report["train_rows"] == len(prepared.train) == 9
+    assert totals["records"] == totals["samples"] == 9 and totals["truncated"] == 0
+    assert totals["tokens_kept"] == totals["tokens_read"] == int(np.sum(prepared.train.lengths))
+    assert totals["targets_kept"] == totals["targets_read"] == int(prepared.train.target_counts.sum())

@@ -23,7 +23,7 @@ from typing import Any
 
 from trainer_core.atomic import building_dir
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: an SFT entry's tokens_kept and samples no longer count held-out records
 META_FILE = "meta.json"
 CACHE_ENV = "NLIRG_DATA_CACHE"
 

@@ -35,12 +35,16 @@ def token_report(tokens, train_idx: np.ndarray, sources: list[SourceRecords]) ->
     return {"sources": per_source}
 
 
-def row_report(rows, report: dict[str, Any]) -> dict[str, Any]:
-    """Per source: training rows, tokens and target tokens kept; and the totals."""
-    source = rows.data.column("source").to_numpy()
-    targets = rows.data.column("targets").to_numpy()
-    lengths = row_lengths(rows)
-    pieces = rows.data.column("pieces").to_numpy() if "pieces" in rows.column_names else np.zeros_like(lengths)
+def row_report(rows, index: np.ndarray | None, report: dict[str, Any]) -> dict[str, Any]:
+    """Per source: training rows, tokens and target tokens kept; and the totals.
+
+    `index`: the rows are `rows`' table rows at these positions (SFT keeps a selection of the tokenized table:
+    its `.data` is the whole table, held-out records included, so the columns are read through the index)."""
+    pick = (lambda a: a[index]) if index is not None else (lambda a: a)
+    source = pick(rows.data.column("source").to_numpy())
+    targets = pick(rows.data.column("targets").to_numpy())
+    lengths = pick(row_lengths(rows))
+    pieces = pick(rows.data.column("pieces").to_numpy()) if "pieces" in rows.column_names else np.zeros_like(lengths)
     for i, entry in enumerate(report["sources"]):
         mine = source == i
         entry.update(samples=int(mine.sum()), tokens_kept=int(lengths[mine].sum() - pieces[mine].sum()),
@@ -48,7 +52,7 @@ def row_report(rows, report: dict[str, Any]) -> dict[str, Any]:
     totals = {k: sum(e[k] for e in report["sources"]) for k in ("records", "samples", "tokens_read", "tokens_kept",
                                                                  "targets_read", "targets_kept", "truncated",
                                                                  "dropped")}
-    return {"train_rows": len(rows), "totals": totals}
+    return {"train_rows": len(source), "totals": totals}
 
 
 def row_lengths(ds) -> np.ndarray:

@@ -132,14 +132,19 @@ def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRe
         eval_rows = _cut(evals, eval_idx, rows, d.pack_length > 0, work / "eval-rows.arrow")
     else:
         targets = tokens.data.column("targets").to_numpy()
-        train_rows = tokens.select(train_idx[targets[train_idx] > 0])
+        kept = train_idx[targets[train_idx] > 0]
+        train_rows = tokens.select(kept)
         eval_rows = evals.select(eval_idx[evals.data.column("targets").to_numpy()[eval_idx] > 0])
     if len(train_rows) == 0:
         raise DataError("data.train: no sample has a target token left after tokenisation "
                         f"(data.max_length={d.max_length} cuts every answer away?)")
     train_rows.save_to_disk(str(folder / "train"))
     eval_rows.save_to_disk(str(folder / "eval"))
-    report.update(row_report(train_rows, report), eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
+    if t.type == "cpt":
+        report.update(row_report(train_rows, None, report))
+    else:  # SFT rows are a selection of `tokens`
+        report.update(row_report(tokens, kept, report))
+    report.update(eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
     del tokens, evals, train_rows, eval_rows, train_tokens, eval_tokens
     shutil.rmtree(work, ignore_errors=True)
     write_meta(folder, {"kind": "tokens", **report, "summary": summary_line(report, train_sources, cfg)})
