@@ -361,3 +361,29 @@ def test_a_failing_listener_never_reaches_the_emitter(tmp_path):
     log.close()
     assert [e["message"] for e in seen] == ["one", "two"]
     assert len(read_events(tmp_path / "events.jsonl")) == 2
+
+
+def test_a_client_that_leaves_without_reading_its_answer_is_no_log_line(tmp_path, monkeypatch, caplog):
+    """`nlirg runs` and `nlirg stop` close as soon as they have what they came for; the server's next write then
+    meets a closed peer. That goodbye is not `dropped: connection lost` in trainer.log and the Log pane."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", private_runtime_dir())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
+                            total_steps=3, cfg=make_config([*TINY]))
+    server = LiveServer(owner, sockets.socket_path(run_dir))
+    server.start()
+    caplog.set_level("INFO", logger="trainer_core")
+    try:
+        for n in range(30):
+            client = RawClient(server.path)
+            if n % 2:  # read the hello, ask, leave before the answer; or leave before the hello
+                client.read()
+                client.send({"type": "command", "id": f"c{n}", "name": "ping"})
+            client.close()
+        wait_for(lambda: not server.connections, "the server to forget every client")
+    finally:
+        server.close()
+        events.close()
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == []

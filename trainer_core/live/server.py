@@ -448,8 +448,12 @@ class Connection:
                 self.conn.sendall(b"".join(chunks))
         except TimeoutError:
             self.drop(f"not reading (socket full for {SEND_TIMEOUT_S:g} s)")
-        except OSError:
-            self.drop("connection lost", logging.INFO)  # the client went away: its own business
+        except (BrokenPipeError, ConnectionResetError):
+            # The client closed first (`nlirg runs` and `nlirg stop` leave without reading to the end): its normal
+            # goodbye, not a line in trainer.log and the Log pane.
+            self.drop("closed by the client", logging.DEBUG)
+        except OSError as exc:
+            self.drop(f"connection lost ({exc.strerror or exc})", logging.INFO)
         finally:
             self.closed.set()
             with contextlib.suppress(OSError):
