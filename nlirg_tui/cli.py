@@ -279,6 +279,13 @@ AB_DEFAULTS = [d for d in DEMO_DEFAULTS if not d.startswith("data.eval_fraction"
 """`nlirg ab` without a config: the demo, its loss evaluated on the held-out set the experiment scores."""
 
 
+def _problem_text(exc: Exception, squash) -> str:
+    """A user error's message: a config's list of problems as its one block (`c.yaml: 3 problems` and a line
+    each), any other error as `squash` makes it one line."""
+    text = str(exc)
+    return text if isinstance(exc, ConfigError) or "\n  - " in text else squash(text)
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from trainer_core.evaluate.experiment import ExperimentError
     from trainer_core.evaluate.targets import TargetError
@@ -311,7 +318,7 @@ def eval_(
     try:
         req = prepare_eval(target, domain or [], general or [], base, out, _runs_root(ctx, root))
     except _user_errors() as exc:
-        _die(str(exc).splitlines()[0])
+        _die(_problem_text(exc, lambda text: text.splitlines()[0]))
     proc = subprocess.Popen(eval_arguments(req, max_new_tokens, batch_size, limit))
     while True:
         try:
@@ -358,7 +365,7 @@ def ab(
         exp_dir, existed = prepare_experiment(cfg, arms, repeats, domain or [], general or [], base, command, name,
                                               new, limit, lambda: _check_data(cfg))
     except _user_errors() as exc:
-        _die(str(exc).replace("\n", " "))
+        _die(_problem_text(exc, lambda text: text.replace("\n", " ")))
     if existed and experiment_complete(exp_dir):
         typer.echo((exp_dir / "report.md").read_text(encoding="utf-8"))
         typer.echo(f"{exp_dir} is complete; --new starts a fresh experiment", err=True)

@@ -105,3 +105,18 @@ def test_a_cached_hub_id_without_network_switches_this_process_offline(tmp_path)
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "True"
+
+
+def test_a_config_with_several_problems_is_one_block_in_ab_as_in_train(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  path: builtin:tiny\ndata:\n  train: missing.jsonl\ntraining:\n  lrr: 1\n")
+    blocks = {}
+    for command in ("train", "ab"):
+        res = nlirg_cli(command, str(config), cwd=tmp_path)
+        assert res.returncode == 2, res.stderr
+        blocks[command] = res.stderr.strip()
+    assert blocks["ab"] == blocks["train"]
+    assert blocks["ab"].splitlines() == [
+        f"error: {config}: 2 problems",
+        "  - training.lrr: unknown key (did you mean 'training.lr'?)",
+        f"  - data.train: file '{tmp_path / 'missing.jsonl'}' not found"]

@@ -66,7 +66,9 @@ def test_ab_bad_input_writes_nothing(tmp_path):
     _one_line_error(nlirg_cli(*base, "--repeats", "0", cwd=tmp_path), "--repeats 0")
     _one_line_error(nlirg_cli(*base, "--limit", "-1", cwd=tmp_path), "--limit -1")
     _one_line_error(nlirg_cli(*base, "--domain", str(text), cwd=tmp_path), "no reference answer")
-    _one_line_error(nlirg_cli(*base, "--set", "training.lrr=1", cwd=tmp_path), "training.lrr: unknown key")
+    bad_key = nlirg_cli(*base, "--set", "training.lrr=1", cwd=tmp_path)  # a config's problems: one block, as train
+    assert bad_key.returncode == 2
+    assert bad_key.stderr.strip().splitlines()[1:] == ["  - training.lrr: unknown key (did you mean 'training.lr'?)"]
     assert not root.exists()
 
 

@@ -130,6 +130,6 @@ def _run_config(run_dir: Path) -> RunConfig:
         cfg = build_config(path, ["data.train=[builtin:demo]", "data.eval=[]"])
         saved = anchor_paths(read_yaml(path), run_dir).get("data") or {}
     except ConfigError as exc:
-        raise TargetError(exc.render().replace("\n", " ")) from None
+        raise TargetError(exc.render()) from None  # the block of problems, as `nlirg train` prints it
     data = replace(cfg.data, train=saved.get("train", cfg.data.train), eval=saved.get("eval", cfg.data.eval))
     return replace(cfg, data=data)
