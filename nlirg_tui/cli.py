@@ -25,7 +25,8 @@ app = typer.Typer(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",
     help="Override a config key, e.g. --set training.lr=1e-4; repeat it for more (--set a=1 --set b=2).")]
-MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", metavar="N", help="Stop after N optimizer steps.")]
+MaxStepsOpt = Annotated[int | None, typer.Option(
+    "--max-steps", metavar="N", help="Stop after N optimizer steps (N >= 1; without it: training.epochs).")]
 DetachOpt = Annotated[bool, typer.Option("--detach", "-d", metavar="",
                                          help="Run in the background (its own session); print the run dir last.")]
 RootOpt = Annotated[Path | None, typer.Option(
@@ -47,6 +48,9 @@ def _build_config(config: Path | None, overrides: list[str], max_steps: int | No
                   root: Path | None = None):
     """The config file (its relative paths read from its own folder) with the defaults (the demo's, only without
     a config file), --set, and --max-steps last; `root` replaces output.root."""
+    if max_steps is not None and max_steps < 1:
+        _die(f"--max-steps {max_steps}: give a number of optimizer steps >= 1; leave --max-steps out to train for "
+             "training.epochs (a config's training.max_steps: 0 means that)")
     steps = [f"training.max_steps={max_steps}"] if max_steps is not None else []
     cfg = build_config(config, [*([] if config else defaults), *overrides, *steps])
     if root is not None:

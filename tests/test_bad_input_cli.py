@@ -120,3 +120,11 @@ def test_a_config_with_several_problems_is_one_block_in_ab_as_in_train(tmp_path)
         f"error: {config}: 2 problems",
         "  - training.lrr: unknown key (did you mean 'training.lr'?)",
         f"  - data.train: file '{tmp_path / 'missing.jsonl'}' not found"]
+
+
+def test_max_steps_zero_is_refused_and_says_what_to_do(tmp_path):
+    """Issue 25: `--max-steps 0` started a 72-step run (0 is the config's `train for training.epochs`)."""
+    data = write_alpaca(tmp_path / "good.jsonl", n=8)
+    res = nlirg_cli("train", *set_args([*TINY, f"data.train={data}"]), "--max-steps", "0", cwd=tmp_path)
+    _one_line_error(res, "--max-steps 0: give a number of optimizer steps >= 1", "training.epochs")
+    assert not (tmp_path / "runs").exists()
