@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers import TINY, make_config, write_alpaca
 from trainer_core.live.events import EventLog, read_events
+from trainer_core.live.rundir import read_json, record_trainer_json
 
 
 @pytest.fixture()
@@ -54,10 +55,13 @@ def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns
                        "training.eval_at_start=false", "telemetry.flag_threshold=0"])
     trainer = Trainer(cfg, run_dir, events)
     trainer.setup()
+    record_trainer_json(run_dir, status="starting", pid=os.getpid())
     filler = _fill(tiny_disk)
     status = trainer.fit()  # must not raise
 
     assert status == "failed" and trainer.step == 16  # trained to the end; only the writes failed
+    record = read_json(run_dir / "trainer.json")  # the disk still full at exit: the run is recorded as failed
+    assert record["status"] == "failed" and "final model not written" in record["error"] and record["ended"]
     errors = [e["message"] for e in seen if e["type"] == "error"]
     assert any("checkpoint at step 8 failed" in m and "free disk space" in m for m in errors)
     assert any("final model not written" in m for m in errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -88,8 +89,31 @@ def record_trainer_json(run_path: str | Path, **fields: Any) -> bool:
     try:
         update_trainer_json(run_path, **fields)
     except OSError as exc:
+        if exc.errno == errno.ENOSPC and _rewrite_in_place(Path(run_path) / TRAINER_FILE, fields):
+            return True
         logging.getLogger("trainer_core").error("trainer.json not updated (%s); free disk space under %s",
                                                 exc.strerror or exc, Path(run_path).parent)
+        return False
+    return True
+
+
+def _rewrite_in_place(path: Path, fields: dict[str, Any]) -> bool:
+    """A full disk has no room for the temp file of an atomic write, but trainer.json's own blocks are there: a
+    run that ends on a full disk still records `failed` and its error (`nlirg runs`). Not atomic: only this."""
+    data = read_json(path)
+    if data is None:
+        return False
+    data.update(fields)
+    text = (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n").encode("utf-8")
+    try:
+        with open(path, "r+b") as fh:
+            if os.fstat(fh.fileno()).st_blocks * 512 < len(text):
+                return False  # it would need a new block: the old file stays whole
+            fh.write(text)
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
         return False
     return True
 
