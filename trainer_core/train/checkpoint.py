@@ -19,6 +19,7 @@ import torch
 
 from trainer_core.atomic import building_dir, fresh_dir, publish_dir
 from trainer_core.live.rundir import CHECKPOINTS, COMPLETE_MARKER, STATE_FILE, checkpoint_dirs, is_complete
+from trainer_core.train.model import save_options
 
 
 class CheckpointError(ValueError):
@@ -47,7 +48,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
     base.mkdir(exist_ok=True)
     final = base / f"step-{step}"
     with building_dir(final) as tmp:  # checkpoints/.tmp-step-N, renamed when complete
-        model.save_pretrained(tmp / "model", safe_serialization=True)
+        model.save_pretrained(tmp / "model", safe_serialization=True, **save_options(model))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")

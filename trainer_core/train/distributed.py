@@ -21,6 +21,7 @@ from trainer_core.config import ConfigError, NlirgParams, RunConfig
 from trainer_core.live.control import Command
 from trainer_core.train import checkpoint as ckpt_io
 from trainer_core.train.data import Batch
+from trainer_core.train.no_deepspeed import allow_deepspeed_unwrap, skip_deepspeed_unwrap
 from trainer_core.train.step import LossStep, loss_step
 
 log = logging.getLogger("trainer_core")
@@ -336,7 +337,9 @@ class DeepSpeedBackend(SingleDevice):
 
 def make_backend(cfg: RunConfig, device: torch.device) -> SingleDevice:
     if cfg.distributed.backend == "deepspeed":
+        allow_deepspeed_unwrap()
         return DeepSpeedBackend()
+    skip_deepspeed_unwrap()  # the first save would import DeepSpeed for an isinstance check (no_deepspeed.py)
     return SingleDevice(device)
 
 

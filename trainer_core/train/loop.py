@@ -46,6 +46,7 @@ from trainer_core.train.model import (
     load_tokenizer,
     name_portable_base,
     resolve,
+    save_options,
 )
 from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
@@ -558,7 +559,7 @@ class Trainer:
             return True
         try:
             with building_dir(final) as tmp:  # .tmp-final, renamed when complete
-                self.model.save_pretrained(tmp, safe_serialization=True,
+                self.model.save_pretrained(tmp, safe_serialization=True, **save_options(self.model),
                                            **({"state_dict": gathered} if gathered else {}))
                 if self.cfg.lora.enabled:
                     name_portable_base(tmp, self.cfg.model.path)

@@ -89,6 +89,20 @@ def apply_lora(model, lora: LoraConfig):
     return model
 
 
+def save_options(model) -> dict[str, bool]:
+    """`save_pretrained` options for a model: a LoRA model says whether its embedding layers are saved.
+
+    peft's default ("auto") decides that at every save by asking the Hub whether the base's config.json exists
+    there (or re-reading it from disk), to detect a resized vocabulary; the trainer never resizes it, so only a
+    LoRA that targets the embeddings saves them, and no save reaches for the network (a hub-id base, online)."""
+    peft_config = getattr(model, "peft_config", None)
+    if not peft_config:
+        return {}
+    from peft.tuners.lora import Embedding
+
+    return {"save_embedding_layers": any(isinstance(m, Embedding) for m in model.modules())}
+
+
 def name_portable_base(adapter_dir: Path, spec: str) -> None:
     """Make a saved adapter name its base as another machine finds it (`portable_model_id`), not the local cache
     folder it was trained from. Only final/ gets this: during training peft keeps the local path, so its save-time
