@@ -60,11 +60,10 @@ def test_cpu_has_no_peak_unless_configured() -> None:
 
 def test_meter_divides_counted_flops_by_time_and_the_peak_of_every_rank() -> None:
     meter = MfuMeter(ModelFlops(per_input_token=10, per_target_token=100, per_attention_pair=1), 1e-9, world_size=2)
-    meter.add_batch(10)
-    tflops, mfu = meter.interval(input_tokens=4, target_tokens=2, seconds=0.5)
+    tflops, mfu = meter.interval(input_tokens=4, target_tokens=2, seconds=0.5, pairs=10)
     assert tflops == pytest.approx((40 + 200 + 10) / 0.5 / 1e12)
     assert mfu == pytest.approx((40 + 200 + 10) / 0.5 / (2 * 1e3))
-    assert meter.pairs == 0
+    assert vars(meter) == vars(MfuMeter(meter.flops, 1e-9, world_size=2))  # no state moves with an interval
 
 
 def test_step_events_carry_mfu(tmp_path) -> None:

@@ -104,21 +104,15 @@ class ModelFlops:
 
 
 class MfuMeter:
-    """Counts the attention pairs of the batches of a logging interval and turns an interval into MFU."""
+    """Turns a logging interval's counts into model TFLOP/s and MFU. Holds no moving state: the interval's
+    attention pairs are counted in the loop's `Interval` (loop_state.py) with its tokens."""
 
     def __init__(self, flops: ModelFlops, peak_tflops: float | None, world_size: int):
         self.flops = flops
         self.peak = peak_tflops * 1e12 * world_size if peak_tflops else None
-        self.pairs = 0
 
-    def add_batch(self, attention_pairs: int) -> None:
-        """A micro-batch's attention pairs (`Batch.attention_pairs`, counted by `collate` from document lengths)."""
-        self.pairs += attention_pairs
-
-    def interval(self, input_tokens: int, target_tokens: int, seconds: float, pairs: int | None = None
+    def interval(self, input_tokens: int, target_tokens: int, seconds: float, pairs: int
                  ) -> tuple[float, float | None]:
-        """(model TFLOP/s achieved, MFU or None) of an interval; resets the pair count."""
-        pairs = self.pairs if pairs is None else pairs
-        self.pairs = 0
+        """(model TFLOP/s achieved, MFU or None) of an interval of `pairs` attended query-key pairs."""
         rate = self.flops.step_flops(input_tokens, target_tokens, pairs) / max(seconds, 1e-9)
         return rate / 1e12, (rate / self.peak if self.peak else None)

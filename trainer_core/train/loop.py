@@ -96,6 +96,8 @@ class Trainer:
     """token_batch > 0: the window stream cutting each batch; None otherwise."""
     telemetry: Telemetry
     counters: StepCounters
+    mfu: MfuMeter
+    """Model FLOPs and the device's peak: turns an interval's counts into model TFLOP/s and MFU."""
     flagged: FlaggedTracker
     tb: TensorBoard | None
     """TensorBoard scalars (rank 0), or None."""
@@ -211,7 +213,7 @@ class Trainer:
         if self.windows is None and not batch.filler:  # token_batch counts input tokens window by window
             self.interval.input_tokens += batch.input_tokens
         if not batch.filler:
-            self.mfu.add_batch(batch.attention_pairs)
+            self.interval.attention_pairs += batch.attention_pairs
         return batch
 
     def _data_progress(self, phase: str, done: int, total: int, seconds: float) -> None:
@@ -322,7 +324,8 @@ class Trainer:
     # ------------------------------------------------------------------ logging
     def _log_step(self) -> str | None:
         self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
-        input_tokens, pairs = (int(v) for v in self.backend.totals(self.interval.input_tokens, self.mfu.pairs))
+        input_tokens, pairs = (int(v) for v in self.backend.totals(self.interval.input_tokens,
+                                                                       self.interval.attention_pairs))
         stats = self.telemetry.sync()
         max_streak, skipped, grad_norm = self.counters.read()  # one more small transfer at the same sync point
         now = time.time()

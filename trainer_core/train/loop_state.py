@@ -31,11 +31,14 @@ class Interval:
     """Optimizer steps since the last `step` event."""
     input_tokens: int = 0
     """Input tokens (padding excluded) this rank fed the model since the last `step` event."""
+    attention_pairs: int = 0
+    """Query-key pairs those tokens attended (`Batch.attention_pairs`): the attention part of MFU's FLOPs."""
 
     def restart(self) -> None:
         self.start = time.time()
         self.steps = 0
         self.input_tokens = 0
+        self.attention_pairs = 0
 
 
 class StepCounters:
