@@ -577,6 +577,30 @@ def _ago(t: float) -> str:
     return f"{s:.0f} s ago"
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    root: RootOpt = None,
+    host: Annotated[str, typer.Option("--host", metavar="ADDR", help="Address to listen on (loopback only "
+                                      "unless --allow-remote).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="N", help="TCP port.")] = 8000,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", metavar="",
+                                               help="Listen on an address other machines reach.")] = False,
+) -> None:
+    """Open the workbench in a browser: serve it on HOST:PORT behind a token printed at start.
+
+    From a laptop: ssh -L 8000:localhost:8000 BOX, then open the printed URL. Each tab runs its own workbench;
+    Ctrl+C ends them all (runs keep training)."""
+    from nlirg_tui import serve as served
+
+    try:
+        served.serve(_runs_root(ctx, root).resolve(), host, port, allow_remote)
+    except served.ServeError as exc:
+        _die(str(exc))
+    except OSError as exc:
+        _die(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
+
+
 @app.callback(invoke_without_command=True)
 def home(ctx: typer.Context, root: RootOpt = None) -> None:
     """With no command, `nlirg` opens the workbench's Runs screen on --root (default ./runs)."""

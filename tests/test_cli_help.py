@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from nlirg_tui.cli import app
 
-COMMANDS = ["train", "demo", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab"]
+COMMANDS = ["train", "demo", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab", "serve"]
 
 
 def _help(*args: str) -> str:
