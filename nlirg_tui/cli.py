@@ -115,6 +115,25 @@ def train(
     _launch(config, overrides, max_steps, detach, "train", _root(ctx, root))
 
 
+@app.command()
+def check(
+    config: Annotated[Path | None, typer.Argument(
+        help="Run config YAML (default: the embedded config nlirg train uses without one).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Check a config before a run: the config, every data source (records, tokens, truncation, what data.exclude
+    drops), the model's config and tokenizer, and the memory plan; no weights loaded, no run directory made.
+
+    Exit code 0 when nothing would stop the run (warnings are printed), 2 on any problem."""
+    overrides = set_ or []
+    try:
+        build_config(config, overrides)
+    except ConfigError as exc:
+        _die(str(exc))
+    command = [sys.executable, "-m", "trainer_core.train.check_config", *([str(config)] if config else [])]
+    raise typer.Exit(subprocess.call([*command, *(x for o in overrides for x in ("--set", o))]))
+
+
 def _check_data(cfg) -> None:
     """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
     a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
