@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from nlirg_tui import export_command
 from trainer_core.config import ConfigError, build_config, save_config
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
@@ -405,6 +406,9 @@ def ab(
         _die(str(exc), code=1)
     except _user_errors() as exc:
         _die(str(exc))
+
+
+app.command("export")(export_command.export)  # docs/export.md
 
 
 # ------------------------------------------------------------------ live runs (docs/live.md)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from nlirg_tui.cli import app
 
-COMMANDS = ["train", "demo", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab", "serve"]
+COMMANDS = ["train", "demo", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab", "serve",
+            "export"]
 
 
 def _help(*args: str) -> str:
