@@ -19,6 +19,7 @@ Scheduler = Literal["cosine", "linear", "constant"]
 Weighting = Literal["nlirg", "plain", "dft"]
 Backend = Literal["none", "deepspeed"]
 DeepSpeedOptimizer = Literal["torch", "deepspeed"]
+Tracker = Literal["tensorboard", "wandb", "mlflow", "trackio"]
 
 DATA_FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
 

@@ -20,6 +20,7 @@ from trainer_core.config.choices import (
     DeepSpeedOptimizer,
     Dtype,
     Scheduler,
+    Tracker,
     TrainingType,
     Weighting,
     not_one_of,
@@ -318,11 +319,19 @@ class TelemetryConfig:
     peak_tflops: float = 0.0
     """Peak TFLOP/s of one device for the step events' MFU; 0 = look it up for a known GPU (H100, H200, A100,
     L40S, 4090, ...: dense bf16/fp16, or fp32 for fp32 runs); on the CPU or an unknown GPU MFU is then null."""
+    report_to: list[Tracker] = field(default_factory=lambda: ["tensorboard"])
+    """Trackers that get the run's scalars (rank 0), as the Hugging Face Trainer names them: `tensorboard` (tb/),
+    `wandb`, `mlflow`, `trackio`; `[]` = none. Each but TensorBoard is an optional extra
+    (`pip install 'nlirg-workbench[wandb]'`), offline with its files under the run directory unless its own
+    environment variables say otherwise; a tracker that fails is one warning, never a stopped run
+    (docs/export.md)."""
 
     def check(self) -> list[str]:
         out = [] if self.max_flagged >= 0 else [f"telemetry.max_flagged: {self.max_flagged} must be >= 0"]
         if self.peak_tflops < 0:
             out.append(f"telemetry.peak_tflops: {self.peak_tflops} must be >= 0 (0 = look it up)")
+        allowed = typing.get_args(Tracker)
+        out += [not_one_of("telemetry.report_to", t, allowed) for t in self.report_to if t not in allowed]
         if not self.flag_threshold >= 0:  # 0 flags every sample; written so that NaN fails too
             out.append(f"telemetry.flag_threshold: {self.flag_threshold} must be >= 0")
         return out

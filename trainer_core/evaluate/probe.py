@@ -1,8 +1,9 @@
 """Generation metrics during training (`eval.generate_every`): the model answers held-out prompts greedily at
-the eval point and the scores stream as an `eval` event with `kind: "generation"` (and to TensorBoard).
+the eval point and the scores stream as an `eval` event with `kind: "generation"` (and to the trackers of
+telemetry.report_to).
 
 Every rank generates the same answers (DeepSpeed ZeRO-3 needs all ranks in every forward); rank 0 alone has a
-real event log and TensorBoard writer, so the others' events go nowhere.
+real event log and trackers, so the others' events go nowhere.
 """
 
 from __future__ import annotations
@@ -68,10 +69,9 @@ class GenerationProbe:
             model.train()
         event = self.event(trainer.step, trainer.epoch_progress, run)
         trainer.events.emit("eval", **event)
-        if trainer.tb is not None:
-            for key in METRIC_KEYS:
-                if event[key] is not None:
-                    trainer.tb.scalar(f"eval/{key}", event[key], trainer.step)
+        if trainer.trackers is not None:
+            trainer.trackers.log({f"eval/{key}": event[key] for key in METRIC_KEYS if event[key] is not None},
+                                 trainer.step)
         return event
 
     def event(self, step: int, epoch: float, run: GenerationRun) -> GenerationEvalEvent:

@@ -53,8 +53,8 @@ from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.step import lm_head
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
-from trainer_core.train.tensorboard import TensorBoard
 from trainer_core.train.token_batch import WindowStream
+from trainer_core.train.trackers import Trackers, step_metrics
 
 log = logging.getLogger("trainer_core")
 
@@ -99,8 +99,8 @@ class Trainer:
     mfu: MfuMeter
     """Model FLOPs and the device's peak: turns an interval's counts into model TFLOP/s and MFU."""
     flagged: FlaggedTracker
-    tb: TensorBoard | None
-    """TensorBoard scalars (rank 0), or None."""
+    trackers: Trackers | None
+    """The scalars for TensorBoard and the other trackers of telemetry.report_to (rank 0), or None."""
     probe: GenerationProbe | None
     """eval.generate_every > 0: greedy answers to held-out prompts, scored at the eval points; None otherwise."""
 
@@ -185,7 +185,8 @@ class Trainer:
             self.flagged.path = Path(os.devnull)  # rank 0 writes flagged.jsonl for every rank (merge_flagged)
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        self.tb = TensorBoard(self.run_dir / "tb", self._report_error) if self.backend.is_main else None
+        self.trackers = (Trackers(cfg.telemetry.report_to, self.run_dir, cfg, self._warn, self._report_error)
+                         if self.backend.is_main else None)
         log_data(self.data, self.loader)
         log.info("model %s: %s trainable of %s parameters; %d train samples, %d eval; %d steps on %s (%s)",
                  cfg.model.path, f"{trainable:,}", f"{total:,}", len(self.samples), len(self.eval_samples),
@@ -352,7 +353,8 @@ class Trainer:
         }
         self.last = stats
         self.events.emit("step", **event)
-        self._tb_scalars(event)
+        if self.trackers is not None:
+            self.trackers.log(step_metrics(event), self.step)
         self.progress.update(self.step, self.total_steps, event)
         new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
         new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.append)
@@ -369,14 +371,6 @@ class Trainer:
             self._report_error(msg)
             return "nan"
         return None
-
-    def _tb_scalars(self, event: dict[str, Any]) -> None:
-        if self.tb is None:
-            return
-        for key in ("loss", "weighted_loss", "lr", "grad_norm", "tokens_per_s"):
-            self.tb.scalar(f"train/{key}", event.get(key), self.step)
-        for name, n in zip(("easy", "boost", "hard", "zeroed"), event["zone_counts"], strict=True):
-            self.tb.scalar(f"zones/{name}", n, self.step)
 
     # ------------------------------------------------------------------ validate
     @torch.no_grad()
@@ -400,8 +394,9 @@ class Trainer:
             "target_tokens": stats.target_tokens}
         self.last_eval = result
         self.events.emit("eval", **result)
-        if self.tb is not None:
-            self.tb.scalar("eval/loss", stats.loss, self.step)
+        if self.trackers is not None:
+            self.trackers.log({k: v for k, v in (("eval/loss", stats.loss), ("eval/weighted_loss", stats.weighted_loss))
+                               if v is not None}, self.step)
         self.progress.note(f"eval step {self.step}: loss {stats.loss:.4f}")
         return result
 
@@ -475,6 +470,11 @@ class Trainer:
         self.events.emit("error", message=message, step=self.step)
         self.last_error = message
 
+    def _warn(self, message: str) -> None:
+        """One warning: trainer.log and a `log` event (a tracker that stopped; training goes on)."""
+        log.warning(message, extra=NOT_AN_EVENT)
+        self.events.emit("log", level="warning", message=message)
+
     def _set_status(self, status: str) -> None:
         self.status = status
         if self.backend.is_main:
@@ -513,8 +513,8 @@ class Trainer:
             return None
         self.events.emit("checkpoint", step=self.step, path=str(path))
         self._write_summary(self.status)
-        if self.tb is not None:
-            self.tb.flush(self.step)
+        if self.trackers is not None:
+            self.trackers.flush(self.step)
         return path
 
     def _weights_not_finite(self, what: str) -> bool:
@@ -611,5 +611,5 @@ class Trainer:
             self._record(status=status, ended=time.time(), **error)
         self.events.emit("end", status=status, reason=reason, summary=summary)
         self.progress.close(status, summary)
-        if self.tb is not None:
-            self.tb.close(self.step)
+        if self.trackers is not None:
+            self.trackers.close(self.step, status)
