@@ -27,3 +27,38 @@ def fit_ticks(ticks: Sequence[Tick], x_min: float, x_max: float, columns: int) -
             kept.append((x, label))
     kept.sort()
     return [x for x, _ in kept], [label for _, label in kept]
+
+
+def short_sci(value: float) -> str:
+    """A short scientific label, one format for every LR: 2e-4, 1.5e-5, 1.23e-3 (0 is 0)."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def step_ticks(lo: float, hi: float, columns: int) -> list[float]:
+    """Whole-number ticks from `lo` to `hi` (steps are counted, never fractional), a round stride apart
+    (1, 2, 5, 10, 20, ...) with room for a label every ~8 cells."""
+    first, last = int(lo), int(hi) + (0 if hi == int(hi) else 1)
+    room = max(1, columns // 8)
+    stride = _round_stride(max(1, -(-(last - first) // room)))
+    start = -(-first // stride) * stride
+    return [float(x) for x in range(start, last + 1, stride)] or [float(first)]
+
+
+def _round_stride(n: int) -> int:
+    """The smallest 1, 2 or 5 times a power of ten that is >= n."""
+    power = 1
+    while True:
+        for base in (1, 2, 5):
+            if base * power >= n:
+                return base * power
+        power *= 10
+
+
+def spread_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """`count` ticks from `lo` to `hi` (one when they are equal)."""
+    if hi <= lo:
+        return [lo]
+    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]

@@ -84,6 +84,8 @@ class RunState:
         """The data preparation in progress (`phase`, `done`, `total`, `samples_per_s`), until training starts."""
         self.lr_scale = 1.0
         """The live LR multiplier, from the run's `set lr_scale` commands (a resume that resets it sends one too)."""
+        self.lr_scale_step: int | None = None
+        """The step boundary the last `set lr_scale` applied at: step events after it carry the scaled LR."""
         self.resumed: str | None = None
         """The trainer's last `resumed from ... at step N: lr ...` line: what a resume kept and what it changed."""
 
@@ -198,6 +200,8 @@ class RunState:
         self.acks.append(f"{e.get('name')} {text}: ok at step {e.get('applied_at_step')}".replace(" :", ":"))
         if e.get("name") == "set" and isinstance(args.get("lr_scale"), (int, float)):
             self.lr_scale = float(args["lr_scale"])
+            at = e.get("applied_at_step")
+            self.lr_scale_step = at if isinstance(at, int) else None
         if e.get("name") == "set":
             # The trainer applied new NLIRG knobs: keep the zone bounds drawn on the histogram in step.
             nlirg = dict(self.config.get("nlirg") or {})

@@ -21,8 +21,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 from textual.widgets.tabbed_content import ContentTabs
 
+from nlirg_tui.axis import short_sci
 from nlirg_tui.client import RunLink
 from nlirg_tui.launching import relaunch
+from nlirg_tui.lr_label import lr_label, scale_for_lr
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
 from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
@@ -178,12 +180,10 @@ class RunScreen(Screen):
         status = self.shown_status
         total = f"/{s.total_steps}" if s.total_steps else ""
         loss = s.loss.last
-        lr = s.lr.last
         text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (status, _status_style(status)),
                              f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
-                             f"  lr {lr:.3g}" if lr is not None else "")
-        if s.lr_scale != 1.0:
-            text.append(f" ×{s.lr_scale:g}", style="bold yellow")  # the live scale is part of the LR shown
+                             (f"  lr {lr_label(s)}", "bold yellow" if s.lr_scale != 1.0 else "")
+                             if s.lr.last is not None else "")
         if s.resumed:
             text.append(f"  {_resume_summary(s.resumed)}", style="yellow")
         if s.preparing:
@@ -252,22 +252,41 @@ class RunScreen(Screen):
             self.send("stop")
 
     def action_lr_scale(self) -> None:
-        ask(self, ValueDialog("LR scale (multiplies the scheduled LR; 1 = as configured)", f"{self.state.lr_scale:g}"),
+        ask(self, ValueDialog(f"LR now {lr_label(self.state)}. A scale (0.5 = half the schedule; 1 = as configured) "
+                              "or an absolute LR in scientific form (1e-4)", f"{self.state.lr_scale:g}"),
             self._lr_scale)
 
     def _lr_scale(self, value: str | None) -> None:
         if value is None:
             return
         try:
-            scale = float(value)
-        except ValueError:
-            self.notify(f"lr_scale: {value!r} is not a number", severity="error")
+            scale = self._scale_of(value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
             return
         error = validate_command("set", {"lr_scale": scale})  # the trainer's own check: no NaN, inf or < 0
         if error is not None:
             self.notify(error, severity="error")
             return
         self.send("set", {"lr_scale": scale})
+
+    def _scale_of(self, value: str) -> float:
+        """`0.5` (or `x0.5`) is a scale; `1e-4` (an exponent) or `lr=1e-4` is an LR, turned into the scale that
+        gives it now (the schedule's shape goes on from there)."""
+        text = value.strip().lower().lstrip("x×").strip()
+        absolute = text.startswith("lr") or "e" in text
+        number = text.removeprefix("lr").lstrip("=: ")
+        try:
+            x = float(number)
+        except ValueError:
+            raise ValueError(f"lr_scale: {value!r} is not a number (a scale like 0.5, or an LR like 1e-4)") from None
+        if not absolute:
+            return x
+        scale = scale_for_lr(x, self.state)
+        if scale is None:
+            raise ValueError(f"LR {value}: no LR known yet to scale from (wait for the first step), or give a scale")
+        self.notify(f"LR {short_sci(x)} = lr_scale {scale:.4g} of the scheduled {short_sci(x / scale)} now")
+        return float(f"{scale:.6g}")
 
     def action_nlirg(self) -> None:
         ask(self, NlirgDialog(self.state.config.get("nlirg") or {}), self._nlirg)

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from nlirg_tui.axis import short_sci
+from nlirg_tui.lr_label import lr_label
 from nlirg_tui.series import smooth
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.generation import GenerationPanel
@@ -46,7 +48,7 @@ class LossPane(Vertical):
         eval_last = state.eval_loss.last
         self.query_one("#loss-summary", Static).update(
             f"loss {_fmt(step.get('loss'))}  weighted {_fmt(step.get('weighted_loss'))}  "
-            f"eval {_fmt(eval_last)}  lr {_fmt(step.get('lr'), '.2e')}  "
+            f"eval {_fmt(eval_last)}  lr {lr_label(state)}  "
             f"[dim]m smoothing {'on' if self.smoothing else 'off'} · g log {'on' if self.log_scale else 'off'}[/]")
         lines = []
         for label, series, color in (("loss", state.loss, "red"), ("weighted", state.weighted_loss, "cyan"),
@@ -57,7 +59,8 @@ class LossPane(Vertical):
             lines.append(Line(label, xs, ys, color, "braille" if label != "eval" else "dot"))
         self.query_one("#loss-plot", SeriesPlot).show(PlotSpec("Loss", lines, log_y=self.log_scale))
         xs, ys = state.lr.points()
-        self.query_one("#lr-plot", SeriesPlot).show(PlotSpec("LR", [Line("lr", xs, ys, "orange")]))
+        lr_plot = PlotSpec("LR", [Line("lr", xs, ys, "orange")], y_label=short_sci)
+        self.query_one("#lr-plot", SeriesPlot).show(lr_plot)
         self.query_one(GenerationPanel).update_from(state.generation)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textual_plotext import PlotextPlot
 
-from nlirg_tui.axis import Y_AXIS_CELLS, Tick, fit_ticks
+from nlirg_tui.axis import Y_AXIS_CELLS, Tick, fit_ticks, spread_ticks, step_ticks
 from nlirg_tui.series import resample
 
 
@@ -30,6 +31,8 @@ class PlotSpec:
     xlim: tuple[float, float] | None = None
     xticks: list[Tick] = field(default_factory=list)
     """Ticks in priority order (needs `xlim`); those the plot's width has no room for are left out."""
+    y_label: Callable[[float], str] | None = None
+    """How y ticks are labelled (e.g. `axis.short_sci` for an LR); None: plotext's own labels."""
 
 
 class SeriesPlot(PlotextPlot):
@@ -69,4 +72,20 @@ class SeriesPlot(PlotextPlot):
             plt.xlim(*spec.xlim)
             if spec.xticks:
                 plt.xticks(*fit_ticks(spec.xticks, *spec.xlim, self.size.width - Y_AXIS_CELLS))
+        self._axes(spec, drawn)
         self.refresh()
+
+    def _axes(self, spec: PlotSpec, drawn: bool) -> None:
+        """Whole-number step ticks, the spec's y labels, and 0..1 for an empty histogram (not plotext's -1..1)."""
+        plt = self.plt
+        xs = [x for line in spec.lines for x in line.xs]
+        ys = [y for line in spec.lines for y in line.ys]
+        if drawn and xs and spec.xlim is None and spec.bars is None and all(float(x).is_integer() for x in xs):
+            ticks = step_ticks(min(xs), max(xs), self.size.width - Y_AXIS_CELLS)
+            plt.xticks(ticks, [f"{t:.0f}" for t in ticks])
+        if spec.y_label is not None and ys and not spec.log_y:
+            ticks = spread_ticks(min(ys), max(ys))
+            plt.yticks(ticks, [spec.y_label(t) for t in ticks])
+        if spec.bars is not None and not any(y > 0 for y in spec.bars[1]):
+            plt.ylim(0, 1)
+            plt.yticks([0, 1], ["0", "1"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -76,6 +77,20 @@ async def test_lr_and_nlirg_dialogs(live_run):
         assert ack["ok"]
         await until(pilot, lambda: any("lr_scale=0.5" in line and "applied at step" in line
                                        for line in screen.state.log), "the command in the log")
+        # An absolute LR in scientific form becomes the scale that gives it now; the header shows the LR in one
+        # short format, with the scale once a step has trained at it.
+        half = ack["applied_at_step"]
+        await until(pilot, lambda: screen.state.step > half and re.search(r"lr \d(\.\d+)?e-\d+ ×0\.5 ",
+                                                                          header(screen)), "the header at ×0.5")
+        target = screen.state.lr.last / 3
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, ValueDialog), "the LR dialog for an absolute LR")
+        await pilot.press("ctrl+u", *f"{target:.3e}", "enter")
+        ack = (await until(pilot, lambda: len(acks_of(seen, "set")) == 2 and acks_of(seen, "set")[1], "its ack"))
+        assert ack["ok"]
+        await until(pilot, lambda: screen.state.step > ack["applied_at_step"], "a step at the LR asked for")
+        assert screen.state.lr.last == pytest.approx(target, rel=0.2)  # the schedule moves on from there
+        assert 0.1 < screen.state.lr_scale < 0.25  # 0.5 / 3, as a scale of the schedule
 
         await pilot.press("n")
         dialog = await until(pilot, lambda: isinstance(app.screen, NlirgDialog) and app.screen, "the NLIRG dialog")
@@ -90,8 +105,8 @@ async def test_lr_and_nlirg_dialogs(live_run):
         await pilot.pause(0.2)
         assert dialog.changes() == {"nlirg.k": 2.5}
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: len(acks_of(seen, "set")) == 2, "the NLIRG ack")
-        assert acks_of(seen, "set")[1]["ok"]
+        await until(pilot, lambda: len(acks_of(seen, "set")) == 3, "the NLIRG ack")
+        assert acks_of(seen, "set")[2]["ok"]
         await until(pilot, lambda: screen.state.config["nlirg"]["k"] == 2.5, "the new k in the run's config")
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, NlirgDialog), "the NLIRG dialog again")
