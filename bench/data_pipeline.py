@@ -47,7 +47,7 @@ BASELINE_RECORDS = 3000
 
 
 def write_corpus(path: Path, n: int) -> Path:
-    from trainer_core.train.files import builtin_data_path
+    from trainer_core.data.files import builtin_data_path
 
     demo = [json.loads(line) for line in builtin_data_path("builtin:demo").read_text(encoding="utf-8").splitlines()]
     with path.open("w", encoding="utf-8") as fh:
@@ -91,7 +91,7 @@ def baseline_encode(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int
 
 
 def baseline_rate(tokenizer, data: Path) -> float:
-    from trainer_core.train.records import read_records
+    from trainer_core.data.records import read_records
 
     records = read_records([str(data)])[:BASELINE_RECORDS]
     started = time.perf_counter()
@@ -102,7 +102,7 @@ def baseline_rate(tokenizer, data: Path) -> float:
 
 def encode_speedup(tokenizer, data: Path, rounds: int = 4, size: int = 500) -> float:
     """Batch encoding against the one-by-one loop, alternating over the same record slices in this process."""
-    from trainer_core.train.records import read_records
+    from trainer_core.data.records import read_records
     from trainer_core.train.tokenize import tokenize_batch
 
     records = read_records([str(data)])[: rounds * size]

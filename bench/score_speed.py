@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer_core.data.records import read_records
 from trainer_core.score.encode import encode_records
 from trainer_core.score.modes import divergence, filtered_score, similarity_score, spans
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.run import load_scorer, score_samples
-from trainer_core.train.records import read_records
 
 
 def _modes(signals) -> None:

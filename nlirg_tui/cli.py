@@ -138,10 +138,10 @@ def check(
 def _check_data(cfg) -> None:
     """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
     a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
-    from trainer_core.train.cache import cache_root
-    from trainer_core.train.corpus import read_sources
-    from trainer_core.train.exclude import read_exclude
-    from trainer_core.train.records import DataError
+    from trainer_core.data.cache import cache_root
+    from trainer_core.data.corpus import read_sources
+    from trainer_core.data.exclude import read_exclude
+    from trainer_core.data.records import DataError
 
     def progress(phase: str, done: int, total: int, seconds: float) -> None:
         typer.echo(f"{phase} data: {done}/{total} file(s), {seconds:.0f} s", err=True)
@@ -160,7 +160,7 @@ def _check_data(cfg) -> None:
 def _check_model(spec: str) -> None:
     """A model folder without config.json, or a hub id that is neither cached nor reachable: one line, exit 2,
     before a run directory exists (and offline with a cached model: the trainer inherits HF_HUB_OFFLINE)."""
-    from trainer_core.train.model_source import ModelLoadError, check_model_source
+    from trainer_core.config.model_source import ModelLoadError, check_model_source
 
     try:
         check_model_source(spec)
@@ -311,9 +311,9 @@ def _problem_text(exc: Exception, squash) -> str:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from trainer_core.data.records import DataError
     from trainer_core.evaluate.experiment import ExperimentError
     from trainer_core.evaluate.targets import TargetError
-    from trainer_core.train.records import DataError
 
     return ConfigError, DataError, ExperimentError, TargetError
 
@@ -559,8 +559,8 @@ def data_cache(
     = None,
 ) -> None:
     """List the data cache (entry, size, last used, what it holds), or clear it with --clear."""
-    from trainer_core.train.cache import cache_root, list_entries
-    from trainer_core.train.cache import clear as clear_entries
+    from trainer_core.data.cache import cache_root, list_entries
+    from trainer_core.data.cache import clear as clear_entries
 
     root = cache_root(str(cache_dir) if cache_dir else None)
     if clear:

@@ -12,12 +12,12 @@ from typing import Any
 from nlirg_tui.cleaning import clean_paths
 from nlirg_tui.config_check import check_config_text
 from trainer_core.config import RunConfig, build_config, config_to_yaml
+from trainer_core.config.model_source import ModelLoadError, check_model_source
 from trainer_core.config.sources import parse_sources
+from trainer_core.data.files import SUFFIX_KINDS, SourceFile, expand_source, nonblank_lines, raw_rows
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
-from trainer_core.train.files import SUFFIX_KINDS, SourceFile, expand_source, nonblank_lines, raw_rows
-from trainer_core.train.model_source import ModelLoadError, check_model_source
 
 
 class LaunchError(ValueError):

@@ -1,4 +1,4 @@
-"""A data file as the exact text of each record, numbered as trainer_core.train.records numbers them (line for
+"""A data file as the exact text of each record, numbered as trainer_core.data.records numbers them (line for
 jsonl and csv, record number for json and parquet), so a cleaned copy keeps untouched records byte-identical.
 Torch-free."""
 

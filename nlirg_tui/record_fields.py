@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_core.train.records import DataError, detect_format, normalise
+from trainer_core.data.records import DataError, detect_format, normalise
 
 Path_ = tuple[str | int, ...]
 

@@ -98,7 +98,7 @@ def test_a_cached_hub_id_without_network_switches_this_process_offline(tmp_path)
     (snapshot / "config.json").write_text("{}")
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("abc123")
-    code = ("from trainer_core.train.model_source import check_model_source; check_model_source('nlirg-test/cached');"
+    code = ("from trainer_core.config.model_source import check_model_source; check_model_source('nlirg-test/cached');"
             "from huggingface_hub import constants; print(constants.is_offline_mode())")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(HF_HUB_CACHE=str(tmp_path / "hub"), HF_ENDPOINT="http://127.0.0.1:9")

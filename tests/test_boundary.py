@@ -1,11 +1,11 @@
 """The import rules (DESIGN §1, STYLE.md) as checks, not prose.
 
 import-linter's contracts in pyproject.toml cover every import statement, those inside functions too:
-trainer_core never imports the TUI or Textual; its client half (config, live, and the data checks the CLI runs:
-train.records, corpus, cache) never imports torch; train uses live and config, live uses config; nlirg_tui
-never imports torch and reaches trainer_core only through config, live and those data checks; widgets never
-import screens. One more test imports the whole client side in a fresh interpreter, so an import that
-no statement shows (importlib, a plugin, a library's own import) cannot bring torch in either.
+trainer_core never imports the TUI or Textual; its client half (config, live, data) never imports torch; train
+uses live, data and config, live and data use config; nlirg_tui never imports torch and reaches trainer_core only
+through config, live, data and evaluate's torch-free half; widgets never import screens. One more test imports
+the whole client side in a fresh interpreter, so an import that no statement shows (importlib, a plugin, a
+library's own import) cannot bring torch in either.
 """
 
 import subprocess
@@ -27,14 +27,13 @@ def test_import_contracts_hold():
 def test_the_whole_client_side_loads_without_torch():
     code = f"EVALUATE_CLIENT_SIDE = {EVALUATE_CLIENT_SIDE!r}\n" + """
 import importlib, pkgutil, sys
-import nlirg_tui, trainer_core.config, trainer_core.live
+import nlirg_tui, trainer_core.config, trainer_core.data, trainer_core.live
 loaded = []
-for package in (nlirg_tui, trainer_core.config, trainer_core.live):
+for package in (nlirg_tui, trainer_core.config, trainer_core.data, trainer_core.live):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
         loaded.append(module.name)
-for name in ("train.records", "train.corpus", "train.cache", "train.exclude", "score.options"):  # the training
-    loaded.append(importlib.import_module("trainer_core." + name).__name__)  # half's parts that the CLI runs
+loaded.append(importlib.import_module("trainer_core.score.options").__name__)  # `nlirg score`'s options
 for name in EVALUATE_CLIENT_SIDE:  # what `nlirg eval`, `nlirg ab` and the Experiment screen import
     loaded.append(importlib.import_module("trainer_core.evaluate." + name).__name__)
 from nlirg_tui.cli import app

@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import make_config
 from trainer_core.config import save_config
+from trainer_core.data.files import builtin_data_path
+from trainer_core.data.records import DataError, read_records
 from trainer_core.evaluate.__main__ import _parser, eval_options
 from trainer_core.evaluate.commands import prepare_eval
 from trainer_core.evaluate.eval_data import (
@@ -23,8 +25,6 @@ from trainer_core.evaluate.eval_data import (
 from trainer_core.evaluate.metrics import contains_match, ngrams, parse_json_answer, units
 from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.targets import TargetError, resolve_target
-from trainer_core.train.files import builtin_data_path
-from trainer_core.train.records import DataError, read_records
 
 
 def test_demo_heldout_set():

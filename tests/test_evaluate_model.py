@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from tests.helpers import TINY, make_config, train_in_process, write_alpaca
 from trainer_core.config import NlirgParams, save_config
+from trainer_core.data.records import read_records
 from trainer_core.evaluate import metrics as m
 from trainer_core.evaluate.eval_data import read_domain_set, read_general_set
 from trainer_core.evaluate.evaluator import EvalOptions, evaluate
@@ -23,7 +24,6 @@ from trainer_core.live import protocol
 from trainer_core.live.events import read_events
 from trainer_core.train.data import IGNORE, build_samples
 from trainer_core.train.nlirg import nlirg_weights
-from trainer_core.train.records import read_records
 
 DOMAIN = [
     {"instruction": "What is 3 plus 3?", "output": "The answer is 6.", "reference": "6"},

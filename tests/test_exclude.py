@@ -10,10 +10,10 @@ import pytest
 from tests.helpers import TINY, make_config, train_in_process, write_alpaca
 from trainer_core.config import ConfigError
 from trainer_core.config.sources import parse_sources
+from trainer_core.data.corpus import read_sources
+from trainer_core.data.exclude import exclusion, read_exclude
+from trainer_core.data.records import DataError
 from trainer_core.live.events import read_events
-from trainer_core.train.corpus import read_sources
-from trainer_core.train.exclude import exclusion, read_exclude
-from trainer_core.train.records import DataError
 
 
 def _data_with_ids(path, n=24):

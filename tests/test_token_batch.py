@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from tests.helpers import TINY, make_config, step_losses, train_in_process
 from trainer_core.config import ConfigError, NlirgParams
+from trainer_core.data.records import read_records
 from trainer_core.live.events import read_events
 from trainer_core.train.data import IGNORE, Batch, build_samples, collate
 from trainer_core.train.nlirg import nlirg_weights
-from trainer_core.train.records import read_records
 from trainer_core.train.step import loss_step
 from trainer_core.train.token_batch import plan_windows, row_lengths, select
 

@@ -25,9 +25,9 @@ from nlirg_tui.screens.relaunching import ask_relaunch, open_new_run
 from nlirg_tui.widgets.inspector import FlaggedTable
 from nlirg_tui.widgets.record_view import RecordView, token_detail
 from trainer_core.config import ConfigError, RunConfig, build_config, config_from_dict
+from trainer_core.data.exclude import read_exclude
 from trainer_core.live.rundir import CONFIG_FILE
 from trainer_core.live.runs import run_info
-from trainer_core.train.exclude import read_exclude
 
 MARKS = {"drop": "✗", "keep": "✓", "edit": "✎"}
 LOUD = Binding.Group("loud", compact=True)

@@ -60,12 +60,12 @@ def eval_options(args: argparse.Namespace):
 
 def run_eval(args: argparse.Namespace) -> int:
     from trainer_core.config import ConfigError
+    from trainer_core.data.records import DataError
     from trainer_core.evaluate.evaluator import evaluate
     from trainer_core.evaluate.report import eval_table
     from trainer_core.evaluate.targets import TargetError, resolve_target
     from trainer_core.live.rundir import write_json_atomic
     from trainer_core.train.model import ModelLoadError
-    from trainer_core.train.records import DataError
 
     say = (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     try:

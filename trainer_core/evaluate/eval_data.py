@@ -15,7 +15,7 @@ from typing import Any
 
 from trainer_core.config import RunConfig
 from trainer_core.config.sources import SourceSpec
-from trainer_core.train.records import DataError, Record, read_records
+from trainer_core.data.records import DataError, Record, read_records
 
 DEMO_TRAIN = ["builtin:demo"]
 DEMO_DOMAIN = ["builtin:demo-heldout"]
@@ -98,7 +98,7 @@ def sets_digest(specs: list[Any]) -> str:
     import hashlib
 
     from trainer_core.config.sources import parse_sources
-    from trainer_core.train.files import SUFFIX_KINDS, expand_source
+    from trainer_core.data.files import SUFFIX_KINDS, expand_source
 
     h = hashlib.sha256()
     for spec in parse_sources(list(specs), "evaluation set", {})[0]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer_core.data.records import DataError, Record
 from trainer_core.train.data import Sample
-from trainer_core.train.records import DataError, Record
 from trainer_core.train.tokenize import IGNORE, Renderer, encode_chats, encode_texts, labels_from_spans
 
 

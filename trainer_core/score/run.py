@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import torch
 
+from trainer_core.data.records import read_records
 from trainer_core.evaluate.inference import load_target_model, load_target_tokenizer, model_settings
 from trainer_core.evaluate.targets import resolve_target
 from trainer_core.score.encode import ScoreItem, encode_records
@@ -20,7 +21,6 @@ from trainer_core.score.output import make_summary, print_summary, rank_rows, wr
 from trainer_core.score.progress import ScoreProgress
 from trainer_core.score.report import build_row
 from trainer_core.train.data import Sample, collate
-from trainer_core.train.records import read_records
 from trainer_core.train.token_text import token_texts
 
 Signals = dict[int, RowSignals]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer_core.atomic import building_dir
-from trainer_core.train.cache import file_lock
+from trainer_core.data.cache import file_lock
 
 if TYPE_CHECKING:  # transformers is imported lazily: resolving a hub id or a cached folder needs no torch
     from transformers import PreTrainedTokenizerFast

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer_core.train.records import DataError, Record
+from trainer_core.data.records import DataError, Record
 from trainer_core.train.tokenize import IGNORE
 
 

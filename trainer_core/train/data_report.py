@@ -10,7 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from trainer_core.config import RunConfig
-    from trainer_core.train.corpus import SourceRecords
+    from trainer_core.data.corpus import SourceRecords
     from trainer_core.train.prepare import PreparedData
     from trainer_core.train.sampler import BatchLoader
 

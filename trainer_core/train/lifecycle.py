@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from trainer_core.config import ConfigError, build_config
+from trainer_core.data.records import DataError
 from trainer_core.live.control import Command, CommandQueue
 from trainer_core.live.events import EventLog
 from trainer_core.live.launch import EXIT_USER_ERROR
@@ -33,7 +34,6 @@ from trainer_core.live.rundir import (
 )
 from trainer_core.train import ranks
 from trainer_core.train.log_file import LogFileHandler
-from trainer_core.train.records import DataError
 
 EXIT_FAILED = 3
 

@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from trainer_core.config import RunConfig
-from trainer_core.train.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
-from trainer_core.train.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
+from trainer_core.data.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
+from trainer_core.data.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
+from trainer_core.data.exclude import ExcludeList, Exclusion, exclusion, read_exclude
+from trainer_core.data.files import quiet_datasets
+from trainer_core.data.records import DataError, Record, read_records
 from trainer_core.train.data_report import row_report, summary_line, token_report
-from trainer_core.train.exclude import ExcludeList, Exclusion, exclusion, read_exclude
-from trainer_core.train.files import quiet_datasets
 from trainer_core.train.packing import cut_rows
-from trainer_core.train.records import DataError, Record, read_records
 from trainer_core.train.tokenize import tokenize_batch
 from trainer_core.train.tokenized import TokenizedSet
 

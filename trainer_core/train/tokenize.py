@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer_core.train.records import DataError
+from trainer_core.data.records import DataError
 
 IGNORE = -100
 

@@ -17,7 +17,7 @@ from trainer_core.train.tokenize import labels_from_spans
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from trainer_core.train.corpus import SourceRecords
+    from trainer_core.data.corpus import SourceRecords
 
 
 class TokenizedSet(Sequence):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, hf_datasets_cache, hub_cache_dirs
-from trainer_core.train.records import DataError
+from trainer_core.data.records import DataError
 
 if TYPE_CHECKING:
     import numpy as np

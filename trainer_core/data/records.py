@@ -4,7 +4,7 @@ reader of any data spec into a list of `Record`s (for small sets: evaluation fil
 Torch-free. Every problem names the file and the line (jsonl, csv) or record number (json, parquet, arrow).
 Formats (DESIGN §6): alpaca (Y-Trainer's SFT files too), messages/conversations (ShareGPT's from/value too),
 prompt/response, question/answer, text (Y-Trainer's CPT `{id, output}` too). Big corpora go through
-`trainer_core.train.corpus`, which uses the same `normalise` record by record.
+`trainer_core.data.corpus`, which uses the same `normalise` record by record.
 """
 
 from __future__ import annotations
@@ -183,10 +183,10 @@ def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt
     `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
     whose own settings win over the arguments). `exclude` (a `data.exclude` list) leaves out the records it
     names before they are normalised, as the trainer's reading does; `key` names the specs in problems. For a
-    corpus too big for Python lists, use `trainer_core.train.corpus`.
+    corpus too big for Python lists, use `trainer_core.data.corpus`.
     """
     from trainer_core.config.sources import parse_sources
-    from trainer_core.train.files import expand_source, raw_rows
+    from trainer_core.data.files import expand_source, raw_rows
 
     defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
     sources, problems = parse_sources(specs if isinstance(specs, (str, dict)) else list(specs), key, defaults)

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from trainer_core.train.records import DataError, record_id
+from trainer_core.data.records import DataError, record_id
 
 _SOURCE = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")
 

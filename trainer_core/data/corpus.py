@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_core.config.sources import SourceSpec
-from trainer_core.train.cache import building, cache_key, lookup, read_meta, write_meta
-from trainer_core.train.exclude import ExcludeList
-from trainer_core.train.files import SourceFile, expand_source, load_raw, row_objects
-from trainer_core.train.records import DataError, apply_columns, file_format, normalise, record_id
+from trainer_core.data.cache import building, cache_key, lookup, read_meta, write_meta
+from trainer_core.data.exclude import ExcludeList
+from trainer_core.data.files import SourceFile, expand_source, load_raw, row_objects
+from trainer_core.data.records import DataError, apply_columns, file_format, normalise, record_id
 
 if TYPE_CHECKING:
     import numpy as np
