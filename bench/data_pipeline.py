@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer_core.train.tokenize import IGNORE
+from trainer_core.train.data.tokenize import IGNORE
 
 BASELINE_RECORDS = 3000
 """Records the one-by-one loop times (its rate is per record, so a sample of the corpus is enough)."""
@@ -103,7 +103,7 @@ def baseline_rate(tokenizer, data: Path) -> float:
 def encode_speedup(tokenizer, data: Path, rounds: int = 4, size: int = 500) -> float:
     """Batch encoding against the one-by-one loop, alternating over the same record slices in this process."""
     from trainer_core.data.records import read_records
-    from trainer_core.train.tokenize import tokenize_batch
+    from trainer_core.train.data.tokenize import tokenize_batch
 
     records = read_records([str(data)])[: rounds * size]
     old = new = 0.0
@@ -128,8 +128,8 @@ def rss_child(data: Path, cache: Path, num_proc: int) -> dict:
     """In this (fresh) process: RSS growth of a warm prepare plus one epoch of collated batches."""
     import psutil
 
+    from trainer_core.train.data.prepare import make_loader, prepare_data
     from trainer_core.train.model import load_tokenizer, resolve
-    from trainer_core.train.prepare import make_loader, prepare_data
 
     cfg = config(data, cache, num_proc)
     tokenizer = load_tokenizer(resolve(cfg.model), cfg.model)
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]), args.num_proc)))
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from trainer_core.train.data.prepare import prepare_data
     from trainer_core.train.model import load_tokenizer, resolve
-    from trainer_core.train.prepare import prepare_data
 
     n = args.records or (20_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="nlirg-bench-data-") as tmp:

@@ -59,7 +59,7 @@ def lora_model(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
 
 
 def make_batch(length: int, targets: int):
-    from trainer_core.train.data import Batch
+    from trainer_core.train.data.batch import Batch
 
     input_ids, labels = one_row(length, targets)
     return Batch(input_ids, labels, torch.ones_like(input_ids), torch.arange(length)[None], [0])

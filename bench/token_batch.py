@@ -4,7 +4,7 @@
 
 For every window both methods start from the same weights: the reference runs the whole batch through the
 model, takes full-vocabulary float32 logits and the NLIRG loss of the window's labels; ours runs only the
-window's rows up to its last label and the LM head only on its labels (`trainer_core.train.token_batch`). Losses
+window's rows up to its last label and the LM head only on its labels (`trainer_core.train.data.token_batch`). Losses
 and gradients are compared at every window, then one AdamW step (timed, counted for both) moves to the next
 window. Windows alternate which method runs first, so neither gets the warmer cache.
 
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from trainer_core.config import LoraConfig, NlirgParams
-from trainer_core.train.data import IGNORE, Batch, Sample, collate
+from trainer_core.train.data.batch import IGNORE, Batch, Sample, collate
+from trainer_core.train.data.token_batch import Window, plan_windows, row_lengths, select
 from trainer_core.train.nlirg import nlirg_weights
 from trainer_core.train.step import loss_step
-from trainer_core.train.token_batch import Window, plan_windows, row_lengths, select
 
 
 @dataclass

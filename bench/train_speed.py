@@ -22,7 +22,7 @@ import torch
 
 from trainer_core.config import build_config
 from trainer_core.live.events import EventLog, read_events
-from trainer_core.train.data import collate, epoch_order
+from trainer_core.train.data.batch import collate, epoch_order
 from trainer_core.train.loop import Trainer
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainer_core.data.records import DataError, Record, read_records
-from trainer_core.train.data import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
+from trainer_core.train.data.batch import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
 from trainer_core.train.step import token_losses
 
 

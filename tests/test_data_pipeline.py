@@ -11,10 +11,10 @@ import pytest
 
 from tests.helpers import TINY, make_config, step_losses, train_in_process, write_alpaca
 from trainer_core.live.events import read_events
-from trainer_core.train.data import collate
-from trainer_core.train.prepare import make_loader, prepare_data
-from trainer_core.train.sampler import EpochSampler, SamplerConfig, quotas
-from trainer_core.train.tokenize import encode_texts
+from trainer_core.train.data.batch import collate
+from trainer_core.train.data.prepare import make_loader, prepare_data
+from trainer_core.train.data.sampler import EpochSampler, SamplerConfig, quotas
+from trainer_core.train.data.tokenize import encode_texts
 
 
 def _cfg(tmp_path: Path, *extra: str):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.helpers import TINY, make_config, nlirg_cli, write_alpaca
 from trainer_core.evaluate.probe import held_out_items
-from trainer_core.train.prepare import prepare_data
+from trainer_core.train.data.prepare import prepare_data
 
 
 def test_the_probe_answers_exactly_the_records_the_trainer_holds_out(tmp_path, tiny_tokenizer):

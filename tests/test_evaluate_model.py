@@ -22,7 +22,7 @@ from trainer_core.evaluate.losses import domain_losses, text_perplexity
 from trainer_core.evaluate.targets import resolve_target
 from trainer_core.live import protocol
 from trainer_core.live.events import read_events
-from trainer_core.train.data import IGNORE, build_samples
+from trainer_core.train.data.batch import IGNORE, build_samples
 from trainer_core.train.nlirg import nlirg_weights
 
 DOMAIN = [

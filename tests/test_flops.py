@@ -8,7 +8,7 @@ import torch
 from tests.helpers import TINY, train_in_process, write_alpaca
 from trainer_core.config import LoraConfig
 from trainer_core.live.events import read_events
-from trainer_core.train.data import Sample, collate
+from trainer_core.train.data.batch import Sample, collate
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops, peak_for_name
 from trainer_core.train.model import apply_lora
 from trainer_core.train.step import lm_head

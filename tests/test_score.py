@@ -24,7 +24,7 @@ from trainer_core.score.modes import MODES, SUSPECT, divergence, similarity_scor
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.quality import band_counts, qualities
 from trainer_core.score.run import run, score_samples
-from trainer_core.train.data import IGNORE, collate
+from trainer_core.train.data.batch import IGNORE, collate
 from trainer_core.train.step import token_losses
 
 

@@ -14,10 +14,10 @@ from tests.helpers import TINY, make_config, step_losses, train_in_process
 from trainer_core.config import ConfigError, NlirgParams
 from trainer_core.data.records import read_records
 from trainer_core.live.events import read_events
-from trainer_core.train.data import IGNORE, Batch, build_samples, collate
+from trainer_core.train.data.batch import IGNORE, Batch, build_samples, collate
+from trainer_core.train.data.token_batch import plan_windows, row_lengths, select
 from trainer_core.train.nlirg import nlirg_weights
 from trainer_core.train.step import loss_step
-from trainer_core.train.token_batch import plan_windows, row_lengths, select
 
 # ----------------------------------------------------------------------------- window arithmetic
 
@@ -216,7 +216,7 @@ def test_accumulation_normalises_over_all_windows_of_the_step(tmp_path, long_dat
 
 
 def _first_batch(trainer):
-    from trainer_core.train.data import epoch_order
+    from trainer_core.train.data.batch import epoch_order
 
     order = epoch_order(len(trainer.samples), trainer.cfg.training.seed, 0)
     return [trainer.samples[i] for i in order[:trainer.cfg.training.batch_size]]

@@ -1,6 +1,6 @@
 """Inspector token texts: byte-level pieces of one character are decoded together, never shown as U+FFFD."""
 
-from trainer_core.train.token_text import token_texts
+from trainer_core.train.data.token_text import token_texts
 
 
 def test_split_characters_appear_once_on_the_completing_token(tiny_tokenizer):

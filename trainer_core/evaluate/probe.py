@@ -19,7 +19,7 @@ from trainer_core.evaluate.generate import GenerationRun, greedy_answers
 from trainer_core.evaluate.metrics import GENERATION_EVENT_KEYS as METRIC_KEYS
 from trainer_core.evaluate.metrics import generation_metrics
 from trainer_core.live.protocol import GenerationEvalEvent
-from trainer_core.train.prepare import held_out_records
+from trainer_core.train.data.prepare import held_out_records
 
 EXAMPLES = 3
 """Answers carried in each event, so a client can show what the numbers are about."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer_core.data.records import DataError, Record
-from trainer_core.train.data import Sample
-from trainer_core.train.tokenize import IGNORE, Renderer, encode_chats, encode_texts, labels_from_spans
+from trainer_core.train.data.batch import Sample
+from trainer_core.train.data.tokenize import IGNORE, Renderer, encode_chats, encode_texts, labels_from_spans
 
 
 @dataclass

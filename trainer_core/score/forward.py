@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_core.train.data import Batch
+from trainer_core.train.data.batch import Batch
 from trainer_core.train.head_ce import LogitTransform, chunk_tokens
 from trainer_core.train.step import _decoder_and_head, _target_index, _vocab, head_losses, lm_logits
 

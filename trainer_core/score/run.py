@@ -20,8 +20,8 @@ from trainer_core.score.options import ScoreOptions
 from trainer_core.score.output import make_summary, print_summary, rank_rows, write_rows, write_summary
 from trainer_core.score.progress import ScoreProgress
 from trainer_core.score.report import build_row
-from trainer_core.train.data import Sample, collate
-from trainer_core.train.token_text import token_texts
+from trainer_core.train.data.batch import Sample, collate
+from trainer_core.train.data.token_text import token_texts
 
 Signals = dict[int, RowSignals]
 

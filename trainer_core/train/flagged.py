@@ -11,10 +11,10 @@ from typing import Any
 from trainer_core.atomic import AppendFile
 from trainer_core.config import TelemetryConfig
 from trainer_core.live.rundir import FLAGGED_FILE
-from trainer_core.train.data import IGNORE
+from trainer_core.train.data.batch import IGNORE
+from trainer_core.train.data.token_text import token_texts
+from trainer_core.train.data.tokenized import TokenizedSet
 from trainer_core.train.telemetry import IntervalStats, Telemetry
-from trainer_core.train.token_text import token_texts
-from trainer_core.train.tokenized import TokenizedSet
 
 log = logging.getLogger("trainer_core")
 

@@ -32,8 +32,10 @@ from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
 from trainer_core.train import resume
 from trainer_core.train.checkpoint import require_complete
-from trainer_core.train.data import Batch, collate
-from trainer_core.train.data_report import data_summary, log_data
+from trainer_core.train.data.batch import Batch, collate
+from trainer_core.train.data.prepare import make_loader, prepare_data
+from trainer_core.train.data.report import data_summary, log_data
+from trainer_core.train.data.token_batch import WindowStream
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.finite import non_finite_parameters
 from trainer_core.train.flagged import FlaggedTracker
@@ -48,12 +50,10 @@ from trainer_core.train.model import (
     resolve,
     save_options,
 )
-from trainer_core.train.prepare import make_loader, prepare_data
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.step import lm_head
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
-from trainer_core.train.token_batch import WindowStream
 from trainer_core.train.trackers import Trackers, step_metrics
 
 log = logging.getLogger("trainer_core")

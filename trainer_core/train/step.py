@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer_core.config import NlirgParams
-from trainer_core.train.data import IGNORE, Batch
+from trainer_core.train.data.batch import IGNORE, Batch
 from trainer_core.train.head_ce import LogitTransform, chunk_tokens, fused_head_ce, softmax_dtype
 from trainer_core.train.nlirg import nlirg_weights, weighted_loss_sum
 

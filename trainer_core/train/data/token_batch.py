@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from trainer_core.config import ConfigError
-from trainer_core.train.data import IGNORE, Batch
+from trainer_core.train.data.batch import IGNORE, Batch
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trainer_core.data.records import DataError, Record
-from trainer_core.train.tokenize import IGNORE
+from trainer_core.train.data.tokenize import IGNORE
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Sample:
 
 def encode_chat(tokenizer, messages: list[dict[str, str]], max_length: int, where: str) -> tuple[list, list]:
     """Token ids and labels for one conversation, training every assistant turn (see `tokenize`)."""
-    from trainer_core.train.tokenize import Renderer, encode_chats, labels_from_spans
+    from trainer_core.train.data.tokenize import Renderer, encode_chats, labels_from_spans
 
     ids, spans = encode_chats(tokenizer, Renderer(tokenizer), [messages], [where])[0]
     labels = labels_from_spans(ids, spans)
@@ -51,8 +51,8 @@ def build_samples(tokenizer, records: list[Record], kind: str, max_length: int, 
     Training runs use `prepare.prepare_data` (cached, memory-mapped); this is the same encoding for tools and
     tests that hold a few records. CPT documents are never cut short (see `packing`).
     """
-    from trainer_core.train.packing import cut_rows
-    from trainer_core.train.tokenize import Renderer, encode_chats, encode_texts, labels_from_spans
+    from trainer_core.train.data.packing import cut_rows
+    from trainer_core.train.data.tokenize import Renderer, encode_chats, encode_texts, labels_from_spans
 
     if kind == "sft":
         for rec in records:
@@ -80,8 +80,8 @@ def build_samples(tokenizer, records: list[Record], kind: str, max_length: int, 
 
 def pack_documents(docs: list[tuple[int, list[int]]], pack_length: int) -> list[Sample]:
     """Documents packed into rows of `pack_length` tokens, every token kept (see `packing.cut_rows`)."""
-    from trainer_core.train.packing import cut_rows
-    from trainer_core.train.tokenize import labels_from_spans
+    from trainer_core.train.data.packing import cut_rows
+    from trainer_core.train.data.tokenize import labels_from_spans
 
     out = []
     for row in cut_rows(docs, pack_length):

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainer_core.train.data import Sample
-from trainer_core.train.tokenize import labels_from_spans
+from trainer_core.train.data.batch import Sample
+from trainer_core.train.data.tokenize import labels_from_spans
 
 if TYPE_CHECKING:
     from datasets import Dataset

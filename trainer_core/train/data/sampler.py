@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer_core.train.data import Batch, collate, epoch_order
-from trainer_core.train.tokenized import TokenizedSet
+from trainer_core.train.data.batch import Batch, collate, epoch_order
+from trainer_core.train.data.tokenized import TokenizedSet
 
 MEGABATCH = 50
 """Global batches per length-sorted megabatch (as Hugging Face's LengthGroupedSampler)."""
@@ -159,7 +159,7 @@ class BatchLoader:
 
     def count_windows(self, size: int) -> int:
         """token_batch: micro-steps (windows of `size` target tokens) in this rank's planned batches."""
-        from trainer_core.train.token_batch import windows_in_rows
+        from trainer_core.train.data.token_batch import windows_in_rows
 
         counts = self.data.target_counts
         filler = counts[self._filler_rows()].tolist()

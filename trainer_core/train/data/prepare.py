@@ -29,10 +29,10 @@ from trainer_core.data.corpus import Report, SourceRecords, map_procs, num_procs
 from trainer_core.data.exclude import ExcludeList, Exclusion, exclusion, read_exclude
 from trainer_core.data.files import quiet_datasets
 from trainer_core.data.records import DataError, Record, read_records
-from trainer_core.train.data_report import row_report, summary_line, token_report
-from trainer_core.train.packing import cut_rows
-from trainer_core.train.tokenize import tokenize_batch
-from trainer_core.train.tokenized import TokenizedSet
+from trainer_core.train.data.packing import cut_rows
+from trainer_core.train.data.report import row_report, summary_line, token_report
+from trainer_core.train.data.tokenize import tokenize_batch
+from trainer_core.train.data.tokenized import TokenizedSet
 
 log = logging.getLogger("trainer_core")
 
@@ -293,7 +293,7 @@ def _documents(tokens, indices: np.ndarray):
 # --------------------------------------------------------------------------- the run's view
 def make_loader(data: PreparedData, cfg: RunConfig, world_size: int, rank: int, pad_id: int):
     """The BatchLoader of a run: its sampler settings from the config, ratios from the sources."""
-    from trainer_core.train.sampler import BatchLoader, SamplerConfig
+    from trainer_core.train.data.sampler import BatchLoader, SamplerConfig
 
     ratios = [s.ratio for s in cfg.data.sources("train")]
     sampler = SamplerConfig(batch_size=cfg.training.batch_size, world_size=world_size, rank=rank,
