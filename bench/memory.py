@@ -71,7 +71,7 @@ def hf_loss(model, batch) -> torch.Tensor:
 
 def our_loss(model, batch) -> torch.Tensor:
     from trainer_core.config import NlirgParams
-    from trainer_core.train.step import loss_step
+    from trainer_core.train.loss.step import loss_step
 
     out = loss_step(model, batch, NlirgParams())
     return out.weighted_sum / out.nonzero.clamp(min=1)
@@ -79,7 +79,7 @@ def our_loss(model, batch) -> torch.Tensor:
 
 def plain_loss(model, batch) -> torch.Tensor:
     """Our loss step with the fused head switched off: the plain chunked path the trainer falls back to."""
-    from trainer_core.train import step
+    from trainer_core.train.loss import step
 
     with mock.patch.object(step, "_why_not_fused", lambda head: "bench.memory asks for the plain path"):
         return our_loss(model, batch)
@@ -184,8 +184,8 @@ def reference_losses(model, batch) -> torch.Tensor:
 def run_check(device: torch.device) -> dict:
     """The fused step in float32 against the float64 reference on a slice of the row: losses and LoRA gradients."""
     from trainer_core.config import NlirgParams
-    from trainer_core.train.nlirg import nlirg_weights
-    from trainer_core.train.step import loss_step
+    from trainer_core.train.loss.step import loss_step
+    from trainer_core.train.loss.weights import nlirg_weights
 
     batch = make_batch(CHECK_LENGTH, CHECK_TARGETS).to(device)
     ours, ref = lora_model().to(device), lora_model(torch.float64).to(device)

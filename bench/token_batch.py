@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from trainer_core.config import LoraConfig, NlirgParams
 from trainer_core.train.data.batch import IGNORE, Batch, Sample, collate
 from trainer_core.train.data.token_batch import Window, plan_windows, row_lengths, select
-from trainer_core.train.nlirg import nlirg_weights
-from trainer_core.train.step import loss_step
+from trainer_core.train.loss.step import loss_step
+from trainer_core.train.loss.weights import nlirg_weights
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from trainer_core.data.records import DataError, Record, read_records
 from trainer_core.train.data.batch import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
-from trainer_core.train.step import token_losses
+from trainer_core.train.loss.step import token_losses
 
 
 def _write(path, rows):

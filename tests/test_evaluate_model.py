@@ -23,7 +23,7 @@ from trainer_core.evaluate.targets import resolve_target
 from trainer_core.live import protocol
 from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import IGNORE, build_samples
-from trainer_core.train.nlirg import nlirg_weights
+from trainer_core.train.loss.weights import nlirg_weights
 
 DOMAIN = [
     {"instruction": "What is 3 plus 3?", "output": "The answer is 6.", "reference": "6"},

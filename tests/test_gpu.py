@@ -107,7 +107,7 @@ def test_fused_head_on_cuda_equals_the_plain_path(monkeypatch) -> None:
 
 def test_fused_head_on_cuda_needs_a_fraction_of_the_plain_memory(monkeypatch) -> None:
     from tests.test_head_ce import row_batch
-    from trainer_core.train import step
+    from trainer_core.train.loss import step
 
     model = qwen2_lora()
     batch = row_batch(1536, 1024, model.config.vocab_size, rows=1).to(CUDA)
@@ -131,8 +131,8 @@ def test_fused_head_on_cuda_needs_a_fraction_of_the_plain_memory(monkeypatch) ->
 def test_loss_step_and_telemetry_never_wait_for_the_gpu() -> None:
     """CUDA's sync debug mode raises on any host sync inside our part of a micro-step (the decoder runs before)."""
     from tests.test_head_ce import row_batch, small
-    from trainer_core.train import step
-    from trainer_core.train.nlirg import nlirg_weights, weighted_loss_sum
+    from trainer_core.train.loss import step
+    from trainer_core.train.loss.weights import nlirg_weights, weighted_loss_sum
     from trainer_core.train.telemetry import Telemetry
 
     model = small(tied=True, lora=True, dtype=torch.float32).to(CUDA)

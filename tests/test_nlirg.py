@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainer_core.config import NlirgParams
-from trainer_core.train.nlirg import EPS, nlirg_weights, weighted_loss_sum, zone_of
+from trainer_core.train.loss.weights import EPS, nlirg_weights, weighted_loss_sum, zone_of
 
 LOSSES = [0, 0.5, 1, 1.45, 2, 3, 5, 6.6, 10, 14.9, 15, 20]
 EXPECTED = [0.1151, 0.2333, 0.4158, 0.6047, 0.7958, 0.9552, 0.7685, 0.4013, 0.02188, 1.667e-4, 0, 0]

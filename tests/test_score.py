@@ -25,7 +25,7 @@ from trainer_core.score.options import ScoreOptions
 from trainer_core.score.quality import band_counts, qualities
 from trainer_core.score.run import run, score_samples
 from trainer_core.train.data.batch import IGNORE, collate
-from trainer_core.train.step import token_losses
+from trainer_core.train.loss.step import token_losses
 
 
 def _entropy(logits: torch.Tensor) -> torch.Tensor:

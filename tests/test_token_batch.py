@@ -16,8 +16,8 @@ from trainer_core.data.records import read_records
 from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import IGNORE, Batch, build_samples, collate
 from trainer_core.train.data.token_batch import plan_windows, row_lengths, select
-from trainer_core.train.nlirg import nlirg_weights
-from trainer_core.train.step import loss_step
+from trainer_core.train.loss.step import loss_step
+from trainer_core.train.loss.weights import nlirg_weights
 
 # ----------------------------------------------------------------------------- window arithmetic
 

@@ -106,7 +106,7 @@ def test_a_set_command_moves_the_zone_bounds():
 def test_weight_curve_matches_the_trainer():
     torch = pytest.importorskip("torch")
     from trainer_core.config import NlirgParams
-    from trainer_core.train.nlirg import nlirg_weights
+    from trainer_core.train.loss.weights import nlirg_weights
 
     for params in (NlirgParams(), NlirgParams(k=2.5, loss_deadline=9.0, hard_min=7.0), NlirgParams(weighting="dft")):
         xs, ys = curve(params, points=81)

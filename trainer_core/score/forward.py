@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from trainer_core.train.data.batch import Batch
-from trainer_core.train.head_ce import LogitTransform, chunk_tokens
-from trainer_core.train.step import _decoder_and_head, _target_index, _vocab, head_losses, lm_logits
+from trainer_core.train.loss.head_ce import LogitTransform, chunk_tokens
+from trainer_core.train.loss.step import _decoder_and_head, _target_index, _vocab, head_losses, lm_logits
 
 
 @dataclass

@@ -21,8 +21,8 @@ from trainer_core.config import ConfigError, NlirgParams, RunConfig
 from trainer_core.live.control import Command
 from trainer_core.train import checkpoint as ckpt_io
 from trainer_core.train.data.batch import Batch
+from trainer_core.train.loss.step import LossStep, loss_step
 from trainer_core.train.no_deepspeed import allow_deepspeed_unwrap, skip_deepspeed_unwrap
-from trainer_core.train.step import LossStep, loss_step
 
 log = logging.getLogger("trainer_core")
 

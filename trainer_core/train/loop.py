@@ -41,6 +41,7 @@ from trainer_core.train.finite import non_finite_parameters
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
+from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model import (
     compute_dtype,
     count_parameters,
@@ -52,7 +53,6 @@ from trainer_core.train.model import (
 )
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
-from trainer_core.train.step import lm_head
 from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
 from trainer_core.train.trackers import Trackers, step_metrics
 

@@ -14,7 +14,7 @@ import psutil
 import torch
 
 from trainer_core.config import NlirgParams
-from trainer_core.train.nlirg import zone_of
+from trainer_core.train.loss.weights import zone_of
 
 HIST_BIN = 0.5
 HIST_BINS = 40  # 0..20 in 0.5 steps, plus one overflow bin

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from trainer_core.config import NlirgParams
 from trainer_core.train.data.batch import IGNORE, Batch
-from trainer_core.train.head_ce import LogitTransform, chunk_tokens, fused_head_ce, softmax_dtype
-from trainer_core.train.nlirg import nlirg_weights, weighted_loss_sum
+from trainer_core.train.loss.head_ce import LogitTransform, chunk_tokens, fused_head_ce, softmax_dtype
+from trainer_core.train.loss.weights import nlirg_weights, weighted_loss_sum
 
 log = logging.getLogger("trainer_core")
 _logged_fallbacks: set[str] = set()
