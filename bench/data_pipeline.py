@@ -129,7 +129,7 @@ def rss_child(data: Path, cache: Path, num_proc: int) -> dict:
     import psutil
 
     from trainer_core.train.data.prepare import make_loader, prepare_data
-    from trainer_core.train.model import load_tokenizer, resolve
+    from trainer_core.train.model.load import load_tokenizer, resolve
 
     cfg = config(data, cache, num_proc)
     tokenizer = load_tokenizer(resolve(cfg.model), cfg.model)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from trainer_core.train.data.prepare import prepare_data
-    from trainer_core.train.model import load_tokenizer, resolve
+    from trainer_core.train.model.load import load_tokenizer, resolve
 
     n = args.records or (20_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="nlirg-bench-data-") as tmp:

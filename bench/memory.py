@@ -48,7 +48,7 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 def lora_model(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The Qwen2-shaped model with a LoRA adapter whose B matrices are non-zero (a mid-training adapter)."""
     from trainer_core.config import LoraConfig
-    from trainer_core.train.model import apply_lora
+    from trainer_core.train.model.load import apply_lora
 
     model = apply_lora(qwen2_shaped(), LoraConfig(r=16, alpha=32, dropout=0.0))
     torch.manual_seed(1)

@@ -70,11 +70,11 @@ def build_model(name: str, lora: bool) -> torch.nn.Module:
                           num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     else:
-        from trainer_core.train.builtin import resolve_model_path
+        from trainer_core.train.model.builtin import resolve_model_path
 
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name), dtype=torch.float32)
     if lora:
-        from trainer_core.train.model import apply_lora
+        from trainer_core.train.model.load import apply_lora
 
         model = apply_lora(model, LoraConfig(r=16, alpha=32, dropout=0.0))  # no dropout: both sides see one mask
     return model.train()

@@ -24,7 +24,7 @@ MAX_FLAGGED = 500
 MAX_LOG_LINES = 2000
 MAX_ACKS = 20
 RESUMED_PREFIX = "resumed from "
-"""How the trainer's resume line starts (trainer_core.train.resume.describe)."""
+"""How the trainer's resume line starts (trainer_core.train.model.resume.describe)."""
 
 
 @dataclass

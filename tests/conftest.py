@@ -20,7 +20,7 @@ atexit.register(shutil.rmtree, _DATA_CACHE, True)
 
 @pytest.fixture(scope="session")
 def tiny_path() -> str:
-    from trainer_core.train.builtin import resolve_model_path
+    from trainer_core.train.model.builtin import resolve_model_path
 
     return resolve_model_path("builtin:tiny")
 

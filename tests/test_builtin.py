@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trainer_core.train import builtin
-from trainer_core.train.builtin import BuiltinModelError, cache_dir, resolve_model_path
+from trainer_core.train.model import builtin
+from trainer_core.train.model.builtin import BuiltinModelError, cache_dir, resolve_model_path
 
 ROUND_TRIP_TEXTS = [
     "Hello, world! How can I help you today?",

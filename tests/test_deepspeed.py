@@ -235,7 +235,7 @@ def model_folder(path: Path, hidden: int, layers: int) -> Path:
     from transformers import AutoTokenizer
 
     from bench.qwen2_shape import qwen2_shaped
-    from trainer_core.train.builtin import resolve_model_path
+    from trainer_core.train.model.builtin import resolve_model_path
 
     qwen2_shaped(vocab=1024, hidden=hidden, layers=layers, dtype=torch.bfloat16).save_pretrained(path)
     AutoTokenizer.from_pretrained(resolve_model_path("builtin:tiny")).save_pretrained(path)

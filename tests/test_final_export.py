@@ -23,7 +23,7 @@ import json, sys, torch
 from pathlib import Path
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from trainer_core.train.builtin import resolve_model_path
+from trainer_core.train.model.builtin import resolve_model_path
 final = Path(sys.argv[1])
 base_id = json.loads((final / "adapter_config.json").read_text())["base_model_name_or_path"]
 base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_id))

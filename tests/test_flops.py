@@ -11,7 +11,7 @@ from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import Sample, collate
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops, peak_for_name
 from trainer_core.train.loss.step import lm_head
-from trainer_core.train.model import apply_lora
+from trainer_core.train.model.load import apply_lora
 
 # builtin:tiny: hidden 64, MLP 128, 4 heads of 16, 2 key-value heads, 2 layers, 1,024-token tied vocabulary.
 TINY_LAYER_WEIGHTS = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128  # q, k, v, o, gate/up/down

@@ -86,7 +86,7 @@ def test_fused_adamw_skips_non_finite_steps_on_cuda(tmp_path, data) -> None:
 
 def qwen2_lora():
     from bench.qwen2_shape import qwen2_shaped
-    from trainer_core.train.model import apply_lora
+    from trainer_core.train.model.load import apply_lora
 
     return apply_lora(qwen2_shaped(), LoraConfig(r=8, alpha=16, dropout=0.0)).to(CUDA)
 

@@ -15,7 +15,7 @@ from trainer_core.config import LoraConfig, NlirgParams
 from trainer_core.train.data.batch import IGNORE, Batch
 from trainer_core.train.loss import step
 from trainer_core.train.loss.head_ce import LogitTransform, chunk_tokens, fused_head_ce
-from trainer_core.train.model import apply_lora
+from trainer_core.train.model.load import apply_lora
 
 TRANSFORMS = [LogitTransform(), LogitTransform(scale=2.5), LogitTransform(softcap=3.0),
               LogitTransform(scale=0.5, softcap=2.0)]

@@ -126,7 +126,7 @@ def test_a_shared_run_directory_lets_its_group_read(tmp_path):
 
 def test_the_complete_marker_is_written_after_every_file_is_on_disk(tmp_path, monkeypatch):
     """A machine stop (not only a kill) must not leave a folder marked complete with empty weights."""
-    from trainer_core.train import checkpoint
+    from trainer_core.train.model import checkpoint
 
     (tmp_path / "model").mkdir()
     for name in ("model/adapter_model.safetensors", "optimizer.pt", "state.json"):

@@ -36,8 +36,8 @@ def test_a_full_fine_tune_saves_checkpoints_and_final_without_importing_deepspee
 def test_a_lora_checkpoint_of_a_hub_base_asks_the_hub_nothing(tmp_path, monkeypatch):
     from peft.utils import save_and_load
 
-    from trainer_core.train.checkpoint import save_checkpoint
-    from trainer_core.train.model import load_model, resolve
+    from trainer_core.train.model.checkpoint import save_checkpoint
+    from trainer_core.train.model.load import load_model, resolve
 
     cfg = make_config([*TINY, "lora.enabled=true", "lora.r=2"])
     model = load_model(resolve(cfg.model), cfg.model, cfg.lora, torch.float32, torch.device("cpu"))

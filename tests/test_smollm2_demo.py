@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import nlirg_cli
 from trainer_core.live.events import read_events
-from trainer_core.train.builtin import resolve_model_path
+from trainer_core.train.model.builtin import resolve_model_path
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 

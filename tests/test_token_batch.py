@@ -121,7 +121,7 @@ def test_windows_match_the_full_sequence_method_at_every_window(tmp_path, tiny_p
     from transformers import AutoModelForCausalLM
 
     from trainer_core.config import LoraConfig
-    from trainer_core.train.model import apply_lora
+    from trainer_core.train.model.load import apply_lora
 
     samples, _ = build_samples(tiny_tokenizer, read_records([_long_answers(tmp_path / "d.jsonl")], "auto", None),
                                "sft", 512)

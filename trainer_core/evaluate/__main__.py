@@ -65,7 +65,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from trainer_core.evaluate.report import eval_table
     from trainer_core.evaluate.targets import TargetError, resolve_target
     from trainer_core.live.rundir import write_json_atomic
-    from trainer_core.train.model import ModelLoadError
+    from trainer_core.train.model.load import ModelLoadError
 
     say = (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     try:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 
 from trainer_core.config import ModelConfig
 from trainer_core.evaluate.targets import Target
-from trainer_core.train.model import ModelLoadError, compute_dtype, load_tokenizer, resolve
+from trainer_core.train.model.load import ModelLoadError, compute_dtype, load_tokenizer, resolve
 
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError)
 """What transformers and peft raise for weights that cannot be read (missing, cut short, another shape)."""

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         from trainer_core.data.records import DataError
         from trainer_core.evaluate.targets import TargetError
         from trainer_core.score.run import run  # torch loads only past the option checks
-        from trainer_core.train.model import ModelLoadError
+        from trainer_core.train.model.load import ModelLoadError
 
         try:
             run(opts)

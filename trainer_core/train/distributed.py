@@ -19,9 +19,9 @@ import torch
 
 from trainer_core.config import ConfigError, NlirgParams, RunConfig
 from trainer_core.live.control import Command
-from trainer_core.train import checkpoint as ckpt_io
 from trainer_core.train.data.batch import Batch
 from trainer_core.train.loss.step import LossStep, loss_step
+from trainer_core.train.model import checkpoint as ckpt_io
 from trainer_core.train.no_deepspeed import allow_deepspeed_unwrap, skip_deepspeed_unwrap
 
 log = logging.getLogger("trainer_core")
@@ -324,7 +324,7 @@ class DeepSpeedBackend(SingleDevice):
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        from trainer_core.train.model import resolve
+        from trainer_core.train.model.load import resolve
 
         base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), dtype=torch.float32,
                                                     trust_remote_code=cfg.model.trust_remote_code)

@@ -94,9 +94,9 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     except ConfigError as exc:
         return seat.fail(events, one_line(exc), EXIT_USER_ERROR)
 
-    from trainer_core.train.checkpoint import CheckpointError
     from trainer_core.train.loop import Trainer  # torch is imported only past config validation
-    from trainer_core.train.model import ModelLoadError
+    from trainer_core.train.model.checkpoint import CheckpointError
+    from trainer_core.train.model.load import ModelLoadError
     from trainer_core.train.progress import Progress
 
     trainer = Trainer(cfg, run_dir, events, commands, resume=resume, progress=Progress(progress and seat.main),

@@ -30,19 +30,19 @@ from trainer_core.live.control import Command, CommandQueue, CommandRefused, par
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
-from trainer_core.train import resume
-from trainer_core.train.checkpoint import require_complete
 from trainer_core.train.data.batch import Batch, collate
 from trainer_core.train.data.prepare import make_loader, prepare_data
 from trainer_core.train.data.report import data_summary, log_data
 from trainer_core.train.data.token_batch import WindowStream
 from trainer_core.train.distributed import make_backend
-from trainer_core.train.finite import non_finite_parameters
 from trainer_core.train.flagged import FlaggedTracker
 from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
 from trainer_core.train.loss.step import lm_head
-from trainer_core.train.model import (
+from trainer_core.train.model import resume
+from trainer_core.train.model.checkpoint import require_complete
+from trainer_core.train.model.finite import non_finite_parameters
+from trainer_core.train.model.load import (
     compute_dtype,
     count_parameters,
     load_model,
@@ -539,7 +539,7 @@ class Trainer:
         self._take_config_schedule(ckpt, state)
 
     def _take_config_schedule(self, ckpt: Path, state: dict[str, Any]) -> None:
-        """The resume rule (train/resume.py): this config's LR and schedule from the resumed step on, lr_scale 1
+        """The resume rule (train/model/resume.py): this config's LR and schedule from the resumed step on, lr_scale 1
         unless kept; one line says what changed."""
         old = resume.old_schedule(state, self.scheduler.base_lrs[0])
         old_scale = float(state.get("lr_scale", 1.0))

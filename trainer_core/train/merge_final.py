@@ -26,7 +26,7 @@ def merge_final(run_dir: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer_core.train.model import ModelLoadError, resolve
+    from trainer_core.train.model.load import ModelLoadError, resolve
 
     cfg = build_config(run_dir / CONFIG_FILE)
     final = run_dir / FINAL
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trainer_core.train.merge_final", description=__doc__)
     ap.add_argument("--run-dir", required=True, type=Path, help="a finished LoRA run (holding final/)")
     args = ap.parse_args(argv)
-    from trainer_core.train.model import ModelLoadError
+    from trainer_core.train.model.load import ModelLoadError
 
     try:
         target = merge_final(args.run_dir.resolve())

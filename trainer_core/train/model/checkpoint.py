@@ -19,7 +19,7 @@ import torch
 
 from trainer_core.atomic import building_dir, fresh_dir, publish_dir
 from trainer_core.live.rundir import CHECKPOINTS, COMPLETE_MARKER, STATE_FILE, checkpoint_dirs, is_complete
-from trainer_core.train.model import save_options
+from trainer_core.train.model.load import save_options
 
 
 class CheckpointError(ValueError):

@@ -11,7 +11,7 @@ import torch
 from trainer_core.config import LoraConfig, ModelConfig
 from trainer_core.config.model_source import ModelLoadError, check_model_source
 from trainer_core.data.records import DataError
-from trainer_core.train.builtin import portable_model_id, resolve_model_path
+from trainer_core.train.model.builtin import portable_model_id, resolve_model_path
 
 log = logging.getLogger("trainer_core")
 
