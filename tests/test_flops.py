@@ -9,9 +9,9 @@ from tests.helpers import TINY, train_in_process, write_alpaca
 from trainer_core.config import LoraConfig
 from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import Sample, collate
-from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops, peak_for_name
 from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model.load import apply_lora
+from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops, peak_for_name
 
 # builtin:tiny: hidden 64, MLP 128, 4 heads of 16, 2 key-value heads, 2 layers, 1,024-token tied vocabulary.
 TINY_LAYER_WEIGHTS = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128  # q, k, v, o, gate/up/down

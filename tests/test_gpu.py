@@ -53,7 +53,7 @@ def test_bf16_autocast_trains_a_float32_adapter_on_a_bf16_base(bf16_lora_run) ->
 
 
 def test_step_events_carry_gpu_memory_and_mfu(bf16_lora_run) -> None:
-    from trainer_core.train.flops import peak_for_name
+    from trainer_core.train.telemetry.flops import peak_for_name
 
     _, _, run = bf16_lora_run
     known_peak = peak_for_name(torch.cuda.get_device_name(), torch.bfloat16)
@@ -133,7 +133,7 @@ def test_loss_step_and_telemetry_never_wait_for_the_gpu() -> None:
     from tests.test_head_ce import row_batch, small
     from trainer_core.train.loss import step
     from trainer_core.train.loss.weights import nlirg_weights, weighted_loss_sum
-    from trainer_core.train.telemetry import Telemetry
+    from trainer_core.train.telemetry.step_stats import Telemetry
 
     model = small(tied=True, lora=True, dtype=torch.float32).to(CUDA)
     batch = row_batch(24, 17, 300).to(CUDA)

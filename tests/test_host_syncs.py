@@ -14,7 +14,7 @@ import torch
 from tests.test_head_ce import row_batch, small
 from trainer_core.config import NlirgParams
 from trainer_core.train.loss import step
-from trainer_core.train.telemetry import Telemetry
+from trainer_core.train.telemetry.step_stats import Telemetry
 
 META = torch.device("meta")
 

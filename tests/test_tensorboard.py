@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from trainer_core.train.tensorboard import TensorBoard
+from trainer_core.train.telemetry.tensorboard import TensorBoard
 
 pytest.importorskip("torch.utils.tensorboard")  # imports the real writer modules first
 

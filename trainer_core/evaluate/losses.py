@@ -14,7 +14,7 @@ from trainer_core.data.records import Record
 from trainer_core.evaluate.eval_data import EvalItem, TextItem
 from trainer_core.train.data.batch import Sample, build_samples, collate
 from trainer_core.train.loss.step import loss_step
-from trainer_core.train.telemetry import IntervalStats, Telemetry
+from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry
 
 PLAIN = NlirgParams(weighting="plain")
 

@@ -33,7 +33,7 @@ from trainer_core.live.rundir import (
     record_trainer_json,
 )
 from trainer_core.train import ranks
-from trainer_core.train.log_file import LogFileHandler
+from trainer_core.train.telemetry.log_file import LogFileHandler
 
 EXIT_FAILED = 3
 

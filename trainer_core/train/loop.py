@@ -35,8 +35,6 @@ from trainer_core.train.data.prepare import make_loader, prepare_data
 from trainer_core.train.data.report import data_summary, log_data
 from trainer_core.train.data.token_batch import WindowStream
 from trainer_core.train.distributed import make_backend
-from trainer_core.train.flagged import FlaggedTracker
-from trainer_core.train.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
 from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model import resume
@@ -53,7 +51,10 @@ from trainer_core.train.model.load import (
 )
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
-from trainer_core.train.telemetry import IntervalStats, Telemetry, memory_reading
+from trainer_core.train.telemetry.flagged import FlaggedTracker
+from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops
+from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, memory_reading
+from trainer_core.train.telemetry.tensorboard import TensorBoard
 from trainer_core.train.trackers import Trackers, step_metrics
 
 log = logging.getLogger("trainer_core")

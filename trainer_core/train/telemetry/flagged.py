@@ -14,7 +14,7 @@ from trainer_core.live.rundir import FLAGGED_FILE
 from trainer_core.train.data.batch import IGNORE
 from trainer_core.train.data.token_text import token_texts
 from trainer_core.train.data.tokenized import TokenizedSet
-from trainer_core.train.telemetry import IntervalStats, Telemetry
+from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry
 
 log = logging.getLogger("trainer_core")
 
