@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlirg_tui.generation import GenerationSeries
+from nlirg_tui.generation_series import GenerationSeries
 from nlirg_tui.series import BoundedSeries
 from trainer_core.config import NlirgParams
 from trainer_core.live import protocol

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from nlirg_tui.generation import GenerationSeries
+from nlirg_tui.generation_series import GenerationSeries
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
 
 CURVES = (("domain_accuracy", "accuracy", "green"), ("repetition_3gram", "repetition", "red"),
