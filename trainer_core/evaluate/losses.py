@@ -1,4 +1,4 @@
-"""Eval loss and perplexity with the trainer's own loss step (`train.step.loss_step`) and telemetry reduction,
+"""Eval loss and perplexity with the trainer's own loss step (`train.loss.step.loss_step`) and telemetry reduction,
 so `nlirg eval` scores a token exactly as training and `training.eval_every` do.
 """
 

@@ -261,7 +261,7 @@ class Summary(TypedDict):
     world_size: int
     weighting: Weighting
     data: dict[str, Any]
-    """Per data source what it holds and gave the run (`train.data_report.data_summary`)."""
+    """Per data source what it holds and gave the run (`train.data.report.data_summary`)."""
 
 
 class EndEvent(TypedDict):
