@@ -73,7 +73,7 @@ def test_the_hf_folder_loads_without_this_machine_and_generates_finals_greedy_te
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer_core.evaluate.inference import load_for_inference
-    from trainer_core.train.builtin import cache_dir
+    from trainer_core.train.model.builtin import cache_dir
 
     run_dir = tiny_lora_run[0]
     out = _export(run_dir, tmp_path / "hf", "--to", "hf")

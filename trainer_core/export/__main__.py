@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _quiet_libraries()
+    from trainer_core.config.model_source import ModelLoadError
     from trainer_core.export.plan import ExportError, plan_export
-    from trainer_core.train.model_source import ModelLoadError
 
     try:
         plan = plan_export(args.run, args.to, args.dtype, args.out, args.root, args.adapter)

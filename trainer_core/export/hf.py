@@ -12,7 +12,7 @@ import torch
 
 from trainer_core.evaluate.inference import load_target_model, load_target_tokenizer, model_settings
 from trainer_core.export.plan import ExportPlan
-from trainer_core.train.builtin import portable_model_id
+from trainer_core.train.model.builtin import portable_model_id
 
 TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

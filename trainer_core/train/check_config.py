@@ -36,8 +36,8 @@ class Findings:
 
 
 def check(cfg: RunConfig, source: str, out: Findings) -> None:
-    from trainer_core.train.model import ModelLoadError, load_tokenizer, resolve
-    from trainer_core.train.records import DataError
+    from trainer_core.data.records import DataError
+    from trainer_core.train.model.load import ModelLoadError, load_tokenizer, resolve
 
     out.say(f"config {source}: valid ({'LoRA ' if cfg.lora.enabled else 'full '}{cfg.training.type.upper()}, "
             f"model {cfg.model.path})")
@@ -74,7 +74,7 @@ def describe_model(path: str) -> str:
 
 
 def check_data(cfg: RunConfig, tokenizer, out: Findings) -> None:
-    from trainer_core.train.prepare import prepare_data
+    from trainer_core.train.data.prepare import prepare_data
 
     data = prepare_data(cfg, tokenizer)
     report = data.report

@@ -54,7 +54,6 @@ from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuil
 from trainer_core.train.telemetry.flagged import FlaggedTracker
 from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, memory_reading
-from trainer_core.train.telemetry.tensorboard import TensorBoard
 from trainer_core.train.trackers import Trackers, step_metrics
 
 log = logging.getLogger("trainer_core")

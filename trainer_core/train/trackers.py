@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from trainer_core.train.tensorboard import TensorBoard
+from trainer_core.train.telemetry.tensorboard import TensorBoard
 
 ZONE_NAMES = ("easy", "boost", "hard", "zeroed")
 MLFLOW_BATCH = 100
