@@ -84,7 +84,8 @@ class SeriesPlot(PlotextPlot):
             ticks = step_ticks(min(xs), max(xs), self.size.width - Y_AXIS_CELLS)
             plt.xticks(ticks, [f"{t:.0f}" for t in ticks])
         if spec.y_label is not None and ys and not spec.log_y:
-            ticks = spread_ticks(min(ys), max(ys))
+            rows = self.size.height - 4  # the title, the frame and the x labels take the rest
+            ticks = spread_ticks(min(ys), max(ys), 4 if rows >= 8 else 2)  # labels a few rows apart, never on one
             plt.yticks(ticks, [spec.y_label(t) for t in ticks])
         if spec.bars is not None and not any(y > 0 for y in spec.bars[1]):
             plt.ylim(0, 1)
