@@ -104,11 +104,14 @@ def flagged_table(state: RunState) -> Table | Text:
     if not worst:
         return Text("no flagged samples yet", style="dim")
     table = Table(box=None, expand=True, pad_edge=False)
-    for col in ("zeroed", "mean loss", "source:line"):
-        table.add_column(col, justify="left" if col == "source:line" else "right", no_wrap=True)
+    table.add_column("zeroed", justify="right", no_wrap=True)
+    table.add_column("mean loss", justify="right", no_wrap=True)
+    # A long file name gives way (ellipsis), the line number never does: it is what the Data screen needs.
+    table.add_column("source", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("line", justify="right", no_wrap=True)
     for s in worst:
         source = str(s.get("source") or "?").rsplit("/", 1)[-1]
-        table.add_row(str(s.get("zeroed_tokens", 0)), _num(s.get("mean_loss"), ".3f"), f"{source}:{s.get('line')}")
+        table.add_row(str(s.get("zeroed_tokens", 0)), _num(s.get("mean_loss"), ".3f"), source, str(s.get("line")))
     return table
 
 
