@@ -1,0 +1,1 @@
+"""Set-up tools run by ./run (not part of the installed packages)."""
