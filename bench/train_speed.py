@@ -3,6 +3,7 @@ loop (HF forward with its own CE loss + AdamW, no telemetry), and vs `transforme
 
     python -m bench.train_speed            # builtin:smollm2-135m, LoRA, batch 4 x 256 tokens
     python -m bench.train_speed --quick    # builtin:tiny, a few seconds
+    python -m bench.train_speed --model "$(python -m bench.real_shapes --shape smollm2-135m --build-only)"
 
 Ours and the bare loop are interleaved step by step (A B C A B C ...) so machine noise hits all of
 them alike; the HF Trainer runs in two blocks that sandwich a block of ours. The first `--warmup` steps
@@ -135,12 +136,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="measured steps per variant")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-hf", action="store_true", help="skip the transformers.Trainer comparison")
+    ap.add_argument("--model", default="builtin:smollm2-135m", help="the model without --quick (a folder, e.g. "
+                    "SmolLM2-135M's shape with random weights: python -m bench.real_shapes --build-only)")
     args = ap.parse_args()
     steps = args.steps or (12 if args.quick else 6)
     if args.quick:
         common = ["model.path=builtin:tiny", "lora.enabled=false", "training.batch_size=8", "data.max_length=256"]
     else:
-        common = ["model.path=builtin:smollm2-135m", "lora.enabled=true", "training.batch_size=4",
+        common = [f"model.path={args.model}", "lora.enabled=true", "training.batch_size=4",
                   "data.max_length=256"]
     common += ["data.train=builtin:demo", "training.max_steps=100000", "training.eval_at_start=false",
                "training.log_every=1", "training.lr=1e-4"]
