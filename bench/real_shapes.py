@@ -92,7 +92,7 @@ def mode_missing(mode: str) -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
-        return "bitsandbytes is not installed (the qlora extra; ./run wheels --qlora carries it)"
+        return "bitsandbytes is not installed (the qlora extra; ./run wheels --extra qlora carries it)"
     return None
 
 

