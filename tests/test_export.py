@@ -5,6 +5,7 @@ left. One shared tiny LoRA run (conftest `tiny_lora_run`); exports run in this p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,57 @@ def test_a_full_disk_is_refused_before_writing(tiny_lora_run, tiny_disk):  # noq
     assert export_main([str(tiny_lora_run[0]), "--to", "gguf", "--dtype", "f32", "--out", str(tiny_disk / "g")]) == 2
     assert [p.name for p in tiny_disk.iterdir() if not p.name.startswith("filler")] == []
 
+
+
+def test_a_lora_adapter_exports_as_itself_and_a_checkpoint_exports_too(tiny_lora_run, merged, tmp_path):
+    import shutil
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from trainer_core.train.model.builtin import resolve_model_path
+
+    run_dir = tiny_lora_run[0]
+    out = _export(run_dir, tmp_path / "a", "--to", "hf", "--adapter")
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "builtin:tiny"
+    assert not (out / "model.safetensors").exists() and (out / "tokenizer.json").is_file()
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path("builtin:tiny"), dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, out).eval()
+    ids = merged[1](PROMPTS[0]).input_ids
+    assert (_logits(adapted, ids) - _logits(merged[0], ids)).abs().max().item() <= 1e-5
+    # A run without final/ exports its latest checkpoint, and says so; a checkpoint names itself.
+    copy = tmp_path / "runs" / "nofinal-20260101-000000"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("final", "exports"))
+    plan = plan_export(str(copy), "gguf", None, None, tmp_path / "runs")
+    (ckpt,) = (copy / "checkpoints").iterdir()
+    assert plan.target.kind == "checkpoint" and ckpt.name in plan.note and plan.stem == "nofinal"
+    assert plan.out == copy / "exports" / "gguf-f16"
+    assert plan_export(str(ckpt), "hf", "bf16", None, tmp_path).target.adapter == str(ckpt / "model")
+
+
+def test_the_model_card_carries_the_eval_and_ab_numbers_with_their_intervals(tiny_lora_run, tmp_path):
+    """The run as one of an `nlirg ab` experiment's: its eval.json and the report built by the experiment's own
+    `build_report` (metric values made up here; the card must show what the files hold)."""
+    import shutil
+
+    from trainer_core.evaluate.report import build_report
+    from trainer_core.export.card import model_card
+
+    exp_dir = tmp_path / "exp"
+    runs = {f"{arm}-r{i}": (arm, 0.1 * i + (0.5 if arm == "nlirg" else 0.0)) for arm in ("plain", "nlirg")
+            for i in range(3)}
+    run = exp_dir / "nlirg-r1"
+    shutil.copytree(tiny_lora_run[0], run, ignore=shutil.ignore_patterns("exports"))
+    results = {name: {"eval_loss": 2.0 - shift, "domain_accuracy": shift} for name, (_, shift) in runs.items()}
+    (run / "eval.json").write_text(json.dumps({"metrics": results["nlirg-r1"]}))
+    spec = {"name": "exp", "command": "nlirg ab", "seeds": [42, 43, 44], "arms": ["plain", "nlirg"],
+            "reference_arm": "plain", "base": "builtin:tiny", "model": "builtin:tiny",
+            "runs": [{"name": n, "arm": a, "seed": 42, "run_dir": str(exp_dir / n)} for n, (a, _) in runs.items()]}
+    report = build_report(spec, results, None)
+    (exp_dir / "report.json").write_text(json.dumps(report))
+    card = model_card(plan_export(str(run), "gguf", "q8_0", tmp_path / "x", exp_dir), ["nlirg-r1-q8_0.gguf"])
+    assert "## Evaluation (`nlirg eval`)" in card and f"| eval_loss | {results['nlirg-r1']['eval_loss']:.4f} |" in card
+    d = report["differences"]["nlirg"]["domain_accuracy"]
+    assert "nlirg − plain (95% CI)" in card and f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]" in card
+    assert "## Training curve" in card and "train loss: first" in card
+    assert str(tmp_path) not in card  # no path of this machine

@@ -7,6 +7,7 @@ RUN is a run (its final/, else its latest checkpoint), a run's final/ or a check
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,9 @@ class ExportPlan:
     @property
     def stem(self) -> str:
         """The model's file name stem: the run's name (without its time stamp) or the folder's."""
-        name = self.target.run_dir.name if self.target.run_dir is not None else Path(self.target.model).name
-        return (name.rsplit("-", 2)[0] if name.count("-") >= 2 else name).replace(":", "-") or "model"
+        if self.target.run_dir is not None:
+            return re.sub(r"-\d{8}-\d{6}$", "", self.target.run_dir.name) or "model"
+        return re.split(r"[:/]", self.target.model.rstrip("/"))[-1] or "model"
 
 
 def plan_export(spec: str, to: str, dtype: str | None, out: Path | None, root: Path, adapter: bool = False
