@@ -15,7 +15,7 @@ from nlirg_tui.settings import load_settings, save_setting
 from nlirg_tui.theme_files import DEFAULT_THEME, bundled_themes
 
 DEMO_DEFAULTS: list[str] = []
-"""`nlirg demo`'s default overrides; cli.py passes its own list so both start the same demo."""
+"""`nlirg demo`'s default overrides; nlirg_tui.cli passes its own list (cli/common.py) so both start the same demo."""
 
 
 class NlirgApp(App):

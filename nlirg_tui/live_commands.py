@@ -1,4 +1,4 @@
-"""What `nlirg runs / attach / stop / pause / resume / save / set` do; cli.py only declares them.
+"""What `nlirg runs / attach / stop / pause / resume / save / set` do; cli/live_runs.py only declares them.
 
 Every user mistake (unknown run, run not live, refused command) becomes a one-line `LiveCommandError`.
 """

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from nlirg_tui.cli import app
 
-COMMANDS = ["train", "demo", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab", "serve",
-            "export"]
+COMMANDS = ["train", "demo", "review", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab",
+            "serve", "export"]
 
 
 def _help(*args: str) -> str:
@@ -40,3 +40,29 @@ def test_every_command_takes_root(command):
 
 def test_stop_documents_no_wait():
     assert "--no-wait" in _help("stop")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_review_looks_for_its_run_under_root_before_or_after_the_command(tmp_path, where):
+    """`--root` means the same folder for every command: review ignored `nlirg --root DIR review RUN`."""
+    (tmp_path / "runs-here").mkdir()
+    root = ["--root", str(tmp_path / "runs-here")]
+    args = [*root, "review", "no-such-run"] if where == "before" else ["review", "no-such-run", *root]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert f"no run of that name under {tmp_path / 'runs-here'}" in res.output
+
+
+def test_score_options_are_one_list_from_the_cli_to_the_scoring_process(tmp_path):
+    """Every ScoreOptions field is a flag of `nlirg score` and reaches `python -m trainer_core.score` unchanged."""
+    from dataclasses import fields
+
+    from trainer_core.score.__main__ import parse_args
+    from trainer_core.score.options import ScoreOptions, flag
+
+    text = _help("score")
+    assert all(flag(f.name) in text for f in fields(ScoreOptions)[1:])
+    opts = ScoreOptions(data=["a.jsonl", "b/"], model="builtin:tiny", out=tmp_path / "s.jsonl", mode="ifd", top=3,
+                        max_length=64, num_procs=2, batch_size=4, format="alpaca", system_prompt="Be brief.",
+                        dtype="fp32")
+    assert parse_args(opts.argv()) == opts

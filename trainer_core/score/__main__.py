@@ -11,31 +11,16 @@ import logging
 import os
 import sys
 import warnings
-from pathlib import Path
 
-from trainer_core.score.modes import MODES
-from trainer_core.score.options import ScoreError, ScoreOptions
+from trainer_core.score.options import ScoreError, ScoreOptions, add_arguments
 
 EXIT_USER_ERROR = 2
 
 
 def parse_args(argv: list[str] | None) -> ScoreOptions:
     ap = argparse.ArgumentParser(prog="python -m trainer_core.score", description=__doc__)
-    ap.add_argument("data", nargs="+", help="data files, folders or builtin:demo")
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--mode", default="divergence", help=", ".join(MODES))
-    ap.add_argument("--top", type=int, default=0)
-    ap.add_argument("--max-length", type=int, default=1024)
-    ap.add_argument("--num-procs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--format", default="auto")
-    ap.add_argument("--system-prompt", default=None)
-    ap.add_argument("--dtype", default="auto")
-    a = ap.parse_args(argv)
-    return ScoreOptions(data=a.data, model=a.model, out=a.out, mode=a.mode, top=a.top, max_length=a.max_length,
-                        num_procs=a.num_procs, batch_size=a.batch_size, format=a.format,
-                        system_prompt=a.system_prompt, dtype=a.dtype)
+    add_arguments(ap)
+    return ScoreOptions(**vars(ap.parse_args(argv)))
 
 
 def _quiet_libraries() -> None:

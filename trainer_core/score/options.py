@@ -1,9 +1,16 @@
-"""What `nlirg score` was asked to do, checked before anything loads (torch-free)."""
+"""What `nlirg score` was asked to do, checked before anything loads (torch-free).
+
+`ScoreOptions` is the one list of the options: each field's `help`, `metavar` (and `short` flag) is what `nlirg score
+--help` shows, `python -m trainer_core.score` parses the same fields (`add_arguments`), and `argv()` passes every
+one of them from the CLI to that process, so an option is added in one place.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
 from trainer_core.config import DATA_FORMATS
 from trainer_core.score.modes import MODES
@@ -13,29 +20,26 @@ class ScoreError(ValueError):
     """A user error in the scoring request; the message is one line naming the option and the fix."""
 
 
+def _option(metavar: str, help: str, short: str | None = None, **kw: Any) -> Any:
+    return field(metadata={"metavar": metavar, "help": help, "short": short}, **kw)
+
+
 @dataclass
 class ScoreOptions:
-    data: list[str]
-    """Data files, folders or `builtin:` data, as for data.train."""
-    model: str
-    """Model that scores, as `nlirg eval` takes it: a run or its final/ (a LoRA adapter is merged into its base), a
-    checkpoint, a model or adapter folder, a hub id or a builtin."""
-    out: Path
-    """Score file (JSON lines); its summary goes to OUT.summary.json beside it."""
-    mode: str = "divergence"
-    """divergence, similarity_rank, filtered_rank or ifd (docs/score.md)."""
-    top: int = 0
-    """Write only the K worst rows (0 = every record); the summary still counts every record."""
-    max_length: int = 1024
-    """Longest sample in tokens; longer ones are cut, counted and flagged `truncated`."""
-    num_procs: int = 1
-    """Processes (one per GPU where there are several); the records are split between them."""
-    batch_size: int = 8
-    """Records per forward pass (sorted by length, so rows of a batch are close in length)."""
-    format: str = "auto"
-    system_prompt: str | None = None
-    dtype: str = "auto"
-    """Compute precision: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16."""
+    data: list[str] = _option("DATA", "Data files, folders or builtin:demo (any training format, as for data.train).")
+    model: str = _option("MODEL", "Scoring model: builtin, folder or hub id, or a run or its final/ (a LoRA adapter is "
+                         "merged into its base), or a checkpoint.", short="-m")
+    out: Path = _option("FILE", "Score file to write (JSON lines, worst first); its summary goes to OUT.summary.json.",
+                        short="-o")
+    mode: str = _option("MODE", f"{', '.join(MODES)} (docs/score.md).", default="divergence")
+    top: int = _option("K", "Write only the K worst rows (0: all); the summary still counts every record.", default=0)
+    max_length: int = _option("N", "Longest sample in tokens; longer are cut and flagged `truncated`.", default=1024)
+    num_procs: int = _option("N", "Processes to split the records over (one per GPU).", default=1)
+    batch_size: int = _option("N", "Records per forward pass (sorted by length).", default=8)
+    format: str = _option("FORMAT", "Record format (auto: detected per file).", default="auto")
+    system_prompt: str | None = _option("TEXT", "System prompt for records without one.", default=None)
+    dtype: str = _option("DTYPE", "Compute precision: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16.",
+                         default="auto")
 
     def check(self) -> None:
         """Raise ScoreError for the first problem."""
@@ -50,6 +54,41 @@ class ScoreOptions:
         if not self.out.parent.is_dir():
             raise ScoreError(f"--out {self.out}: folder '{self.out.parent}' does not exist; create it first")
         check_outside_inputs(self.out, self.data)
+
+    def argv(self) -> list[str]:
+        """These options as `python -m trainer_core.score` reads them: the data first, then every other field as
+        its flag (None left out)."""
+        args = list(self.data)
+        for f in fields(self)[1:]:
+            value = getattr(self, f.name)
+            if value is not None:
+                args += [flag(f.name), str(value)]
+        return args
+
+
+def flag(name: str) -> str:
+    """A field's long flag: `max_length` is --max-length."""
+    return "--" + name.replace("_", "-")
+
+
+def option_types() -> dict[str, Any]:
+    """Each field's type, as written on ScoreOptions (`str | None` included)."""
+    return get_type_hints(ScoreOptions)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every field of ScoreOptions as an argument: `data` positional, the rest as their flags."""
+    types = option_types()
+    for f in fields(ScoreOptions):
+        kind = types[f.name]
+        if f.name == "data":
+            parser.add_argument("data", nargs="+", metavar=f.metadata["metavar"], help=f.metadata["help"])
+            continue
+        scalar = Path if kind is Path else int if kind is int else str
+        required = f.default is MISSING
+        parser.add_argument(flag(f.name), *([f.metadata["short"]] if f.metadata["short"] else []), type=scalar,
+                            required=required, default=None if required else f.default, help=f.metadata["help"],
+                            dest=f.name, metavar=f.metadata["metavar"])
 
 
 def check_outside_inputs(out: Path, data: list[str]) -> None:

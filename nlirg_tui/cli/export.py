@@ -13,9 +13,14 @@ from typing import Annotated
 
 import typer
 
+from nlirg_tui.cli.common import RootOpt, die, runs_root
 from trainer_core.export.plan import FORMATS, GGUF_DTYPES, ExportError, plan_export
 
+commands = typer.Typer()
+"""This group's commands; nlirg_tui.cli adds them to the `nlirg` app."""
 
+
+@commands.command()
 def export(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(metavar="RUN", help="A run (its final/), a run's final/ or a checkpoint.")],
@@ -28,16 +33,15 @@ def export(
     adapter: Annotated[bool, typer.Option(
         "--adapter", metavar="", help="hf of a LoRA run: the adapter and its base's name, not a merged model.")]
     = False,
-    root: Annotated[Path | None, typer.Option("--root", metavar="DIR", help="Folder holding the runs.")] = None,
+    root: RootOpt = None,
 ) -> None:
     """Export a run's model: a Hugging Face folder, one GGUF file, or an Ollama Modelfile + GGUF; each with a
     model card (README.md). Prints the `hf upload` command that pushes it."""
-    where = root or (ctx.obj or {}).get("root") or Path("runs")
+    where = runs_root(ctx, root)
     try:
         plan_export(run, to, dtype, out, where, adapter)
     except ExportError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        die(str(exc))
     cmd = [sys.executable, "-m", "trainer_core.export", run, "--to", to, "--root", str(where)]
     cmd += (["--dtype", dtype] if dtype else []) + (["--out", str(out)] if out else []) + (["--adapter"] if adapter
                                                                                            else [])

@@ -1,0 +1,213 @@
+"""`nlirg train`, `nlirg demo` and `nlirg check`: a run checked (config, data, model) before its run directory
+exists, then trained in the foreground with a progress bar or detached; `train --resume` continues a run;
+`check` checks a config without making one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlirg_tui.cli.common import (
+    DEFAULT_ROOT,
+    DEMO_DEFAULTS,
+    DetachOpt,
+    MaxStepsOpt,
+    RootOpt,
+    SetOpt,
+    die,
+    given_root,
+    run_config,
+)
+from trainer_core.config import ConfigError, RunConfig, build_config, save_config
+from trainer_core.live.checkpoint_recovery import resume_point
+from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
+from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
+from trainer_core.live.terminal import make_output_best_effort
+
+commands = typer.Typer()
+"""This group's commands; nlirg_tui.cli adds them to the `nlirg` app."""
+
+
+@commands.command()
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Argument(
+        help="Run config YAML; its relative paths are read from its own folder (default: the "
+        "embedded config, builtin:smollm2-135m + LoRA on the demo data, run name `train`).")] = None,
+    set_: SetOpt = None,
+    max_steps: MaxStepsOpt = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="RUN", help="Continue a run (directory, name or unique prefix) from its newest "
+        "checkpoint, with the run's config as --set/--max-steps change it: the new LR and schedule apply from "
+        "the resumed step.")] = None,
+    keep_lr_scale: Annotated[bool, typer.Option(
+        "--keep-lr-scale", metavar="", help="With --resume: keep the live lr_scale the checkpoint was trained "
+        "with (default: back to 1).")] = False,
+    detach: DetachOpt = False,
+    merge_lora: Annotated[bool, typer.Option(
+        "--merge-lora", metavar="", help="Also write the adapter merged into its base to final/merged (LoRA runs; "
+        "with --resume too).")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Train a run: in the foreground with a progress bar, or --detach.
+
+    Writes a run directory under --root (README: "A run directory")."""
+    overrides = [*(set_ or []), *(["output.merge_lora=true"] if merge_lora else [])]
+    if resume is not None:
+        _resume(resume, given_root(ctx, root) or DEFAULT_ROOT, overrides, max_steps, detach, keep_lr_scale, config)
+        return
+    if keep_lr_scale:
+        die("--keep-lr-scale goes with --resume RUN")
+    _launch(config, overrides, max_steps, detach, "train", given_root(ctx, root))
+
+
+@commands.command()
+def demo(
+    ctx: typer.Context,
+    set_: SetOpt = None,
+    max_steps: MaxStepsOpt = None,
+    headless: Annotated[bool, typer.Option("--headless", metavar="",
+                                           help="Train with a progress bar instead of the TUI.")] = False,
+    detach: DetachOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Train the demo: SmolLM2-135M + LoRA on the bundled data.
+
+    60 steps: about 15 minutes on a CPU, a minute or two on a GPU; watched in the workbench unless --headless or
+    --detach."""
+    where = given_root(ctx, root)
+    if not headless and not detach and sys.stdout.isatty():
+        # The TUI never hosts the trainer: it starts detached, so quitting the TUI can leave it running.
+        run_dir = _launch(None, set_ or [], max_steps, True, "demo", where, defaults=DEMO_DEFAULTS)
+        from nlirg_tui.app import run_attached
+
+        run_attached(run_dir)
+        return
+    _launch(None, set_ or [], max_steps, detach, "demo", where, defaults=DEMO_DEFAULTS)
+
+
+@commands.command()
+def check(
+    config: Annotated[Path | None, typer.Argument(
+        help="Run config YAML (default: the embedded config nlirg train uses without one).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Check a config before a run: the config, every data source (records, tokens, truncation, what data.exclude
+    drops), the model's config and tokenizer, and the memory plan; no weights loaded, no run directory made.
+
+    Exit code 0 when nothing would stop the run (warnings are printed), 2 on any problem."""
+    overrides = set_ or []
+    try:
+        build_config(config, overrides)
+    except ConfigError as exc:
+        die(str(exc))
+    command = [sys.executable, "-m", "trainer_core.train.check_config", *([str(config)] if config else [])]
+    raise typer.Exit(subprocess.call([*command, *(x for o in overrides for x in ("--set", o))]))
+
+
+def _launch(config: Path | None, overrides: list[str], max_steps: int | None, detach: bool, name: str,
+            root: Path | None, defaults: list[str] | None = None) -> Path:
+    make_output_best_effort()  # the run outlives a closed pipe or terminal; so does this launcher
+    try:
+        cfg = run_config(config, overrides, max_steps, defaults or [], root)
+    except ConfigError as exc:
+        die(str(exc))
+    check_data(cfg)
+    run_dir = prepare_run(cfg, config.stem if config else name)
+    if detach:
+        pid = start_detached(run_dir)
+        # A full path: the hint works from any folder, whatever --root was.
+        typer.echo(f"trainer started (pid {pid}); follow it with: nlirg attach {run_dir}")
+        typer.echo(str(run_dir))
+        return run_dir
+    typer.echo(f"run directory: {run_dir}", err=True)
+    code = run_foreground(run_dir)
+    if code == EXIT_USER_ERROR and not checkpoint_dirs(run_dir):
+        # A config, data or model error before the first checkpoint: the error above says it all; keep no debris.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        typer.echo(f"(nothing trained; {run_dir} removed)", err=True)
+    raise typer.Exit(code)
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
+    a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
+    from trainer_core.data.cache import cache_root
+    from trainer_core.data.corpus import read_sources
+    from trainer_core.data.exclude import read_exclude
+    from trainer_core.data.records import DataError
+
+    def progress(phase: str, done: int, total: int, seconds: float) -> None:
+        typer.echo(f"{phase} data: {done}/{total} file(s), {seconds:.0f} s", err=True)
+
+    _check_model(cfg.model.path)  # seconds at most, before minutes of reading data
+
+    try:
+        exclude = read_exclude(cfg.data.exclude) if cfg.data.exclude else None
+        for which in ("train", "eval"):
+            read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress,
+                         exclude)
+    except DataError as exc:
+        die(str(exc))
+
+
+def _check_model(spec: str) -> None:
+    """A model folder without config.json, or a hub id that is neither cached nor reachable: one line, exit 2,
+    before a run directory exists (and offline with a cached model: the trainer inherits HF_HUB_OFFLINE)."""
+    from trainer_core.config.model_source import ModelLoadError, check_model_source
+
+    try:
+        check_model_source(spec)
+    except ModelLoadError as exc:
+        die(str(exc))
+
+
+def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, detach: bool,
+            keep_lr_scale: bool, config: Path | None) -> None:
+    make_output_best_effort()
+    if config is not None:
+        die(f"--resume continues a run with its own config.yaml; drop {config} (change keys with --set)")
+    from nlirg_tui.live_commands import LiveCommandError, resolve
+
+    try:
+        run_dir = resolve(run, root)
+    except LiveCommandError as exc:
+        die(f"--resume {exc}")
+    checkpoint = resume_point(run_dir)  # finishes or undoes a save that a kill interrupted
+    if checkpoint is None:
+        die(f"--resume {run_dir}: no checkpoint to resume from")
+    try:
+        cfg = run_config(run_dir / CONFIG_FILE, overrides, max_steps, [])
+    except ConfigError as exc:
+        die(str(exc))
+    _nothing_left(run_dir, checkpoint, cfg)  # a finished run: merge only, or say there is nothing to train
+    check_data(cfg)
+    save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
+    if detach:
+        start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
+        typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
+        typer.echo(str(run_dir))
+        return
+    raise typer.Exit(run_foreground(run_dir, checkpoint, keep_lr_scale=keep_lr_scale))
+
+
+def _nothing_left(run_dir: Path, checkpoint: Path, cfg: RunConfig) -> None:
+    """A completed run with no step left: `--merge-lora` writes final/merged and nothing else of the run changes
+    (no trainer starts: summary, evaluation, start time and lr_scale stay); without it there is nothing to do."""
+    from trainer_core.live.steps_left import finished_step
+
+    step = finished_step(run_dir, checkpoint, build_config(run_dir / CONFIG_FILE), cfg)
+    if step is None:
+        return
+    if not cfg.output.merge_lora:
+        die(f"--resume {run_dir}: the run completed at step {step} and has no step left to train; raise "
+            "--max-steps (or --set training.epochs=N) to train on, or add --merge-lora to write final/merged")
+    typer.echo(f"{run_dir.name} completed at step {step}: merging final/ into final/merged (the run is otherwise "
+               "left as it is)", err=True)
+    code = subprocess.call([sys.executable, "-m", "trainer_core.train.merge_final", "--run-dir", str(run_dir)])
+    raise typer.Exit(code)
