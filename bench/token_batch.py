@@ -10,7 +10,7 @@ window. Windows alternate which method runs first, so neither gets the warmer ca
 
 `ceiling` is what the saved multiply-adds allow: the reference's (decoder on every position of every row, LM
 head on every position) over ours (decoder on the window's rows and prefix, LM head on its labels);
-`ceiling_tokens` is the decoder part alone (positions run, DESIGN §9). The reference also runs a float32
+`ceiling_tokens` is the decoder part alone (positions run, docs/design.md §9). The reference also runs a float32
 softmax over the full vocabulary at every position, memory-bound work the multiply-add count leaves out, so a
 measured speedup can pass `ceiling` when the vocabulary is large. The last line is one JSON object.
 """

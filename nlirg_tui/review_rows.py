@@ -81,7 +81,7 @@ def split_source(source: str) -> tuple[Path, int]:
 
 
 def zone_of_loss(loss: float, p: NlirgParams = SCORE_BOUNDS) -> int:
-    """The NLIRG zone of a token loss, as the trainer's `zone_of` counts it (DESIGN §5)."""
+    """The NLIRG zone of a token loss, as the trainer's `zone_of` counts it (docs/design.md §5)."""
     return int(loss > p.easy_max) + int(loss >= p.hard_min) + int(loss >= p.loss_deadline)
 
 

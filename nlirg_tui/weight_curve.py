@@ -1,6 +1,6 @@
 """The NLIRG weight curve in plain Python, for drawing it live in the NLIRG dialog without torch.
 
-It mirrors `trainer_core.train.loss.weights.nlirg_weights` (DESIGN §5); a test checks the two agree.
+It mirrors `trainer_core.train.loss.weights.nlirg_weights` (docs/design.md §5); a test checks the two agree.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every message a real trainer sends fits its definition in trainer_core.live.protocol (DESIGN §4).
+"""Every message a real trainer sends fits its definition in trainer_core.live.protocol (docs/design.md §4).
 
 One real detached trainer on builtin:tiny, steered over its real socket so that it writes every kind of event
 (status running/paused, step, eval, flagged, checkpoint, command, log, end); then every line of its

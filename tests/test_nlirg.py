@@ -1,4 +1,4 @@
-"""NLIRG weights, zones and the reduction, exactly as DESIGN §5 defines them."""
+"""NLIRG weights, zones and the reduction, exactly as docs/design.md §5 defines them."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Protocol v1 (DESIGN §4): framing, limits, client-message validation, socket path rules."""
+"""Protocol v1 (docs/design.md §4): framing, limits, client-message validation, socket path rules."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ class LoraConfig:
 
 @dataclass
 class NlirgParams:
-    """NLIRG: the weighting curve and the zone table (defaults as in Y-Trainer; DESIGN §5)."""
+    """NLIRG: the weighting curve and the zone table (defaults as in Y-Trainer; docs/design.md §5)."""
 
     enabled: bool = True
     """Weight token losses; false trains with plain cross-entropy whatever `weighting` says."""

@@ -1,6 +1,6 @@
 """Normalised records of one data source, read once through `datasets` and cached on disk (torch-free).
 
-This is the first of the two cached stages of DESIGN §11: every file of a source is read into Arrow, every
+This is the first of the two cached stages of docs/design.md §11: every file of a source is read into Arrow, every
 record is normalised by `records.normalise` in `Dataset.map(batched=True, num_proc=N)` workers, and the result
 (`messages` or `text`, with the `file` index, the `line` or record number and the record's `id`) is saved under a
 key of the files' fingerprints and the source's settings. `nlirg train` runs this before it creates the run

@@ -2,7 +2,7 @@
 reader of any data spec into a list of `Record`s (for small sets: evaluation files, tests, tools).
 
 Torch-free. Every problem names the file and the line (jsonl, csv) or record number (json, parquet, arrow).
-Formats (DESIGN §6): alpaca (Y-Trainer's SFT files too), messages/conversations (ShareGPT's from/value too),
+Formats (docs/design.md §6): alpaca (Y-Trainer's SFT files too), messages/conversations (ShareGPT's from/value too),
 prompt/response, question/answer, text (Y-Trainer's CPT `{id, output}` too). Big corpora go through
 `trainer_core.data.corpus`, which uses the same `normalise` record by record.
 """

@@ -1,4 +1,4 @@
-"""Evaluation and controlled experiments (DESIGN §12): does NLIRG help on *my* data?
+"""Evaluation and controlled experiments (docs/design.md §12): does NLIRG help on *my* data?
 
 - `metrics`, `stats`: pure functions (no torch): answer matching, repetition, JSON validity, loss fluctuation;
   mean ± std and Welch's interval with a t quantile computed here.

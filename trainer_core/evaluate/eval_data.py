@@ -1,6 +1,6 @@
 """Evaluation sets: instruction records with reference answers, and plain text for perplexity (no torch).
 
-Any training format works (DESIGN §6). An instruction record's reference is its optional `reference` key (a
+Any training format works (docs/design.md §6). An instruction record's reference is its optional `reference` key (a
 string or a list of accepted strings, for short answers such as `"7 days"` beside a full `output`), else its
 last assistant answer. The prompt for generation is everything before that last assistant turn; the whole
 conversation is what the eval loss scores. Errors name the file and line, as the trainer's do.

@@ -1,4 +1,4 @@
-"""`nlirg eval`: one model measured on a domain set, for general retention and for output quality (DESIGN §12).
+"""`nlirg eval`: one model measured on a domain set, for general retention and for output quality (docs/design.md §12).
 
 The result is one JSON-ready dict (`eval.json`): the metrics (docs/evaluate.md defines each), the counts they
 rest on, the settings, and every generation with its reference, so a number can always be traced to answers.

@@ -1,4 +1,4 @@
-"""Commands that steer a running trainer (DESIGN §4): queued by the server or a signal handler,
+"""Commands that steer a running trainer (docs/design.md §4): queued by the server or a signal handler,
 applied by the loop at the next step boundary, each answered with an ack.
 """
 

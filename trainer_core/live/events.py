@@ -2,7 +2,7 @@
 
 Every event gets `v`, `type`, a monotonically increasing `seq` and a timestamp. Writing the line and
 handing the event to listeners happen under one lock, so a listener that subscribes while replaying
-the file sees every event exactly once (DESIGN §4). Listeners get the written line with the event: the live
+the file sees every event exactly once (docs/design.md §4). Listeners get the written line with the event: the live
 link sends those very bytes, so an event is encoded once and reads the same live and replayed.
 """
 

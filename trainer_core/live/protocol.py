@@ -1,4 +1,4 @@
-"""The live-link protocol v1 (DESIGN §4, contract): the one vocabulary the trainer and every client share.
+"""The live-link protocol v1 (docs/design.md §4, contract): the one vocabulary the trainer and every client share.
 
 Torch-free and textual-free: the trainer's event log and server, the TUI's store and link, and the CLI all
 import their message definitions from here (docs/live.md describes the same for people).
@@ -49,9 +49,9 @@ MAX_ID_CHARS = 128
 """The longest command `id` (it is echoed in the ack and recorded in the run's history)."""
 
 ZONES = 4
-"""NLIRG zones, in this order in every `zone_*` list: easy (cut), boost, hard (cut), zeroed (DESIGN §5)."""
+"""NLIRG zones, in this order in every `zone_*` list: easy (cut), boost, hard (cut), zeroed (docs/design.md §5)."""
 LOSS_HIST_BINS = 41
-"""`loss_hist` bins: 0.5 wide from 0 to 20, then one overflow bin (DESIGN §5)."""
+"""`loss_hist` bins: 0.5 wide from 0 to 20, then one overflow bin (docs/design.md §5)."""
 LOSS_HIST_WIDTH = 0.5
 
 RunStatus = Literal["starting", "running", "paused", "completed", "stopped", "failed"]
@@ -115,7 +115,7 @@ class Memory(TypedDict, total=False):
 
 
 class StepEvent(TypedDict):
-    """One logged optimizer step's telemetry (DESIGN §5), reduced on the device and synced once."""
+    """One logged optimizer step's telemetry (docs/design.md §5), reduced on the device and synced once."""
 
     step: int
     total_steps: int
@@ -241,7 +241,7 @@ class CommandEvent(TypedDict):
 
 
 class Summary(TypedDict):
-    """summary.json (DESIGN §3), also carried by the `end` event."""
+    """summary.json (docs/design.md §3), also carried by the `end` event."""
 
     status: RunStatus
     reason: str | None

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN §3, contract): naming, trainer.json, summary.json, atomic writes."""
+"""The run directory (docs/design.md §3, contract): naming, trainer.json, summary.json, atomic writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live socket server inside the trainer (rank 0): hello, replay + live events, commands (DESIGN §4).
+"""The live socket server inside the trainer (rank 0): hello, replay + live events, commands (docs/design.md §4).
 
 Threads, never the training thread: one accepts connections; one fans events out (joins the events.jsonl lines
 of a short window and hands them to every streaming client as one message; the trainer's acks pass

@@ -1,4 +1,4 @@
-"""Where a run's socket lives and who is on the other end (DESIGN §4): the socket directory (0700, yours
+"""Where a run's socket lives and who is on the other end (docs/design.md §4): the socket directory (0700, yours
 only), the socket path of a run (short enough for the 107-byte limit at any depth), the peer's credentials
 (SO_PEERCRED), and the clean-up of sockets left by killed trainers."""
 

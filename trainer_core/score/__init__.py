@@ -1,4 +1,4 @@
-"""Corpus quality scoring (DESIGN §13): rate every record from the model's own per-token loss and entropy.
+"""Corpus quality scoring (docs/design.md §13): rate every record from the model's own per-token loss and entropy.
 
 `forward` runs one batched, padding-aware pass that gives the loss and the predictive entropy of every answer
 token from the same logits; `modes` turns those sequences into a record's raw score, flags and spans;

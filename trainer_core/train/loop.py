@@ -151,7 +151,7 @@ class Trainer:
         self.dtype = compute_dtype(cfg.model, self.device)
         path = resolve(cfg.model)
         self.tokenizer = load_tokenizer(path, cfg.model)
-        # Read, tokenize and cache the corpus once (or map the cached tables): DESIGN §11, docs/data.md.
+        # Read, tokenize and cache the corpus once (or map the cached tables): docs/design.md §11, docs/data.md.
         self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
         if self.data.exclusion is not None:  # data.exclude: how many records were left out
             log.info(self.data.exclusion.message())

@@ -1,4 +1,4 @@
-"""The data path of a run (DESIGN §11): sources -> normalised records -> token rows, cached, memory-mapped.
+"""The data path of a run (docs/design.md §11): sources -> normalised records -> token rows, cached, memory-mapped.
 
 Stage 1 (`corpus`) reads and normalises each source. Stage 2 (here) tokenizes every record with
 `Dataset.map(batched=True, num_proc=N)`, holds out the eval split, drops SFT samples whose answer was truncated

@@ -1,4 +1,4 @@
-"""The LM head and its cross-entropy, fused and chunked in forward *and* backward (DESIGN §10).
+"""The LM head and its cross-entropy, fused and chunked in forward *and* backward (docs/design.md §10).
 
 At a 151,936-token vocabulary the float32 logits of a 2,048-token row are 1.2 GB, and autograd keeps
 several copies; here at most one chunk of `chunk` target tokens x vocabulary exists at any time. The

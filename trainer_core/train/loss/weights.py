@@ -1,6 +1,6 @@
 """NLIRG: each target token's loss weighted by a nonlinear function of that same loss.
 
-Pure torch, no I/O. The formula and the zone table are a contract (DESIGN §5):
+Pure torch, no I/O. The formula and the zone table are a contract (docs/design.md §5):
 
     L <= loss_threshold              w = max_lr / (1 + exp(-k (L - x0))) + eps
     loss_threshold < L < deadline    w = max_lr / (1 + exp(fall_slope (L - fall_center))) + eps + min_lr
