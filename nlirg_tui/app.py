@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
@@ -17,10 +18,32 @@ from nlirg_tui.theme_files import DEFAULT_THEME, bundled_themes
 DEMO_DEFAULTS: list[str] = []
 """`nlirg demo`'s default overrides; nlirg_tui.cli passes its own list (cli/common.py) so both start the same demo."""
 
+ESC_DIGIT_GAP_S = 0.1
+"""After the Esc of an Esc+digit burst, how long the digit waits: the Esc is handled first (its widget may hand
+the focus back), so the digit reaches whatever has the focus then."""
+
+
+def esc_digit(event: events.Event) -> str | None:
+    """The digit of a terminal key read as Option+digit (`alt+3`), else None. The workbench binds no Option key."""
+    if isinstance(event, events.Key) and not event.is_forwarded and event.key.startswith("alt+"):
+        rest = event.key[4:]
+        return rest if len(rest) == 1 and rest.isdigit() else None
+    return None
+
 
 class NlirgApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "nlirg"
+
+    async def on_event(self, event: events.Event) -> None:
+        """Esc then a digit typed quickly reach the terminal's reader in one burst, which reads them as Option+digit
+        (`alt+3`): they are Esc (leave the editor) and the digit (show that pane), in that order."""
+        digit = esc_digit(event)
+        if digit is None:
+            await super().on_event(event)
+            return
+        await super().on_event(events.Key("escape", "\x1b"))
+        self.set_timer(ESC_DIGIT_GAP_S, lambda: self.post_message(events.Key(digit, digit)))
 
     def __init__(self, run_dir: Path | None = None, root: Path = Path("runs"),
                  demo_overrides: list[str] | None = None, review: DataScreen | None = None) -> None:
