@@ -53,7 +53,11 @@ def ask(screen: Screen, dialog: Dialog[T], then: Callable[[T | None], Any]) -> b
 
 
 class Choice(Dialog[str]):
-    """A question and buttons; answers with the pressed button's id; escape gives `cancel_id`."""
+    """A question and buttons; answers with the pressed button's id; escape gives `cancel_id`. Left and Right
+    move between the buttons (as Tab does), so Right then Enter answers with the button right of the default."""
+
+    BINDINGS = [Binding("right", "app.focus_next", "next", show=False),
+                Binding("left", "app.focus_previous", "previous", show=False)]
 
     def __init__(self, question: str, choices: list[tuple[str, str]], default: str, cancel_id: str = "cancel"):
         super().__init__()
