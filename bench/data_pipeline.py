@@ -91,7 +91,7 @@ def baseline_encode(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int
 
 
 def baseline_rate(tokenizer, data: Path) -> float:
-    from trainer_core.data.records import read_records
+    from trainer_core.data.files import read_records
 
     records = read_records([str(data)])[:BASELINE_RECORDS]
     started = time.perf_counter()
@@ -102,7 +102,7 @@ def baseline_rate(tokenizer, data: Path) -> float:
 
 def encode_speedup(tokenizer, data: Path, rounds: int = 4, size: int = 500) -> float:
     """Batch encoding against the one-by-one loop, alternating over the same record slices in this process."""
-    from trainer_core.data.records import read_records
+    from trainer_core.data.files import read_records
     from trainer_core.train.data.tokenize import tokenize_batch
 
     records = read_records([str(data)])[: rounds * size]

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import torch
 
-from trainer_core.data.files import builtin_data_path
-from trainer_core.data.records import read_records
+from trainer_core.data.files import builtin_data_path, read_records
 from trainer_core.score.encode import encode_records
 from trainer_core.score.modes import MODES
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.output import rank_rows
 from trainer_core.score.report import build_row
-from trainer_core.score.run import load_scorer, score_items
+from trainer_core.score.scoring import load_scorer, score_items
 
 CLEAN = 200
 GARBLED = [

@@ -5,7 +5,7 @@ same model and records; the variants take turns in every repeat, so none gets th
     python -m bench.score_speed [--model builtin:smollm2-135m] [--records 64] [--batch-size 8] [--repeats 3]
     python -m bench.score_speed --quick        # builtin:tiny, 32 records: seconds, for a smoke test
 
-- `batched`: `trainer_core.score.run.score_samples` at --batch-size, loss and entropy, then every record's modes
+- `batched`: `trainer_core.score.scoring.score_samples` at --batch-size, loss and entropy, then every record's modes
   (divergence with its z-scores and spans, similarity, filtered) — what `nlirg score` does per record, less
   writing the file;
 - `one_at_a_time`: the same, batch size 1 (no padding, one forward per record);
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer_core.data.records import read_records
+from trainer_core.data.files import read_records
 from trainer_core.score.encode import encode_records
 from trainer_core.score.modes import divergence, filtered_score, similarity_score, spans
 from trainer_core.score.options import ScoreOptions
-from trainer_core.score.run import load_scorer, score_samples
+from trainer_core.score.scoring import load_scorer, score_samples
 
 
 def _modes(signals) -> None:

@@ -9,6 +9,7 @@ from textual import events
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from nlirg_tui.messages import OpenRun
 from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
@@ -65,6 +66,10 @@ class NlirgApp(App):
             self.push_screen(RunScreen(self.run_dir, standalone=True))
         else:
             self.push_screen(RunsScreen(self.root, self.demo_overrides))
+
+    def on_open_run(self, message: OpenRun) -> None:
+        """A relaunch's new run replaces the screen that started it."""
+        self.switch_screen(RunScreen(message.run_dir, standalone=message.standalone))
 
     def watch_theme(self, theme: str) -> None:
         if getattr(self, "_theme_ready", False):

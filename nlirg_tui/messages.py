@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -37,3 +38,12 @@ class LinkChanged(Message):
 
     mode: str
     detail: str = ""
+
+
+@dataclass
+class OpenRun(Message):
+    """Show this run in place of the screen that posts it (a relaunch from the Run or Data screen); the app
+    handles it, so screens never import each other to open one."""
+
+    run_dir: Path
+    standalone: bool

@@ -43,13 +43,14 @@ def make_config(overrides: list[str]) -> RunConfig:
 def train_in_process(run_dir: Path, overrides: list[str], resume: Path | None = None, before_fit=None,
                      keep_lr_scale: bool = False):
     """Run a Trainer in this process (fast: no interpreter start); return (trainer, status)."""
+    from trainer_core.__main__ import generation_probe
     from trainer_core.live.events import EventLog
     from trainer_core.train.loop import Trainer
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = make_config(overrides)
     events = EventLog(run_dir / "events.jsonl")
-    trainer = Trainer(cfg, run_dir, events, resume=resume, keep_lr_scale=keep_lr_scale)
+    trainer = Trainer(cfg, run_dir, events, resume=resume, keep_lr_scale=keep_lr_scale, make_probe=generation_probe)
     trainer.setup()
     if before_fit is not None:
         before_fit(trainer)

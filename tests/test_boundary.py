@@ -1,9 +1,10 @@
 """The import rules (docs/design.md §1, STYLE.md) as checks, not prose.
 
 import-linter's contracts in pyproject.toml cover every import statement, those inside functions too:
-trainer_core never imports the TUI or Textual; its client half (config, live, data) never imports torch; train
-uses live, data and config, live and data use config; nlirg_tui never imports torch and reaches trainer_core only
-through config, live, data and evaluate's torch-free half; widgets never import screens. One more test imports
+trainer_core never imports the TUI or Textual; its client half (config, live, data) never imports torch; its
+layers (score and export, evaluate, train, live and data, config) import only downwards; no package or module
+imports one that imports it back; nlirg_tui never imports torch and reaches trainer_core only through config,
+live, data and evaluate's torch-free half; widgets never import screens. One more test imports
 the whole client side in a fresh interpreter, so an import that no statement shows (importlib, a plugin, a
 library's own import) cannot bring torch in either.
 """

@@ -12,8 +12,7 @@ from nlirg_tui.launching import LaunchError, config_on_cleaned_data, swap_data
 from nlirg_tui.overlay import Decision, Overlay
 from nlirg_tui.record_fields import editable_fields, record_problem, with_values
 from trainer_core.config import build_config, config_from_dict
-from trainer_core.data.files import builtin_data_path
-from trainer_core.data.records import read_records
+from trainer_core.data.files import builtin_data_path, read_records
 
 EDITED = {"instruction": "What is 3 plus 3?", "input": "", "output": "The answer is 6."}
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from trainer_core.data.records import DataError, Record, read_records
+from trainer_core.data.files import read_records
+from trainer_core.data.records import DataError, Record
 from trainer_core.train.data.batch import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
 from trainer_core.train.loss.step import token_losses
 

@@ -11,7 +11,8 @@ import pytest
 from trainer_core.config import ConfigError
 from trainer_core.config.sources import SourceSpec, hf_datasets_cache
 from trainer_core.data.corpus import source_records
-from trainer_core.data.records import DataError, read_records
+from trainer_core.data.files import read_records
+from trainer_core.data.records import DataError
 
 ALPACA = [{"instruction": "q1", "input": "", "output": "a1"}, {"instruction": "q2", "input": "x", "output": "a2"}]
 

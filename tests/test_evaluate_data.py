@@ -10,8 +10,8 @@ import pytest
 
 from tests.helpers import make_config
 from trainer_core.config import save_config
-from trainer_core.data.files import builtin_data_path
-from trainer_core.data.records import DataError, read_records
+from trainer_core.data.files import builtin_data_path, read_records
+from trainer_core.data.records import DataError
 from trainer_core.evaluate.__main__ import _parser, eval_options
 from trainer_core.evaluate.commands import prepare_eval
 from trainer_core.evaluate.eval_data import (

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from tests.helpers import TINY, make_config, train_in_process, write_alpaca
 from trainer_core.config import NlirgParams, save_config
-from trainer_core.data.records import read_records
+from trainer_core.data.files import read_records
 from trainer_core.evaluate import metrics as m
 from trainer_core.evaluate.eval_data import read_domain_set, read_general_set
 from trainer_core.evaluate.evaluator import EvalOptions, evaluate

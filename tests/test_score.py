@@ -16,14 +16,16 @@ import torch
 
 from tests.helpers import nlirg_cli, write_alpaca
 from tests.score_helpers import SCORE_MAX_LENGTH, read_rows
-from trainer_core.data.records import Record, read_records
+from trainer_core.data.files import read_records
+from trainer_core.data.records import Record
 from trainer_core.score.__main__ import main as score_main
 from trainer_core.score.encode import encode_records
 from trainer_core.score.forward import token_signals
 from trainer_core.score.modes import MODES, SUSPECT, divergence, similarity_score, spans, zscore
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.quality import band_counts, qualities
-from trainer_core.score.run import run, score_samples
+from trainer_core.score.run import run
+from trainer_core.score.scoring import score_samples
 from trainer_core.train.data.batch import IGNORE, collate
 from trainer_core.train.loss.step import token_losses
 

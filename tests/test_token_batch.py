@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from tests.helpers import TINY, make_config, step_losses, train_in_process
 from trainer_core.config import ConfigError, NlirgParams
-from trainer_core.data.records import read_records
+from trainer_core.data.files import read_records
 from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import IGNORE, Batch, build_samples, collate
 from trainer_core.train.data.token_batch import plan_windows, row_lengths, select

@@ -11,9 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from trainer_core.config import RunConfig
 from trainer_core.live.terminal import make_output_best_effort
 from trainer_core.train.lifecycle import run_trainer
 from trainer_core.train.ranks import launcher_rank
+
+
+def generation_probe(cfg: RunConfig):
+    """The eval.generate_every probe (`evaluate.probe`), imported once the trainer sets up (torch loads later)."""
+    from trainer_core.evaluate.probe import GenerationProbe
+
+    return GenerationProbe.build(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     args = ap.parse_args(argv)
     make_output_best_effort()  # a closed pipe or terminal never ends a run (`nlirg train ... | head -1`)
-    return run_trainer(args.run_dir.resolve(), launcher_rank(), args.resume, args.progress, args.keep_lr_scale)
+    return run_trainer(args.run_dir.resolve(), launcher_rank(), args.resume, args.progress, args.keep_lr_scale,
+                       make_probe=generation_probe)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from textual.screen import Screen
 
 from nlirg_tui.launching import LaunchError, latest_checkpoint
+from nlirg_tui.messages import OpenRun
 from nlirg_tui.screens.dialogs import ask, relaunch_dialog
 
 
@@ -28,12 +29,11 @@ def ask_relaunch(screen: Screen, run_dir: Path, live: bool, source: str, then: C
 
 
 def open_new_run(screen: Screen, start: Callable[[], Path], standalone: bool) -> None:
-    """Start a run (`start` returns its directory) and show it in place of `screen`; a failure is a notification."""
-    from nlirg_tui.screens.run import RunScreen  # run.py imports the screens that call this: import at use
-
+    """Start a run (`start` returns its directory) and show it in place of `screen` (the app's `OpenRun`); a
+    failure is a notification."""
     try:
         new_dir = start()
     except (LaunchError, OSError) as exc:
         screen.notify(f"relaunch failed: {exc}", severity="error", timeout=10)
         return
-    screen.app.switch_screen(RunScreen(new_dir, standalone=standalone))
+    screen.post_message(OpenRun(new_dir, standalone))

@@ -3,21 +3,22 @@
 A source expands into `SourceFile`s: data files (jsonl, json, csv, parquet, arrow), `save_to_disk` folders, and
 hub dataset ids found in the local Hugging Face cache (never downloaded: nothing reads the network at run time).
 `load_raw` reads one through `datasets` (Arrow, memory-mapped); `raw_rows` reads one into Python objects, for
-small sets and to find the line of a record that the fast reader refused.
+small sets and to find the line of a record that the fast reader refused; `read_records` reads whole specs into
+normalised `Record`s in memory.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, hf_datasets_cache, hub_cache_dirs
-from trainer_core.data.records import DataError
+from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, hf_datasets_cache, hub_cache_dirs, parse_sources
+from trainer_core.data.records import DataError, Record, apply_columns, file_format, normalise, record_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -279,3 +280,35 @@ def _jsonl_rows(path: Path) -> list[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
     return rows
+
+
+def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt: str | None = None,
+                 text_field: str | None = None, columns: dict[str, str] | None = None,
+                 allow_empty_answer: bool = False,
+                 exclude: Callable[[str, int, Any], bool] | None = None, key: str = "data") -> list[Record]:
+    """Read and normalise every record of every source into memory; the first bad record raises DataError.
+
+    `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
+    whose own settings win over the arguments). `exclude` (a `data.exclude` list) leaves out the records it
+    names before they are normalised, as the trainer's reading does; `key` names the specs in problems. For a
+    corpus too big for Python lists, use `trainer_core.data.corpus`.
+    """
+    defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
+    sources, problems = parse_sources(specs if isinstance(specs, (str, dict)) else list(specs), key, defaults)
+    if problems:
+        raise DataError("; ".join(problems))
+    records: list[Record] = []
+    for spec in sources:
+        for file in expand_source(spec):
+            rows = [(n, apply_columns(obj, spec.columns)) for n, obj in raw_rows(file)]
+            if not rows:
+                raise DataError(f"{file.name}: holds no records")
+            file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
+            for line, obj in rows:
+                if exclude is not None and exclude(file.name, line, obj):
+                    continue
+                messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field,
+                                           allow_empty_answer)
+                reference = obj.get("reference")
+                records.append(Record(file.name, line, messages, text, record_id(obj), reference))
+    return records

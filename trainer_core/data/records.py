@@ -1,5 +1,5 @@
-"""Training records: normalising every format to chat messages or plain text, and `read_records`, the simple
-reader of any data spec into a list of `Record`s (for small sets: evaluation files, tests, tools).
+"""Training records: normalising every format to chat messages or plain text (`files.read_records` reads any
+data spec into a list of `Record`s with these rules, for small sets: evaluation files, tests, tools).
 
 Torch-free. Every problem names the file and the line (jsonl, csv) or record number (json, parquet, arrow).
 Formats (docs/design.md §6): alpaca (Y-Trainer's SFT files too), messages/conversations (ShareGPT's from/value too),
@@ -9,7 +9,6 @@ prompt/response, question/answer, text (Y-Trainer's CPT `{id, output}` too). Big
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,38 +171,3 @@ def file_format(fmt: str, first: Any, where: str) -> str:
         raise DataError(f"{where}: cannot tell the format from keys {keys}; set data.format "
                         "(alpaca, messages, prompt_response, qa, text) or map your fields with data.columns")
     return found
-
-
-def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt: str | None = None,
-                 text_field: str | None = None, columns: dict[str, str] | None = None,
-                 allow_empty_answer: bool = False,
-                 exclude: Callable[[str, int, Any], bool] | None = None, key: str = "data") -> list[Record]:
-    """Read and normalise every record of every source into memory; the first bad record raises DataError.
-
-    `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
-    whose own settings win over the arguments). `exclude` (a `data.exclude` list) leaves out the records it
-    names before they are normalised, as the trainer's reading does; `key` names the specs in problems. For a
-    corpus too big for Python lists, use `trainer_core.data.corpus`.
-    """
-    from trainer_core.config.sources import parse_sources
-    from trainer_core.data.files import expand_source, raw_rows
-
-    defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
-    sources, problems = parse_sources(specs if isinstance(specs, (str, dict)) else list(specs), key, defaults)
-    if problems:
-        raise DataError("; ".join(problems))
-    records: list[Record] = []
-    for spec in sources:
-        for file in expand_source(spec):
-            rows = [(n, apply_columns(obj, spec.columns)) for n, obj in raw_rows(file)]
-            if not rows:
-                raise DataError(f"{file.name}: holds no records")
-            file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
-            for line, obj in rows:
-                if exclude is not None and exclude(file.name, line, obj):
-                    continue
-                messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field,
-                                           allow_empty_answer)
-                reference = obj.get("reference")
-                records.append(Record(file.name, line, messages, text, record_id(obj), reference))
-    return records

@@ -15,7 +15,8 @@ from typing import Any
 
 from trainer_core.config import RunConfig
 from trainer_core.config.sources import SourceSpec
-from trainer_core.data.records import DataError, Record, read_records
+from trainer_core.data.files import read_records
+from trainer_core.data.records import DataError, Record
 
 DEMO_TRAIN = ["builtin:demo"]
 DEMO_DOMAIN = ["builtin:demo-heldout"]

@@ -8,7 +8,8 @@ import queue as queue_module
 
 from trainer_core.score.encode import ScoreItem
 from trainer_core.score.options import ScoreOptions
-from trainer_core.score.run import Signals, worker_main
+from trainer_core.score.scoring import Signals
+from trainer_core.score.worker import worker_main
 
 POLL_S = 1.0
 

@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainer_core.config import ConfigError, build_config
 from trainer_core.data.records import DataError
@@ -34,6 +35,9 @@ from trainer_core.live.rundir import (
 )
 from trainer_core.train import ranks
 from trainer_core.train.telemetry.log_file import LogFileHandler
+
+if TYPE_CHECKING:
+    from trainer_core.train.loop import ProbeFactory
 
 EXIT_FAILED = 3
 
@@ -79,10 +83,11 @@ class Seat:
 
 
 def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: bool = False,
-                keep_lr_scale: bool = False) -> int:
+                keep_lr_scale: bool = False, make_probe: ProbeFactory | None = None) -> int:
     """Train the run in `run_dir` as this rank; return the process's exit code (0 completed or stopped).
 
     `keep_lr_scale`: with `resume`, keep the checkpoint's live lr_scale instead of starting again at 1.
+    `make_probe`: builds the eval.generate_every probe from the config (the Trainer's `make_probe`).
     """
     follow_run_dir_mode(run_dir)  # 0700/0600 unless output.shared: before the first file is written
     seat = Seat(run_dir, rank)
@@ -100,7 +105,7 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     from trainer_core.train.progress import Progress
 
     trainer = Trainer(cfg, run_dir, events, commands, resume=resume, progress=Progress(progress and seat.main),
-                      keep_lr_scale=keep_lr_scale)
+                      keep_lr_scale=keep_lr_scale, make_probe=make_probe)
     server = _start_server(trainer) if seat.main else None  # before setup: clients can attach while it loads
     try:
         trainer.setup()

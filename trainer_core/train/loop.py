@@ -15,16 +15,16 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from trainer_core.atomic import building_dir
 from trainer_core.config import ConfigError, RunConfig, save_config
-from trainer_core.evaluate.probe import GenerationProbe
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args
 from trainer_core.live.events import EventLog, clean
@@ -57,6 +57,18 @@ from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, me
 from trainer_core.train.trackers import Trackers, step_metrics
 
 log = logging.getLogger("trainer_core")
+
+
+class EvalProbe(Protocol):
+    """What the loop runs at its eval points besides the held-out loss (eval.generate_every)."""
+
+    def due(self, step: int, total_steps: int) -> bool: ...
+
+    def run(self, trainer: Trainer) -> object: ...
+
+
+ProbeFactory = Callable[[RunConfig], EvalProbe | None]
+"""Builds a run's probe from its config (None when the config asks for none)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -101,11 +113,13 @@ class Trainer:
     flagged: FlaggedTracker
     trackers: Trackers | None
     """The scalars for TensorBoard and the other trackers of telemetry.report_to (rank 0), or None."""
-    probe: GenerationProbe | None
-    """eval.generate_every > 0: greedy answers to held-out prompts, scored at the eval points; None otherwise."""
+    probe: EvalProbe | None
+    """eval.generate_every > 0: greedy answers to held-out prompts, scored at the eval points (what `make_probe`
+    builds); None otherwise."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, events: EventLog, commands: CommandQueue | None = None,
-                 resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False):
+                 resume: Path | None = None, progress: Progress | None = None, keep_lr_scale: bool = False,
+                 make_probe: ProbeFactory | None = None):
         self.cfg = cfg
         self.run_dir = run_dir
         self.events = events
@@ -114,6 +128,9 @@ class Trainer:
         self.keep_lr_scale = keep_lr_scale
         """Resume: keep the checkpoint's live `lr_scale` instead of starting again at 1."""
         self.progress = progress or Progress(enabled=False)
+        self.make_probe = make_probe
+        """Builds the probe of eval.generate_every from the config (`evaluate.probe.GenerationProbe.build`, passed
+        in by the trainer's entry point: train never imports evaluate); None: no probe."""
         self.backend = None
         """Set by setup(); None until then (a failure before it has nothing to close)."""
         self.params = cfg.nlirg
@@ -159,7 +176,7 @@ class Trainer:
                              message=self.data.exclusion.message())
         self.samples, self.eval_samples = self.data.train, self.data.eval or []
         self.loader = make_loader(self.data, cfg, self.world_size, self.rank, self.tokenizer.pad_token_id)
-        self.probe = GenerationProbe.build(cfg)  # eval.generate_every; None when off
+        self.probe = self.make_probe(cfg) if self.make_probe is not None else None  # eval.generate_every
         with self.backend.model_build(cfg, self.dtype):  # ZeRO-3: the model is born sharded
             self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
         self.model.train()

@@ -17,7 +17,6 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,30 +26,17 @@ from trainer_core.config import RunConfig
 from trainer_core.data.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
 from trainer_core.data.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
 from trainer_core.data.exclude import ExcludeList, Exclusion, exclusion, read_exclude
-from trainer_core.data.files import quiet_datasets
-from trainer_core.data.records import DataError, Record, read_records
+from trainer_core.data.files import quiet_datasets, read_records
+from trainer_core.data.records import DataError, Record
 from trainer_core.train.data.packing import cut_rows
 from trainer_core.train.data.report import row_report, summary_line, token_report
 from trainer_core.train.data.tokenize import tokenize_batch
-from trainer_core.train.data.tokenized import TokenizedSet
+from trainer_core.train.data.tokenized import PreparedData, TokenizedSet
 
 log = logging.getLogger("trainer_core")
 
 REPORT_EVERY_S = 0.5
 """At most this often a progress report (a `status` event) while tokenizing."""
-
-
-@dataclass
-class PreparedData:
-    train: TokenizedSet
-    eval: TokenizedSet | None
-    report: dict[str, Any]
-    """What meta.json says: per source records, samples, tokens read and kept; totals."""
-    key: str
-    cached: bool
-    """True when the tokens came from the cache (no tokenization in this process)."""
-    exclusion: Exclusion | None = None
-    """What data.exclude left out (None without data.exclude)."""
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -11,8 +11,8 @@ import numpy as np
 if TYPE_CHECKING:
     from trainer_core.config import RunConfig
     from trainer_core.data.corpus import SourceRecords
-    from trainer_core.train.data.prepare import PreparedData
     from trainer_core.train.data.sampler import BatchLoader
+    from trainer_core.train.data.tokenized import PreparedData
 
 log = logging.getLogger("trainer_core")
 

@@ -1,4 +1,5 @@
-"""`TokenizedSet`: a memory-mapped Arrow table of token rows that reads as a sequence of `Sample`s.
+"""`TokenizedSet`: a memory-mapped Arrow table of token rows that reads as a sequence of `Sample`s; `PreparedData`:
+a run's train and eval tables with their report.
 
 Nothing holds the corpus as Python lists: the lengths, target counts and sources are small numpy columns
 (what the sampler and the step count need), and token ids are read from the mapped table a batch at a time.
@@ -7,10 +8,12 @@ Nothing holds the corpus as Python lists: the lengths, target counts and sources
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainer_core.data.exclude import Exclusion
 from trainer_core.train.data.batch import Sample
 from trainer_core.train.data.tokenize import labels_from_spans
 
@@ -87,3 +90,18 @@ def _segments(starts: list[int], length: int) -> list[int]:
     for number, (start, end) in enumerate(zip(starts, [*starts[1:], length], strict=True)):
         out[start:end] = [number] * (end - start)
     return out
+
+
+@dataclass
+class PreparedData:
+    """A run's data as `prepare.prepare_data` leaves it: the train and eval tables and what they hold."""
+
+    train: TokenizedSet
+    eval: TokenizedSet | None
+    report: dict[str, Any]
+    """What meta.json says: per source records, samples, tokens read and kept; totals."""
+    key: str
+    cached: bool
+    """True when the tokens came from the cache (no tokenization in this process)."""
+    exclusion: Exclusion | None = None
+    """What data.exclude left out (None without data.exclude)."""
