@@ -1,5 +1,6 @@
 """The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU), tokens/s and MFU
-(model FLOPs utilisation: near 40-60% a run is compute-bound; far below, something else holds it back)."""
+(model FLOPs utilisation: near 40-60% a run is compute-bound; far below, something else holds it back), and how
+the base's weights are held (`base nf4 (4-bit)` under QLoRA)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def memory_table(state: RunState) -> Table:
     for rank, mem in enumerate(state.memory):
         r = mem.latest
         table.add_row(str(rank), *(_gib(r.get(k)) for k in ("allocated", "reserved", "peak", "rss")))
-    table.caption = throughput_caption(state)
+    base = state.latest_step.get("base_weights")
+    table.caption = throughput_caption(state) + (f" · base {base}" if base else "")
     return table
 
 

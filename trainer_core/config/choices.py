@@ -20,6 +20,7 @@ Weighting = Literal["nlirg", "plain", "dft"]
 Backend = Literal["none", "deepspeed"]
 DeepSpeedOptimizer = Literal["torch", "deepspeed"]
 Tracker = Literal["tensorboard", "wandb", "mlflow", "trackio"]
+Quantization = Literal["none", "nf4", "fp4", "int8"]
 
 DATA_FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
 

@@ -19,12 +19,14 @@ from trainer_core.config.choices import (
     DataFormat,
     DeepSpeedOptimizer,
     Dtype,
+    Quantization,
     Scheduler,
     Tracker,
     TrainingType,
     Weighting,
     not_one_of,
 )
+from trainer_core.config.quantization import quantization_problems
 from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, check_columns, check_source, parse_sources
 
 BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m")
@@ -76,6 +78,11 @@ class ModelConfig:
     """Attention kernel passed to transformers (`sdpa`, `eager`, `flash_attention_2`)."""
     trust_remote_code: bool = False
     """Allow model code from the model folder (only for models you trust)."""
+    quantization: Quantization = "none"
+    """QLoRA: hold the frozen base in `nf4` or `fp4` (4-bit) or `int8` through bitsandbytes (the `qlora` extra);
+    the LoRA adapter trains in float32 and the base computes in `dtype`. Needs lora.enabled (docs/memory.md)."""
+    double_quant: bool = True
+    """4-bit only: quantize the quantization constants too (~0.4 bit per weight less)."""
 
     def check(self) -> list[str]:
         out = choice_problems(self, "model")
@@ -451,6 +458,7 @@ class RunConfig:
         if self.output.merge_lora and not self.lora.enabled:
             problems.append("output.merge_lora: only a LoRA run has an adapter to merge; with lora.enabled false, "
                             "final/ already holds the full model")
+        problems += quantization_problems(self)
         if self.data.pack_length > 0 and self.training.type != "cpt":
             problems.append("data.pack_length: packing is for training.type cpt; set it to 0 for sft")
         return problems

@@ -146,6 +146,9 @@ class StepEvent(TypedDict):
     """model_tflops over the devices' peak (telemetry.peak_tflops or a known GPU's); None when the peak is unknown."""
     rank_memory: list[Memory]
     world_size: int
+    base_weights: NotRequired[str]
+    """How the frozen base's weights are held: `nf4 (4-bit)`, `fp4 (4-bit)`, `int8 (8-bit)` (QLoRA,
+    model.quantization), else their dtype (`float32`, `bfloat16`)."""
 
 
 class EvalEvent(TypedDict):

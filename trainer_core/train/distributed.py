@@ -22,6 +22,7 @@ from trainer_core.live.control import Command
 from trainer_core.train.data.batch import Batch
 from trainer_core.train.loss.step import LossStep, loss_step
 from trainer_core.train.model import checkpoint as ckpt_io
+from trainer_core.train.model.quantized import merge_into_base
 from trainer_core.train.no_deepspeed import allow_deepspeed_unwrap, skip_deepspeed_unwrap
 
 log = logging.getLogger("trainer_core")
@@ -121,7 +122,9 @@ class SingleDevice:
         """Gathered weights for the final export, or None when the model holds them whole already."""
         return None
 
-    def merged_model(self, model, final_dir: Path, cfg: RunConfig):
+    def merged_model(self, model, final_dir: Path, cfg: RunConfig, dtype: torch.dtype):
+        if cfg.model.quantization != "none":  # QLoRA: the loop logged merge_note
+            return merge_into_base(cfg, final_dir, dtype)
         return model.merge_and_unload()
 
     def close(self) -> None:
@@ -317,18 +320,11 @@ class DeepSpeedBackend(SingleDevice):
             return None
         return {k.removeprefix("model."): v for k, v in gathered.items()}
 
-    def merged_model(self, model, final_dir: Path, cfg: RunConfig):
+    def merged_model(self, model, final_dir: Path, cfg: RunConfig, dtype: torch.dtype):
         if self.stage != 3:
             return model.merge_and_unload()
         # ZeRO-3 shards the base weights; merge the exported adapter into a freshly loaded base instead.
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        from trainer_core.train.model.load import resolve
-
-        base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), dtype=torch.float32,
-                                                    trust_remote_code=cfg.model.trust_remote_code)
-        return PeftModel.from_pretrained(base, str(final_dir)).merge_and_unload()
+        return merge_into_base(cfg, final_dir, torch.float32)
 
     def close(self) -> None:
         if self.dist.is_initialized():

@@ -41,6 +41,7 @@ from trainer_core.train.model import resume
 from trainer_core.train.model.checkpoint import require_complete
 from trainer_core.train.model.finite import non_finite_parameters
 from trainer_core.train.model.load import (
+    base_weights,
     compute_dtype,
     count_parameters,
     load_model,
@@ -49,6 +50,7 @@ from trainer_core.train.model.load import (
     resolve,
     save_options,
 )
+from trainer_core.train.model.quantized import merge_note
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.telemetry.flagged import FlaggedTracker
@@ -101,6 +103,8 @@ class Trainer:
     loader: Any
     """Micro-batches of this rank's share, by (epoch, batch): `prepare.make_loader`."""
     model: torch.nn.Module
+    base_weights: str
+    """How the base's weights are held, for the step events: `nf4 (4-bit)` under QLoRA, else their dtype."""
     optimizer: torch.optim.Optimizer
     scheduler: Any
     batches_per_epoch: int
@@ -180,6 +184,7 @@ class Trainer:
         with self.backend.model_build(cfg, self.dtype):  # ZeRO-3: the model is born sharded
             self.model = load_model(path, cfg.model, cfg.lora, self.dtype, self.device)
         self.model.train()
+        self.base_weights = base_weights(cfg.model, cfg.lora, self.dtype)
         trainable, total = count_parameters(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -367,6 +372,7 @@ class Trainer:
             "skipped_steps": int(skipped), "memory": memory, "step_time_s": elapsed / steps,
             "model_tflops": model_tflops, "mfu": mfu,
             "rank_memory": self.backend.gather(memory), "world_size": self.world_size,
+            "base_weights": self.base_weights,
         }
         self.last = stats
         self.events.emit("step", **event)
@@ -585,7 +591,11 @@ class Trainer:
                     name_portable_base(tmp, self.cfg.model.path)
                 self.tokenizer.save_pretrained(tmp)
                 if self.cfg.lora.enabled and self.cfg.output.merge_lora:
-                    merged = self.backend.merged_model(self.model, tmp, self.cfg)
+                    if self.cfg.model.quantization != "none":
+                        note = merge_note(self.cfg, self.dtype)
+                        log.info(note, extra=NOT_AN_EVENT)
+                        self.events.emit("log", level="info", message=note)
+                    merged = self.backend.merged_model(self.model, tmp, self.cfg, self.dtype)
                     merged.save_pretrained(tmp / "merged", safe_serialization=True)
                     self.tokenizer.save_pretrained(tmp / "merged")
         except OSError as exc:

@@ -10,6 +10,7 @@ import torch
 
 from trainer_core.config import LoraConfig, ModelConfig
 from trainer_core.config.model_source import ModelLoadError, check_model_source
+from trainer_core.config.quantization import describe
 from trainer_core.data.records import DataError
 from trainer_core.train.model.builtin import portable_model_id, resolve_model_path
 
@@ -26,6 +27,13 @@ def compute_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def base_weights(cfg: ModelConfig, lora: LoraConfig, dtype: torch.dtype) -> str:
+    """`nf4 (4-bit)` for a quantized base, else the dtype its weights are held in (float32 for full fine-tuning)."""
+    if cfg.quantization != "none":
+        return describe(cfg.quantization)
+    return str(dtype if lora.enabled else torch.float32).replace("torch.", "")
 
 
 def load_tokenizer(path: str, cfg: ModelConfig):
@@ -50,6 +58,15 @@ def load_model(path: str, cfg: ModelConfig, lora: LoraConfig, dtype: torch.dtype
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    if cfg.quantization != "none":  # QLoRA: config.quantization checked lora.enabled and bitsandbytes already
+        from trainer_core.train.model.quantized import load_quantized
+
+        try:
+            model = load_quantized(path, cfg, dtype, device)
+        except (ImportError, ValueError, OSError) as exc:
+            raise ModelLoadError(f"model.quantization: cannot load '{cfg.path}' as {cfg.quantization}: "
+                                 f"{_first_line(exc)}") from exc
+        return apply_lora(model, lora)
     load_dtype = dtype if lora.enabled else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(
