@@ -1,7 +1,7 @@
 """QLoRA: the frozen base held in 4 or 8 bits by bitsandbytes, a float32 LoRA adapter trained on top.
 
 `load_quantized` builds the base straight into its quantized form on the device (never whole in 16 bits) and
-prepares it for k-bit training (norms and embeddings in float32, input grads for gradient checkpointing);
+prepares it for k-bit training (frozen, gradient checkpointing as configured, input grads through apply_lora);
 `merge_into_base` is the export: a quantized base cannot take merged weights, so the adapter is merged into the
 base loaded afresh in the compute precision. The config's checks (`config.quantization`) ran before either.
 """
@@ -31,16 +31,21 @@ def bnb_config(cfg: ModelConfig, dtype: torch.dtype):
 
 
 def load_quantized(path: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device):
-    """The base, quantized on `device` and prepared for k-bit training (gradient checkpointing as configured)."""
-    from peft import prepare_model_for_kbit_training
+    """The base, quantized on `device` and prepared for k-bit training: every weight frozen, gradient
+    checkpointing as configured (apply_lora then makes the inputs require grad).
+
+    Unlike peft's `prepare_model_for_kbit_training`, the embeddings, norms and LM head stay in the compute dtype:
+    its float32 upcast costs 4.4 GB more on a Qwen2-7B (152k vocabulary, untied) for no gain under bf16."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
         path, quantization_config=bnb_config(cfg, dtype), dtype=dtype, device_map={"": device},
         attn_implementation=cfg.attn_implementation, trust_remote_code=cfg.trust_remote_code)
-    model = prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False})
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     log.info("base weights quantized to %s by bitsandbytes, computing in %s", describe(cfg.quantization),
              str(dtype).replace("torch.", ""))
     return model
