@@ -1,5 +1,6 @@
-"""The Config pane: the run's YAML in an editor, validated as you type, with a diff against the running
-config and a relaunch request (the Run screen asks whether to resume weights and does the relaunch).
+"""The Config pane: the run's YAML in an editor, validated as you type, with the planner's memory verdict
+(`fits in 24.0 GB: 17.2 GB predicted`), a diff against the running config and a relaunch request (the Run
+screen asks whether to resume weights and does the relaunch).
 
 Showing the pane puts the cursor in the editor, so typing edits at once (digits and letters included); Escape
 leaves the editor for the pane, where the Run screen's keys work again and Enter goes back in. The editor's
@@ -23,6 +24,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from nlirg_tui.config_check import check_config_text, config_diff
+from nlirg_tui.plan_verdict import memory_verdict
 from trainer_core.live.rundir import CONFIG_FILE
 
 VALIDATE_DELAY_S = 0.3
@@ -74,6 +76,8 @@ class ConfigPane(Vertical, can_focus=True):
         super().__init__(**kwargs)
         self.run_dir = run_dir
         self.problems: list[str] = []
+        self.verdict = ""
+        """The planner's memory line for the edited config (docs/plan.md); empty while it has problems."""
         self.diff_text = ""
         """The last diff drawn (unified diff, running -> edited)."""
         self._timer: Timer | None = None
@@ -86,6 +90,7 @@ class ConfigPane(Vertical, can_focus=True):
         editor.border_subtitle = NOT_EDITING
         yield editor
         yield Static(id="config-problems")
+        yield Static(id="config-plan")
         with VerticalScroll(id="config-diff-box"):
             yield Static(id="config-diff")
 
@@ -109,7 +114,9 @@ class ConfigPane(Vertical, can_focus=True):
         self._timer = self.set_timer(VALIDATE_DELAY_S, self.validate_now)
 
     def validate_now(self) -> None:
-        _, self.problems = check_config_text(self.text)
+        cfg, self.problems = check_config_text(self.text)
+        self.verdict, fits = memory_verdict(cfg) if cfg is not None else ("", True)
+        self.query_one("#config-plan", Static).update(Text(self.verdict, style="green" if fits else "bold yellow"))
         box = self.query_one("#config-problems", Static)
         if self.problems:
             box.update(Text("\n".join(f"✗ {p}" for p in self.problems), style="bold red"))

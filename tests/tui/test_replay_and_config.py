@@ -88,3 +88,26 @@ async def test_theme_choice_is_remembered(fixture_run, tmp_path, monkeypatch):
     assert saved["theme"] == "nlirg-light"
     again = NlirgApp(run_dir=fixture_run)
     assert again.theme == "nlirg-light"
+
+
+async def test_config_pane_shows_the_memory_verdict_live(fixture_run, tmp_path, monkeypatch):
+    from nlirg_tui.plan_verdict import local_gpu_memory
+
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "vocab_size": 32000}))  # a 7B's config.json alone
+    monkeypatch.setenv("NLIRG_GPU_MEM", "24GB")
+    local_gpu_memory.cache_clear()
+    app = NlirgApp(run_dir=fixture_run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("1")
+        pane = app.screen.query_one(ConfigPane)
+        await until(pilot, lambda: pane.verdict.startswith("memory: fits in 24.0 GB: "), "the fitting verdict")
+        editor = pane.query_one(TextArea)
+        editor.text = editor.text.replace("builtin:tiny", str(big))
+        await until(pilot, lambda: "needs" in pane.verdict, "the verdict for a 7B")
+        assert "turn on gradient checkpointing" in pane.verdict
+        assert "needs" in str(pane.query_one("#config-plan").render())
+    local_gpu_memory.cache_clear()
