@@ -6,10 +6,7 @@ Torch-free: only asks whether bitsandbytes is installed, never imports it.
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from trainer_core.config.schema import RunConfig
+from typing import Any
 
 FOUR_BIT = ("nf4", "fp4")
 BITS = {"none": 16, "nf4": 4, "fp4": 4, "int8": 8}
@@ -29,8 +26,9 @@ def bitsandbytes_installed() -> bool:
         return False
 
 
-def quantization_problems(cfg: RunConfig) -> list[str]:
-    """One line per reason the config's quantization cannot run (empty for `none`)."""
+def quantization_problems(cfg: Any) -> list[str]:
+    """One line per reason the RunConfig's quantization cannot run (empty for `none`). Typed loosely: schema
+    imports this module, not the other way round."""
     q = cfg.model.quantization
     if q == "none":
         return []

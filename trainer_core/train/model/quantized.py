@@ -56,9 +56,9 @@ def merge_into_base(cfg: RunConfig, adapter_dir: Path, dtype: torch.dtype):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainer_core.train.model.load import resolve
+    from trainer_core.train.model.builtin import resolve_model_path  # load imports this module: not load.resolve
 
-    base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), dtype=dtype,
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model.path), dtype=dtype,
                                                 trust_remote_code=cfg.model.trust_remote_code)
     return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
 
