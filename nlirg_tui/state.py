@@ -88,6 +88,8 @@ class RunState:
         """The step boundary the last `set lr_scale` applied at: step events after it carry the scaled LR."""
         self.resumed: str | None = None
         """The trainer's last `resumed from ... at step N: lr ...` line: what a resume kept and what it changed."""
+        self.special_zeroed: str | None = None
+        """The trainer's warning that NLIRG zeroes a special token (`protocol.SPECIAL_ZEROED_PREFIX`)."""
 
     # ------------------------------------------------------------------ ingest
     def hello(self, msg: protocol.Hello) -> None:
@@ -187,6 +189,8 @@ class RunState:
         message = str(e.get("message"))
         if message.startswith(RESUMED_PREFIX):
             self.resumed = message
+        if message.startswith(protocol.SPECIAL_ZEROED_PREFIX):
+            self.special_zeroed = message
         self._log(f"{e.get('level', 'info')}: {message}")
 
     def _on_error(self, e: protocol.ErrorEvent) -> None:

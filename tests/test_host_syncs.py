@@ -32,13 +32,15 @@ def meta_batch():
 
 def test_loss_step_backward_and_telemetry_never_read_the_device(meta_model) -> None:
     batch = meta_batch()
-    out = step.loss_step(meta_model, batch, NlirgParams(), ce_chunk=5)
+    special = torch.tensor([0, 7], device=META)  # nlirg.protect_special_tokens: the mask is built on the device
+    out = step.loss_step(meta_model, batch, NlirgParams(), ce_chunk=5, special_ids=special)
     out.weighted_sum.backward()
     assert out.tokens.losses.device == META and out.tokens.losses.shape == (31,)
+    assert out.special is not None and out.special.device == META
     assert any(p.grad is not None for p in meta_model.parameters())
-    tel = Telemetry(META)
+    tel = Telemetry(META, special)
     tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, NlirgParams(),
-            positions=out.tokens.positions)
+            positions=out.tokens.positions, special=out.special, targets=out.tokens.targets)
 
 
 def test_token_batch_window_plans_from_the_host_mask(meta_model) -> None:

@@ -254,7 +254,8 @@ def test_resume_mid_batch_with_another_token_batch_is_a_config_error(tmp_path, l
 
 def test_flagged_tokens_of_later_windows_sit_at_their_own_positions(tmp_path, long_data) -> None:
     """With one window per logged step, a flagged sample arrives in parts; each part is placed where it belongs."""
-    zero_all = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3"]
+    zero_all = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3",
+                "nlirg.protect_special_tokens=false"]  # every token zeroed, the end tokens too
     trainer, _ = train_in_process(tmp_path / "r", [*TINY, f"data.train={long_data}", "training.token_batch=6",
                                                    "data.max_length=512", "training.max_steps=8", *zero_all])
     entries = [json.loads(line) for line in (tmp_path / "r" / "flagged.jsonl").read_text().splitlines()]

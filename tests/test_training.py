@@ -8,6 +8,7 @@ import torch
 
 from tests.helpers import TINY, step_losses, train_in_process, write_alpaca, write_text
 from trainer_core.live.events import read_events
+from trainer_core.train.loss.special_tokens import NOTE_PREFIX
 
 
 @pytest.fixture()
@@ -66,7 +67,8 @@ def test_non_finite_loss_skips_steps_then_stops_with_checkpoint(tmp_path, data):
 
 
 def test_fully_zeroed_steps_are_counted_and_change_nothing(tmp_path, data):
-    zeroed = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3"]
+    zeroed = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3",
+              "nlirg.protect_special_tokens=false"]  # protected end tokens would still train
     before = {}
 
     def remember(trainer):
@@ -82,6 +84,27 @@ def test_fully_zeroed_steps_are_counted_and_change_nothing(tmp_path, data):
         assert torch.equal(p, before[n]), n
 
 
+def test_special_tokens_zeroed_are_named_once_and_protected_ones_train(tmp_path):
+    """Short label answers: the end-of-turn token is a large share of the targets. Everything at loss >= 0.3 is
+    zeroed; unprotected, the trainer names the token and the option once; protected, the end tokens train."""
+    short = tmp_path / "labels.jsonl"
+    short.write_text("".join(json.dumps({"instruction": f"Is {i} even?", "output": "yes" if i % 2 == 0 else "no"})
+                             + "\n" for i in range(16)))
+    zeroed = ["nlirg.easy_max=0.1", "nlirg.hard_min=0.2", "nlirg.loss_threshold=0.25", "nlirg.loss_deadline=0.3"]
+    base = [*TINY, f"data.train={short}", "training.max_steps=3", *zeroed]
+    runs = {flag: tmp_path / flag for flag in ("true", "false")}
+    for flag, run in runs.items():
+        train_in_process(run, [*base, f"nlirg.protect_special_tokens={flag}"])
+    notes = {flag: [e["message"] for e in read_events(run / "events.jsonl")
+                    if e["type"] == "log" and e["message"].startswith(NOTE_PREFIX)] for flag, run in runs.items()}
+    assert len(notes["false"]) == 1 and "nlirg.protect_special_tokens" in notes["false"][0]
+    assert "'<|im_end|>'" in notes["false"][0] and notes["true"] == []
+    summary = json.loads((runs["true"] / "summary.json").read_text())
+    assert summary["skipped_steps"] == 0 and summary["final_weighted_loss"] > 0  # the end tokens trained
+    assert summary["zone_counts"][3] + summary["special_tokens"] == summary["train_tokens"]
+    assert json.loads((runs["false"] / "summary.json").read_text())["skipped_steps"] == 3
+
+
 def test_summary_contract_and_step_events(tmp_path, data):
     run = tmp_path / "s"
     train_in_process(run, [*TINY, f"data.train={data}", "training.max_steps=4", "data.eval_fraction=0.2",
@@ -91,7 +114,8 @@ def test_summary_contract_and_step_events(tmp_path, data):
                 "final_weighted_loss", "zone_counts", "wall_s", "peak_memory_bytes"):
         assert key in summary, key
     assert summary["status"] == "completed" and summary["steps"] == 4
-    assert sum(summary["zone_counts"]) == summary["train_tokens"] > 0
+    special = summary["special_tokens"]  # protected by default: counted apart from the zones
+    assert sum(summary["zone_counts"]) + special == summary["train_tokens"] > special > 0
     events = read_events(run / "events.jsonl")
     assert [e["seq"] for e in events] == list(range(len(events)))
     steps = [e for e in events if e["type"] == "step"]
@@ -100,9 +124,10 @@ def test_summary_contract_and_step_events(tmp_path, data):
         for key in ("step", "epoch", "loss", "weighted_loss", "lr", "grad_norm", "target_tokens", "tokens_per_s",
                     "zone_counts", "zone_grad_share", "loss_hist", "memory", "step_time_s"):
             assert key in e, key
-        assert len(e["loss_hist"]) == 41 and sum(e["loss_hist"]) == e["target_tokens"] == sum(e["zone_counts"])
+        assert len(e["loss_hist"]) == 41
+        assert sum(e["loss_hist"]) == e["target_tokens"] == sum(e["zone_counts"]) + e["special_tokens"]
         assert sum(e["zone_grad_share"]) == pytest.approx(1.0)
-    assert sum(sum(e["zone_counts"]) for e in steps) == summary["train_tokens"]
+    assert sum(sum(e["zone_counts"]) + e["special_tokens"] for e in steps) == summary["train_tokens"]
     evals = [e for e in events if e["type"] == "eval"]
     assert [e["step"] for e in evals] == [0, 2, 4] and all(e["eval_loss"] > 0 for e in evals)
     assert events[-1]["type"] == "end"

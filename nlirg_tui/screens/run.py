@@ -186,6 +186,8 @@ class RunScreen(Screen):
                              if s.lr.last is not None else "")
         if s.resumed:
             text.append(f"  {_resume_summary(s.resumed)}", style="yellow")
+        if s.special_zeroed:
+            text.append(f"  {_special_zeroed_summary(s.special_zeroed)}", style="bold yellow")
         if s.preparing:
             text.append(f"  {_preparing_text(s.preparing)}", style="bold yellow")
         if s.last_ack:
@@ -391,6 +393,12 @@ def _resume_summary(line: str) -> str:
     head, _, rest = line.partition(": ")
     step = head.rsplit(" ", 1)[-1]
     return f"resumed at {step}: {rest.split(', ')[0]}"
+
+
+def _special_zeroed_summary(line: str) -> str:
+    """The trainer's special-token warning -> `'<|im_end|>' zeroed: nlirg.protect_special_tokens`."""
+    token = line.partition("most often ")[2].partition(" (id")[0] or "special tokens"
+    return f"{token} zeroed: nlirg.protect_special_tokens"
 
 
 def _status_style(status: str) -> str:

@@ -131,3 +131,15 @@ def test_review_export_has_source_line_and_zeroed_tokens(tmp_path):
     assert record["source"] == "data/train.jsonl" and record["line"] == 12
     assert [z["token"] for z in record["zeroed"]] == ["2", " ZZ", "qx"]
 
+
+
+def test_a_zeroed_special_token_warning_reaches_the_header():
+    from nlirg_tui.screens.run import _special_zeroed_summary
+
+    state = RunState()
+    message = (f"{protocol.SPECIAL_ZEROED_PREFIX}40 of 50 zeroed tokens (80%) are special tokens, most often "
+               "'<|im_end|>' (id 2): ... set nlirg.protect_special_tokens: true")
+    state.ingest([{"type": "log", "level": "warning", "message": "something else"},
+                  {"type": "log", "level": "warning", "message": message}])
+    assert state.special_zeroed == message
+    assert _special_zeroed_summary(message) == "'<|im_end|>' zeroed: nlirg.protect_special_tokens"

@@ -296,6 +296,11 @@ class NlirgParams:
     """Zone bound: L <= easy_max is the easy (cut) zone."""
     hard_min: float = 6.6
     """Zone bound: hard_min <= L < loss_deadline is the hard (cut) zone."""
+    protect_special_tokens: bool = True
+    """Structural target tokens (the tokenizer's special tokens: end of turn, EOS, role markers) train with
+    weight 1 and are kept out of the zones (counted apart as `special_tokens`); false weights them like any
+    token, as the reference does (an end-of-turn token at loss >= loss_deadline is then zeroed).
+    docs/evidence.md has the measurement behind the default."""
 
     @property
     def effective_weighting(self) -> Weighting:

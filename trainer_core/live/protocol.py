@@ -137,6 +137,10 @@ class StepEvent(TypedDict):
     zone_grad_share: ZoneShares
     """Each zone's share of sum(w·L)."""
     loss_hist: Annotated[list[int], Length(LOSS_HIST_BINS)]
+    special_tokens: NotRequired[int]
+    """Special (structural) target tokens of the interval: end of turn, EOS, role markers. With
+    nlirg.protect_special_tokens (and nlirg weighting) they train with weight 1 and are not in zone_counts, so
+    sum(zone_counts) + special_tokens == target_tokens; otherwise they are in the zones like any token."""
     skipped_steps: int
     memory: Memory
     step_time_s: float
@@ -158,6 +162,8 @@ class EvalEvent(TypedDict):
     eval_weighted_loss: float | None
     zone_counts: ZoneCounts
     target_tokens: int
+    special_tokens: NotRequired[int]
+    """As in the step event."""
 
 
 class GenerationExample(TypedDict):
@@ -225,6 +231,11 @@ class LogEvent(TypedDict):
     message: str
 
 
+SPECIAL_ZEROED_PREFIX = "special tokens zeroed: "
+"""A warning `log` message that starts with this names the special token NLIRG zeroes most (`most often 'TOKEN'`)
+and the option that protects it; the trainer sends it at most once per process, the workbench header shows it."""
+
+
 class ErrorEvent(TypedDict):
     message: str
     step: NotRequired[int]
@@ -257,6 +268,9 @@ class Summary(TypedDict):
     final_loss: float | None
     final_weighted_loss: float | None
     zone_counts: ZoneCounts
+    special_tokens: NotRequired[int]
+    """Since the start of the run, as in the step event: sum(zone_counts) + special_tokens == train_tokens
+    when they are protected."""
     skipped_steps: int
     eval: EvalEvent | None
     wall_s: float

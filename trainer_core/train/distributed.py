@@ -56,10 +56,13 @@ class SingleDevice:
         self.scheduler = scheduler
 
     # ------------------------------------------------------------------ step
+    special_ids: torch.Tensor | None = None
+    """The tokenizer's special ids on the device (`special_tokens.special_ids`); the loop sets them."""
+
     def loss_step(self, batch: Batch, params: NlirgParams, label_mask: torch.Tensor | None = None,
                   prefix_len: int | None = None) -> LossStep:
         return loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len,
-                         ce_chunk=self.ce_chunk)
+                         ce_chunk=self.ce_chunk, special_ids=self.special_ids)
 
     def backward(self, weighted_sum: torch.Tensor) -> None:
         weighted_sum.backward()
@@ -141,9 +144,10 @@ class LossModule(torch.nn.Module):
         self.ce_chunk = ce_chunk
 
     def forward(self, batch: Batch, params: NlirgParams, label_mask: torch.Tensor | None = None,
-                prefix_len: int | None = None) -> tuple[torch.Tensor, LossStep]:
+                prefix_len: int | None = None, special_ids: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, LossStep]:
         out = loss_step(self.model, batch, params, label_mask=label_mask, prefix_len=prefix_len,
-                        ce_chunk=self.ce_chunk)
+                        ce_chunk=self.ce_chunk, special_ids=special_ids)
         return out.weighted_sum, out  # the engine hooks the tensor; the rest rides along untouched
 
 
@@ -222,7 +226,8 @@ class DeepSpeedBackend(SingleDevice):
     # ------------------------------------------------------------------ step
     def loss_step(self, batch: Batch, params: NlirgParams, label_mask: torch.Tensor | None = None,
                   prefix_len: int | None = None) -> LossStep:
-        return self.engine(batch, params, label_mask=label_mask, prefix_len=prefix_len)[1]
+        return self.engine(batch, params, label_mask=label_mask, prefix_len=prefix_len,
+                           special_ids=self.special_ids)[1]
 
     def backward(self, weighted_sum: torch.Tensor) -> None:
         boundary = self.engine.is_gradient_accumulation_boundary()

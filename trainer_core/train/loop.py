@@ -36,6 +36,7 @@ from trainer_core.train.data.report import data_summary, log_data
 from trainer_core.train.data.token_batch import WindowStream
 from trainer_core.train.distributed import make_backend
 from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
+from trainer_core.train.loss.special_tokens import ZeroedSpecialWatch, special_ids
 from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model import resume
 from trainer_core.train.model.checkpoint import require_complete
@@ -149,7 +150,8 @@ class Trainer:
         self.fitting = False
         """True from fit()'s first status event on: pause/resume are announced as `status` events."""
         self.paused = False
-        self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0}
+        self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0,
+                       "special_tokens": 0}
         self.last: IntervalStats | None = None
         self.last_eval: protocol.EvalEvent | None = None
         self.last_error: str | None = None
@@ -198,7 +200,9 @@ class Trainer:
         self.total_steps = self._total_steps()
         self.scheduler = make_scheduler(self.optimizer, cfg.training, self.total_steps, lambda: self.lr_scale)
         self.backend.attach_scheduler(self.scheduler)
-        self.telemetry = Telemetry(self.device)
+        self.backend.special_ids = special_ids(self.tokenizer, self.device)
+        self.special_watch = ZeroedSpecialWatch.for_tokenizer(self.tokenizer, self.backend.special_ids)
+        self.telemetry = Telemetry(self.device, self.backend.special_ids)
         self.counters = StepCounters(self.device)
         peak = device_peak_tflops(self.device, self.dtype, cfg.telemetry.peak_tflops)
         self.mfu = MfuMeter(ModelFlops.of(self.model, lm_head(self.model)), peak, self.world_size)
@@ -335,7 +339,7 @@ class Trainer:
             self.backend.backward(out.weighted_sum)
             nonzero += out.nonzero
             self.telemetry.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params,
-                               positions=out.tokens.positions)
+                               positions=out.tokens.positions, special=out.special, targets=out.tokens.targets)
         self._optimizer_step(nonzero)
 
     def _optimizer_step(self, nonzero: torch.Tensor) -> None:
@@ -358,6 +362,7 @@ class Trainer:
         self.totals["train_tokens"] += stats.target_tokens
         self.totals["input_tokens"] += input_tokens
         self.totals["skipped_steps"] += int(skipped)
+        self.totals["special_tokens"] = self.totals.get("special_tokens", 0) + stats.special_tokens
         self.steady.mark(self.step, now, self.totals["input_tokens"])
         memory = memory_reading(self.device)
         model_tflops, mfu = self.mfu.interval(input_tokens, stats.target_tokens, elapsed, pairs)
@@ -369,7 +374,8 @@ class Trainer:
             "tokens_per_s": input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
             "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
-            "skipped_steps": int(skipped), "memory": memory, "step_time_s": elapsed / steps,
+            "special_tokens": stats.special_tokens, "skipped_steps": int(skipped), "memory": memory,
+            "step_time_s": elapsed / steps,
             "model_tflops": model_tflops, "mfu": mfu,
             "rank_memory": self.backend.gather(memory), "world_size": self.world_size,
             "base_weights": self.base_weights,
@@ -385,6 +391,7 @@ class Trainer:
             self.events.emit("flagged", step=self.step, samples=new_flagged)
         self.telemetry.drop_tokens()
         self.interval.restart()
+        self._warn_zeroed_special(stats)
         if skipped:
             self.events.emit("log", level="warning",
                              message=f"skipped {int(skipped)} step(s) with a non-finite or fully zeroed loss")
@@ -395,26 +402,35 @@ class Trainer:
             return "nan"
         return None
 
+    def _warn_zeroed_special(self, stats: IntervalStats) -> None:
+        """Say once (trainer.log, a `log` event, the workbench header) when special tokens are a large share of
+        the zeroed tokens (special_tokens.WARN_SHARE)."""
+        note = self.special_watch.add(stats.zone_counts[3], stats.special_zeroed)
+        if note is not None and self.backend.is_main:
+            log.warning(note, extra=NOT_AN_EVENT)  # trainer.log; the event is emitted here, once, in any process
+            self.events.emit("log", level="warning", message=note)
+
     # ------------------------------------------------------------------ validate
     @torch.no_grad()
     def validate(self) -> protocol.EvalEvent | None:
         if not self.eval_samples:
             return None
         self.model.eval()
-        tel = Telemetry(self.device)
+        tel = Telemetry(self.device, self.backend.special_ids)
         bs = self.cfg.training.batch_size
         for i in range(0, len(self.eval_samples), bs):
             chunk = self.eval_samples[i:i + bs]
             batch = collate(chunk, self.tokenizer.pad_token_id, self.cfg.data.pad_to_multiple_of).to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 out = self.backend.loss_step(batch, self.params)
-            tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False)
+            tel.add(out.tokens.losses, out.weights, out.tokens.rows, batch.sample_ids, self.params, keep_tokens=False,
+                    special=out.special, targets=out.tokens.targets)
         self.model.train()
         stats = tel.sync()  # host sync: once per evaluation
         result: protocol.EvalEvent = {
             "step": self.step, "epoch": round(self.epoch_progress, 4), "eval_loss": stats.loss,
             "eval_weighted_loss": stats.weighted_loss, "zone_counts": stats.zone_counts,
-            "target_tokens": stats.target_tokens}
+            "target_tokens": stats.target_tokens, "special_tokens": stats.special_tokens}
         self.last_eval = result
         self.events.emit("eval", **result)
         if self.trackers is not None:
@@ -557,7 +573,7 @@ class Trainer:
         if self.windows is not None and state.get("window_in_batch"):
             self.position.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
             self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
-        self.totals = state["totals"]
+        self.totals = {**self.totals, **state["totals"]}  # a key added since the checkpoint starts at 0
         self.earlier = EarlierSessions.of(state)
         self._take_config_schedule(ckpt, state)
 
@@ -617,7 +633,8 @@ class Trainer:
             "input_tokens": self.totals["input_tokens"],
             "tokens_per_s": steady if steady is not None else self.totals["input_tokens"] / max(wall, 1e-9),
             "final_loss": carried["final_loss"], "final_weighted_loss": carried["final_weighted_loss"],
-            "zone_counts": self.totals["zone_counts"], "skipped_steps": self.totals["skipped_steps"],
+            "zone_counts": self.totals["zone_counts"], "special_tokens": self.totals["special_tokens"],
+            "skipped_steps": self.totals["skipped_steps"],
             "eval": carried["eval"], "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
             "data": data_summary(self.data, self.loader, self.position.epoch, self.position.batch_in_epoch),

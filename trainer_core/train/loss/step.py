@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from trainer_core.config import NlirgParams
 from trainer_core.train.data.batch import IGNORE, Batch
 from trainer_core.train.loss.head_ce import LogitTransform, chunk_tokens, fused_head_ce, softmax_dtype
+from trainer_core.train.loss.special_tokens import protect_weights, special_mask
 from trainer_core.train.loss.weights import nlirg_weights, weighted_loss_sum
 
 log = logging.getLogger("trainer_core")
@@ -191,12 +192,19 @@ class LossStep:
     """Number of target tokens whose weight is > 0 (no graph)."""
     tokens: TokenLosses
     weights: torch.Tensor
+    special: torch.Tensor | None = None
+    """Per target token: a special (structural) token; None when no special ids were given."""
 
 
 def loss_step(model: torch.nn.Module, batch: Batch, params: NlirgParams,
-              label_mask: torch.Tensor | None = None, prefix_len: int | None = None, ce_chunk: int = 0) -> LossStep:
-    """The one place the training loss is computed: per-token CE, NLIRG weights, weighted sum."""
+              label_mask: torch.Tensor | None = None, prefix_len: int | None = None, ce_chunk: int = 0,
+              special_ids: torch.Tensor | None = None) -> LossStep:
+    """The one place the training loss is computed: per-token CE, NLIRG weights, weighted sum.
+
+    `special_ids` (sorted, on the device: `special_tokens.special_ids`) marks the structural targets, which
+    `nlirg.protect_special_tokens` trains with weight 1."""
     tokens = token_losses(model, batch, label_mask, prefix_len, ce_chunk)
-    weights = nlirg_weights(tokens.losses, params)
+    special = special_mask(tokens.targets, special_ids)
+    weights = protect_weights(nlirg_weights(tokens.losses, params), special, params)
     weighted_sum, nonzero = weighted_loss_sum(tokens.losses, weights)
-    return LossStep(weighted_sum=weighted_sum, nonzero=nonzero, tokens=tokens, weights=weights)
+    return LossStep(weighted_sum=weighted_sum, nonzero=nonzero, tokens=tokens, weights=weights, special=special)

@@ -14,6 +14,7 @@ import psutil
 import torch
 
 from trainer_core.config import NlirgParams
+from trainer_core.train.loss.special_tokens import protected
 from trainer_core.train.loss.weights import zone_of
 
 HIST_BIN = 0.5
@@ -21,7 +22,8 @@ HIST_BINS = 40  # 0..20 in 0.5 steps, plus one overflow bin
 # Layout of the flat accumulator: zone counts, zone sum(w*L), histogram, then scalar sums.
 _ZC, _ZW, _H = 0, 4, 8
 _SUM_L, _SUM_WL, _N, _NZ = _H + HIST_BINS + 1, _H + HIST_BINS + 2, _H + HIST_BINS + 3, _H + HIST_BINS + 4
-_SIZE = _NZ + 1
+_SP = _NZ + 1  # special (structural) target tokens; then one slot per special id: its zeroed tokens
+_SIZE = _SP + 1
 
 
 @dataclass
@@ -37,6 +39,10 @@ class IntervalStats:
     nonzero_tokens: int
     rows: list[tuple[int, float, int, int, float]] = field(default_factory=list)
     """Per sample row seen: (sample_id, sum loss, tokens, zeroed tokens, max loss)."""
+    special_tokens: int = 0
+    """Special (structural) target tokens; kept out of zone_counts when nlirg.protect_special_tokens applies."""
+    special_zeroed: list[int] = field(default_factory=list)
+    """Per special id (in `Telemetry.special_ids` order): its tokens given weight 0."""
 
     @property
     def loss(self) -> float:
@@ -55,20 +61,24 @@ class IntervalStats:
 class Telemetry:
     """Device-side accumulator for one logging interval."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, special_ids: torch.Tensor | None = None):
         self.device = device
-        self.acc = torch.zeros(_SIZE, dtype=torch.float64, device=device)
+        self.special_ids = special_ids if special_ids is not None else torch.zeros(0, dtype=torch.long)
+        self.special_ids = self.special_ids.to(device)
+        self.acc = torch.zeros(_SIZE + len(self.special_ids), dtype=torch.float64, device=device)
         self._rows: list[torch.Tensor] = []
         self._row_ids: list[list[int]] = []
         self._kept: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                torch.Tensor | None]] = []
 
     def add(self, losses: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, sample_ids: list[int],
-            params: NlirgParams, keep_tokens: bool = True, positions: torch.Tensor | None = None) -> None:
+            params: NlirgParams, keep_tokens: bool = True, positions: torch.Tensor | None = None,
+            special: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
         """Fold one micro-batch's per-token losses into the interval (no host sync).
 
         `positions` (in-row position of each token) lets `token_detail` place the tokens of a sample that
-        arrives in several parts (token_batch windows).
+        arrives in several parts (token_batch windows). `special` (per token: a special token) and `targets`
+        (the token ids) count the structural tokens apart: out of the zones when `protected(params)`.
         """
         L = losses.detach().float()
         w = weights.detach().float()
@@ -77,8 +87,16 @@ class Telemetry:
         # Counts go through index_add_ into the fixed slots: torch.bincount reads its input's max back to the
         # host to size its output, a GPU sync per micro-batch.
         ones = torch.ones_like(L, dtype=acc.dtype)
-        acc[_ZC:_ZC + 4].index_add_(0, zones, ones)
-        acc[_ZW:_ZW + 4].index_add_(0, zones, (w * L).to(acc.dtype))
+        in_zones = ones
+        if special is not None:
+            acc[_SP] += special.sum()
+            if protected(params):
+                in_zones = (~special).to(acc.dtype)
+            if targets is not None and len(self.special_ids):
+                slot = torch.searchsorted(self.special_ids, targets).clamp(max=len(self.special_ids) - 1)
+                acc[_SIZE:].index_add_(0, slot, (special & (w == 0)).to(acc.dtype))
+        acc[_ZC:_ZC + 4].index_add_(0, zones, in_zones)
+        acc[_ZW:_ZW + 4].index_add_(0, zones, (w * L).to(acc.dtype) * in_zones)
         bins = torch.clamp((L / HIST_BIN).long(), 0, HIST_BINS)
         acc[_H:_H + HIST_BINS + 1].index_add_(0, bins, ones)
         acc[_SUM_L] += L.sum()
@@ -89,7 +107,7 @@ class Telemetry:
         per_row = torch.zeros(n_rows, 4, dtype=torch.float32, device=L.device)
         per_row[:, 0].index_add_(0, rows, L)
         per_row[:, 1].index_add_(0, rows, torch.ones_like(L))
-        per_row[:, 2].index_add_(0, rows, (zones == 3).float())
+        per_row[:, 2].index_add_(0, rows, (zones == 3).float() * in_zones.float())
         per_row[:, 3] = torch.zeros(n_rows, device=L.device).scatter_reduce(0, rows, L, "amax", include_self=False)
         self._rows.append(per_row)
         self._row_ids.append(list(sample_ids))
@@ -117,6 +135,8 @@ class Telemetry:
             target_tokens=int(values[_N]),
             nonzero_tokens=int(values[_NZ]),
             rows=rows,
+            special_tokens=int(values[_SP]),
+            special_zeroed=[int(x) for x in values[_SIZE:]],
         )
         self.acc.zero_()
         self._rows.clear()
