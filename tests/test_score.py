@@ -154,7 +154,8 @@ def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_pat
     assert all(math.isfinite(r["score"]) and math.isfinite(r["quality"]) for r in rows.values())
     assert {"empty_answer", "short_answer"} <= set(rows[lines["empty"]]["flags"])
     assert "short_answer" in rows[lines["one_token"]]["flags"]
-    assert rows[lines["empty"]]["answer_tokens"] == 1  # the end-of-turn token alone
+    assert rows[lines["empty"]]["answer_tokens"] == 0  # the end-of-turn token alone, structural: not scored
+    assert rows[lines["empty"]]["structural_tokens"] == 1 and "no_answer_tokens" not in rows[lines["empty"]]["flags"]
     if mode == "ifd":  # the answer's mean loss after its prompt / after an empty prompt, the latter by hand
         garbled = rows[lines["garbled"]]
         record = read_records([str(data)], allow_empty_answer=True)[lines["garbled"] - 1]
@@ -162,7 +163,9 @@ def test_one_token_and_empty_answers_get_a_score_and_a_flag(tiny_scores, tmp_pat
         ids = torch.tensor([bare.input_ids])
         with torch.no_grad():
             logits = tiny_model_fn()(input_ids=ids).logits[0]
-        targets = [t for t in range(1, len(bare.labels)) if bare.labels[t] != IGNORE]
+        special = set(tiny_tokenizer.all_special_ids)  # structural tokens leave the score
+        targets = [t for t in range(1, len(bare.labels))
+                   if bare.labels[t] != IGNORE and bare.input_ids[t] not in special]
         bare_loss = torch.nn.functional.cross_entropy(logits[[t - 1 for t in targets]], ids[0, targets]).item()
         assert garbled["score"] == pytest.approx(garbled["mean_loss"] / bare_loss, rel=1e-3)
     assert "scored 17 records" in capsys.readouterr().out
@@ -257,3 +260,31 @@ def test_a_data_error_is_reported_before_any_weights_are_read(tmp_path, tiny_pat
     assert score_main(args) == 2  # good data: now the weights are read, and their failure is one line
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot load folder" in err and "deserializing header" in err
+
+
+def test_structural_tokens_leave_the_smoothing_and_the_score_and_ties_are_ordered():
+    """An end-of-turn token at loss 20 after a clean answer: with it, its smoothed loss spills onto the answer's
+    last tokens (a `label_error` on a token the model got right); without it, the answer is flat and scores 0."""
+    from types import SimpleNamespace
+
+    from trainer_core.score.encode import ScoreItem
+    from trainer_core.score.forward import RowSignals
+    from trainer_core.score.output import make_summary, rank_rows
+    from trainer_core.score.report import build_row
+
+    end = 2
+    ids = [5, 6, 7, 8, 9, 10, 11, 12, end]
+    item = ScoreItem(0, SimpleNamespace(id=None, source="x.jsonl", line=1), ids, [IGNORE] * 3 + ids[3:], False, False)
+    sig = RowSignals(list(range(3, 9)), [0.2, 0.3, 0.2, 0.25, 0.001, 20.0], [1.0, 1.1, 0.9, 1.0, 0.004, 0.5])
+    texts = [str(i) for i in ids]
+    old = build_row(item, sig, None, "divergence", texts)
+    new = build_row(item, sig, None, "divergence", texts, frozenset({end}))
+    assert "label_error" in old["flags"] and old["score"] > 0 and old["labels"][7] is not None
+    assert new["flags"] == [] and new["labels"][7] is None and new["answer_tokens"] == 5
+    assert new["structural_tokens"] == 1 and new["losses"][8] == 20.0  # still shown, never scored
+    rows = [{"score": 0.0, "mean_loss": loss, "index": i, "flags": [], "answer_tokens": 1}
+            for i, loss in enumerate([0.5, 2.0, 1.0])] + [{"score": 1.0, "mean_loss": 0.1, "index": 3, "flags": [],
+                                                          "answer_tokens": 1}]
+    ranked = rank_rows(rows)
+    assert [r["index"] for r in ranked] == [3, 1, 2, 0]  # equal scores: the higher mean loss first
+    assert make_summary(ranked, 4, {})["tied"] == 3

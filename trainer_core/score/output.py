@@ -19,14 +19,21 @@ def summary_path(out: Path) -> Path:
 
 
 def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add quality, then sort worst first: highest raw score first, read order among equal scores.
+    """Add quality, then sort worst first: highest raw score first; among equal scores the higher mean answer
+    loss first (the model finds the answer less likely), then read order.
 
     Quality is computed from each row's own score before sorting and travels inside the row, so a score can
     never be paired with another record (the reference zipped sorted records with unsorted scores).
     """
     for row, q in zip(rows, qualities([r["score"] for r in rows]), strict=True):
         row["quality"] = round(q, 4)
-    return sorted(rows, key=lambda r: (-r["score"], r["index"]))
+    return sorted(rows, key=lambda r: (-r["score"], -(r["mean_loss"] or 0.0), r["index"]))
+
+
+def tied_records(rows: list[dict[str, Any]]) -> int:
+    """Records whose raw score another record has too (the summary reports them: their order is the tie-break's)."""
+    counts = Counter(r["score"] for r in rows)
+    return sum(n for n in counts.values() if n > 1)
 
 
 def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -39,7 +46,8 @@ def make_summary(rows: list[dict[str, Any]], written: int, meta: dict[str, Any])
     flags = Counter(flag for row in rows for flag in row["flags"])
     return {**meta, "records": len(rows), "written": written,
             "answer_tokens": sum(r["answer_tokens"] for r in rows),
-            "truncated": flags.get("truncated", 0), "bands": band_counts([r["quality"] for r in rows]),
+            "truncated": flags.get("truncated", 0), "tied": tied_records(rows),
+            "bands": band_counts([r["quality"] for r in rows]),
             "flags": dict(sorted(flags.items()))}
 
 
@@ -52,6 +60,9 @@ def print_summary(summary: dict[str, Any], rows: list[dict[str, Any]], stream: I
     print(f"scored {summary['records']} records ({summary['answer_tokens']:,} answer tokens) with "
           f"{summary['mode']} in {summary['wall_s']:.1f}s, {summary['tokens_per_s']:,.0f} tokens/s", file=stream)
     print(f"quality bands: {bands}", file=stream)
+    if summary.get("tied"):
+        print(f"tied: {summary['tied']} records share their score with another (ordered by mean answer loss)",
+              file=stream)
     if summary["flags"]:
         print("flags: " + "  ".join(f"{k}: {v}" for k, v in summary["flags"].items()), file=stream)
     for row in rows[:worst]:

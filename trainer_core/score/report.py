@@ -24,7 +24,8 @@ from trainer_core.score.modes import (
 
 MAX_SPANS = 5
 SHORT_ANSWER = 3
-"""Answers with fewer tokens (end-of-turn included) have no within-answer statistics worth the name."""
+"""Answers with fewer content tokens (structural tokens left out) have no within-answer statistics worth the
+name."""
 ZEROED_LOSS = NlirgParams().loss_deadline
 """NLIRG's default loss deadline: tokens at or above it would get weight 0 in training."""
 
@@ -43,7 +44,7 @@ def record_flags(item: ScoreItem, n: int, found: list[Span], zeroed: int, mode: 
     flags = []
     if item.empty_answer:
         flags.append("empty_answer")
-    if n == 0:
+    if n == 0 and not item.empty_answer:  # an empty answer has only its structural end token
         flags.append("no_answer_tokens")
     elif n < SHORT_ANSWER:
         flags.append("short_answer")
@@ -57,13 +58,28 @@ def record_flags(item: ScoreItem, n: int, found: list[Span], zeroed: int, mode: 
     return flags
 
 
+def _content(sig: RowSignals | None, ids: list[int], special: frozenset[int]) -> RowSignals:
+    """The signals of the answer's content tokens: structural ones (the tokenizer's special tokens, such as the
+    end-of-turn token) left out. Their loss says how the chat template is written, not whether the answer is
+    right, and one end token at loss 20 would dominate the smoothing of its neighbours and the score."""
+    if sig is None:
+        return RowSignals([], [], [])
+    keep = [k for k, pos in enumerate(sig.positions) if ids[pos] not in special]
+    entropies = sig.entropies if sig.entropies is not None else [0.0] * len(sig.losses)
+    return RowSignals([sig.positions[k] for k in keep], [sig.losses[k] for k in keep],
+                      [entropies[k] for k in keep])
+
+
 def build_row(item: ScoreItem, sig: RowSignals | None, bare: RowSignals | None, mode: str,
-              texts: list[str]) -> dict[str, Any]:
-    """The row of one record; `texts` are its tokens as text (token_text.token_texts)."""
-    positions = sig.positions if sig else []
-    loss = np.array(sig.losses if sig else [], dtype=np.float64)
-    entropy = np.array(sig.entropies if sig and sig.entropies is not None else [0.0] * len(loss), dtype=np.float64)
-    bare_loss = np.array(bare.losses if bare else [], dtype=np.float64)
+              texts: list[str], special: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The row of one record; `texts` are its tokens as text (token_text.token_texts); `special` the tokenizer's
+    special ids, which leave the statistics (`_content`) and keep their loss and entropy in the token columns."""
+    content = _content(sig, item.input_ids, special)
+    positions = content.positions
+    loss = np.array(content.losses, dtype=np.float64)
+    entropy = np.array(content.entropies, dtype=np.float64)
+    bare_ids = item.bare.input_ids if item.bare is not None else []
+    bare_loss = np.array(_content(bare, bare_ids, special).losses if bare else [], dtype=np.float64)
     div = divergence(loss, entropy)
     score = raw_score(mode, loss, entropy, div, bare_loss)
     found = spans(div)
@@ -75,9 +91,15 @@ def build_row(item: ScoreItem, sig: RowSignals | None, bare: RowSignals | None, 
         "flags": record_flags(item, len(loss), found, zeroed, mode, score),
         "spans": [_span_row(s, positions, texts, loss, entropy) for s in found[:MAX_SPANS]],
         "answer_tokens": len(loss), "mean_loss": _mean(loss), "mean_entropy": _mean(entropy),
-        "zeroed_tokens": zeroed, "index": item.index,
+        "zeroed_tokens": zeroed, "structural_tokens": len(sig.positions) - len(positions) if sig else 0,
+        "index": item.index,
     })
     row.update(_token_columns(len(texts), positions, loss, entropy, div))
+    if sig is not None:  # structural tokens: their own loss and entropy shown, no label
+        for k, pos in enumerate(sig.positions):
+            if row["losses"][pos] is None:
+                row["losses"][pos] = round(float(sig.losses[k]), 4)
+                row["entropies"][pos] = round(float(sig.entropies[k]), 4) if sig.entropies is not None else 0.0
     row["tokens"] = texts
     return row
 

@@ -34,8 +34,9 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
         signals, bare = score_in_processes(opts, items, tokenizer.pad_token_id, progress.advance)
     forward_s = time.time() - forward_started
     progress.close()
+    special = frozenset(tokenizer.all_special_ids)  # structural tokens leave the statistics (report._content)
     rows = rank_rows([build_row(it, signals.get(it.index), bare.get(it.index), opts.mode,
-                                token_texts(tokenizer, it.input_ids)) for it in items])
+                                token_texts(tokenizer, it.input_ids), special) for it in items])
     kept = rows[:opts.top] if opts.top else rows
     write_rows(opts.out, kept)
     meta = {"mode": opts.mode, "model": opts.model, "data": list(opts.data), "format": opts.format,
