@@ -61,7 +61,7 @@ def test_ab_bad_input_writes_nothing(tmp_path):
     root = tmp_path / "runs"
     text = _jsonl(tmp_path / "text.jsonl", [{"text": "no answer here"}])
     base = ["ab", "--set", f"output.root={root}", "--set", "model.path=builtin:tiny"]
-    _one_line_error(nlirg_cli(*base, "--arms", "plain,foo", cwd=tmp_path), "foo is not a weighting")
+    _one_line_error(nlirg_cli(*base, "--arms", "plain,foo", cwd=tmp_path), "foo is not an arm")
     _one_line_error(nlirg_cli(*base, "--arms", "plain", cwd=tmp_path), "two or more different arms")
     _one_line_error(nlirg_cli(*base, "--repeats", "0", cwd=tmp_path), "--repeats 0")
     _one_line_error(nlirg_cli(*base, "--limit", "-1", cwd=tmp_path), "--limit -1")

@@ -16,6 +16,7 @@ from trainer_core.evaluate.__main__ import _parser, eval_options
 from trainer_core.evaluate.commands import prepare_eval
 from trainer_core.evaluate.eval_data import (
     default_sets,
+    held_out_items,
     limit,
     read_domain_set,
     read_eval_set,
@@ -80,7 +81,8 @@ def test_demo_config_evaluates_on_the_demo_sets_by_default():
     domain, general = default_sets(make_config([]))
     assert domain == ["builtin:demo-heldout"] and general == ["builtin:general-instruct", "builtin:general-text"]
     own = make_config(["data.train=builtin:demo-chat", "data.eval=builtin:demo-chat"])
-    assert default_sets(own) == (["builtin:demo-chat"], [])
+    assert default_sets(own) == ([], [])  # no set named: the run's held-out records (eval_data.held_out_items)
+    assert {Path(i.source).name for i in held_out_items(own)} == {"chat.jsonl"}
 
 
 def _write(path: Path, rows: list) -> Path:
@@ -104,7 +106,8 @@ def test_a_run_is_evaluated_on_its_own_held_out_set_not_the_demos(tmp_path):
     run_dir = _finished_run(tmp_path / "runs", [f"data.train={train}", f"data.eval={held}"])
     train.unlink()  # the training data moved since: evaluation never reads it
     req = prepare_eval(str(run_dir), [], [], None, None, tmp_path / "runs")
-    assert (req.domain, req.general) == ([str(held)], [])
+    assert (req.domain, req.general) == ([], [])  # no set named: the run's held-out records, from its config
+    assert [i.where for i in held_out_items(req.target.config)] == [f"{held}:1"]
     assert req.out == run_dir / "eval.json"
 
 
@@ -198,7 +201,8 @@ def test_every_eval_option_reaches_the_evaluator_and_its_comparison(tmp_path):
     held = _write(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a"}])
     given = {"domain": [str(held), {"path": str(held), "columns": {"instruction": "ask", "output": "reply"}}],
              "general": ["builtin:general-text"], "base": "builtin:tiny", "max_new_tokens": 7, "batch_size": 3,
-             "limit": 5, "base_result": "base/eval.json", "max_length": 77, "system_prompt": "Be brief."}
+             "limit": 5, "base_result": "base/eval.json", "max_length": 77, "system_prompt": "Be brief.",
+                 "labels": ["yes", "no"]}
     assert set(given) == {f.name for f in fields(EvalOptions)}
     assert all(value != asdict(EvalOptions())[key] for key, value in given.items())
     opts = EvalOptions(**given)

@@ -87,3 +87,31 @@ def test_generation_metrics_of_a_small_set():
     assert got["hit_limit_rate"] == 0.25
     # repetition: "the answer is 4" 0; 北京 too short; yes x5 -> 2/3; {"city": "Tokyo"} -> city tokyo: too short
     assert got["repetition_3gram"] == pytest.approx((0 + 2 / 3) / 2)
+
+
+def test_a_label_set_counts_an_answer_right_only_when_it_names_the_reference_alone():
+    """Y-Trainer-style NLI labels. Answers that name every label (or echo the question) contain the reference:
+    containment says 0.75 though no answer is right; the label rule says 0."""
+    from trainer_core.evaluate.metrics import detect_labels
+
+    refs = [["蕴含"], ["矛盾"], ["中立"], ["蕴含"], ["矛盾"], ["中立"], ["蕴含"], ["矛盾"]]
+    outputs = ["矛盾或中立：蕴含"] * 4 + ["前提与假设：是蕴含、矛盾还是中立？"] * 2 + ["不知道", "无法判断"]
+    labels = detect_labels(refs)
+    assert labels == ["蕴含", "矛盾", "中立"]
+    rates = m.match_rates(outputs, refs, labels)
+    assert rates["contains"] == 0.75 and rates["accuracy"] == 0.0 and rates["exact_match"] == 0.0
+    right = m.match_rates(["答案：蕴含。", "矛盾", "蕴含"] + outputs[3:], refs, labels)
+    assert right["accuracy"] == 2 / 8 and right["exact_match"] == 1 / 8  # the third names the wrong label
+    assert m.match_rates(outputs, refs)["accuracy"] == 0.75  # without labels: containment, as before
+
+
+def test_label_detection_and_nested_labels():
+    from trainer_core.evaluate.metrics import detect_labels, label_match
+
+    assert detect_labels([["Paris"], ["Berlin"], ["Rome"], ["Madrid"], ["Oslo"], ["Bern"]]) is None  # no repeats
+    assert detect_labels([["yes"], ["no"]] * 2) is None  # too few items to tell
+    assert detect_labels([["yes", "y"], ["no"]] * 4) is None  # accepted-answer lists: not a label set
+    labels = ["entailment", "not entailment"]
+    assert label_match("Not entailment.", ["not entailment"], labels)
+    assert not label_match("entailment", ["not entailment"], labels)
+    assert label_match("It is entailment", ["entailment"], labels)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from trainer_core.evaluate.report import build_report, differences, render_markdown
-from trainer_core.evaluate.stats import sample_std, summarise, t_cdf, t_quantile, welch_difference
+from trainer_core.evaluate.stats import paired_difference, sample_std, summarise, t_cdf, t_quantile, welch_difference
 
 # Two-sided 95% critical values from a printed t table.
 T_TABLE_975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 10: 2.2281, 30: 2.0423}
@@ -101,3 +101,27 @@ def _other_keys():
     from trainer_core.evaluate.report import METRIC_KEYS
 
     return [k for k in METRIC_KEYS if k != "eval_loss"]
+
+
+def test_the_paired_interval_decides_the_star():
+    """Seeds move both arms alike (42: low, 44: high): Welch's interval spans 0, the per-seed differences
+    (-0.1, -0.12, -0.08) do not; the paired column carries the `*`."""
+    values = {"plain": [2.0, 2.4, 2.8], "nlirg": [1.9, 2.28, 2.72]}
+    results = {f"{arm}-r{i}": {"eval_loss": v} for arm, vs in values.items() for i, v in enumerate(vs)}
+    report = build_report(_spec(), results, None, "label set (yes, no): answer states the reference label")
+    d = report["differences"]["nlirg"]["eval_loss"]
+    assert not d["excludes_zero"] and d["paired"]["method"] == "paired" and d["significant"]
+    half = 4.302653 * 0.02 / math.sqrt(3)  # t(0.975, 2) * sd of the differences / sqrt(3)
+    assert d["paired"]["diff"] == pytest.approx(-0.1) and d["paired"]["df"] == 2
+    assert d["paired"]["high"] == pytest.approx(-0.1 + half, abs=1e-5)
+    row = next(line for line in render_markdown(report).splitlines() if line.startswith("| eval_loss"))
+    welch_cell, paired_cell = row.split(" | ")[-2:]
+    assert "*" not in welch_cell and paired_cell.count("*") == 1
+    assert "domain_accuracy: label set (yes, no)" in render_markdown(report)
+
+
+def test_paired_edge_cases():
+    assert paired_difference([]) is None
+    assert paired_difference([(2.0, 1.0)]).low is None  # one pair: no interval
+    flat = paired_difference([(2.0, 1.0), (3.0, 2.0)])
+    assert (flat.low, flat.high, flat.df, flat.excludes_zero) == (1.0, 1.0, None, True)

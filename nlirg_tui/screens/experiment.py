@@ -30,7 +30,7 @@ from trainer_core.evaluate.report import METRICS, fmt, mean_std
 from trainer_core.live.rundir import EVENTS_FILE
 
 RUN_COLUMNS = (" ", "run", "seed", "status", "step", "loss")
-ARM_COLORS = {"plain": "red", "nlirg": "cyan", "dft": "green"}
+ARM_COLORS = {"plain": "red", "nlirg": "cyan", "dft": "green", "nlirg-raw": "magenta"}
 
 
 @dataclass
@@ -181,9 +181,11 @@ def loss_plot(snap: Snapshot) -> PlotSpec:
 
 
 def difference_cell(d: dict[str, Any] | None, better: str) -> Text:
-    """The difference with its interval; green when the interval says the arm is better, red when worse."""
+    """The paired difference (Welch's without seed pairs) with its interval; green when the interval says the arm
+    is better, red when worse."""
     if d is None:
         return Text("-")
+    d = d.get("paired") or d
     text = f"{d['diff']:+.4f}"
     if d["low"] is not None:
         text += f" [{d['low']:+.4f}, {d['high']:+.4f}]"

@@ -365,6 +365,9 @@ class EvalConfig:
     and `nlirg ab`; empty = none (the demo: builtin:general-instruct and builtin:general-text)."""
     max_samples: int = 32
     """During training: answer at most this many domain prompts per evaluation (0 = all)."""
+    labels: list[str] = field(default_factory=list)
+    """The domain set's answers are these labels (a classification set): an answer is right when it states its
+    reference label and no other (docs/evaluate.md); empty = detect a small set of short repeating references."""
     max_new_tokens: int = 128
     """Longest generated answer, in tokens."""
     batch_size: int = 8

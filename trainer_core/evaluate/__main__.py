@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0)
     ev.add_argument("--max-length", type=int, default=None)
     ev.add_argument("--system-prompt", default=None)
+    ev.add_argument("--labels", action="append", default=[])
     ev.add_argument("--quiet", action="store_true")
     ab = sub.add_parser("ab", help="run (or continue) a prepared experiment folder")
     ab.add_argument("experiment", type=Path)
@@ -55,7 +56,8 @@ def eval_options(args: argparse.Namespace):
 
     return EvalOptions(domain=parse_entries(args.domain), general=parse_entries(args.general), base=args.base,
                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
-                       base_result=args.base_result, max_length=args.max_length, system_prompt=args.system_prompt)
+                       base_result=args.base_result, max_length=args.max_length, system_prompt=args.system_prompt,
+                       labels=args.labels)
 
 
 def run_eval(args: argparse.Namespace) -> int:

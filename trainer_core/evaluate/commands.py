@@ -15,6 +15,7 @@ from typing import Any
 from trainer_core.config import RunConfig
 from trainer_core.evaluate.eval_data import (
     default_sets,
+    held_out_set,
     parse_entries,
     read_domain_set,
     read_general_set,
@@ -47,12 +48,14 @@ def prepare_eval(spec: str, domain: list[str], general: list[str], base: str | N
     target = resolve_target(spec, root)
     cfg_domain, cfg_general = default_sets(target.config)
     domain, general = parse_entries(domain) or cfg_domain, parse_entries(general) or cfg_general
-    if not domain and not general:
-        raise ExperimentError("nothing to evaluate on: pass --domain FILE (held-out instructions with answers) "
-                              "and/or --general FILE (general instructions or text)")
     system = target.config.data.system_prompt if target.config is not None else None
     if domain:
         read_domain_set(domain, system)
+    elif target.config is not None:  # the evaluator reads them again, in its own process
+        held_out(target.config, "evaluate", required=not general)
+    if not domain and not general and target.config is None:
+        raise ExperimentError("nothing to evaluate on: pass --domain FILE (held-out instructions with answers) "
+                              "and/or --general FILE (general instructions or text)")
     if general:
         read_general_set(general, system)
     out = out or default_out(target)
@@ -98,7 +101,10 @@ def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: lis
     cfg_domain, cfg_general = default_sets(cfg)
     plan = make_plan(cfg, arms, repeats, parse_entries(domain) or cfg_domain, parse_entries(general) or cfg_general,
                      base, command, limit)
-    read_domain_set(plan.domain, cfg.data.system_prompt)
+    if plan.domain:
+        read_domain_set(plan.domain, cfg.data.system_prompt)
+    else:  # each run is scored on the records it held out (its seed's split); the base model has no domain set
+        held_out(cfg, "compare")
     if plan.general:
         read_general_set(plan.general, cfg.data.system_prompt)
     if check_training_data is not None:
@@ -108,6 +114,17 @@ def prepare_experiment(cfg: RunConfig, arms_text: str, repeats: int, domain: lis
     if found is not None:
         return found, True
     return create(plan, root, name), False
+
+
+def held_out(cfg: RunConfig, verb: str, required: bool = True) -> int:
+    """Read the run's held-out records (data.eval or its eval_fraction split, after data.exclude) as a domain set
+    (a moved data file or exclude list is a one-line DataError); a user error when there are none and they are
+    `required`. Returns how many."""
+    found = held_out_set(cfg).items
+    if not found and required:
+        raise ExperimentError(f"nothing to {verb} on: the run holds out no records (data.eval is empty and "
+                              "data.eval_fraction is 0); pass --domain FILE or set eval.domain")
+    return len(found)
 
 
 def experiment_complete(exp_dir: Path) -> bool:

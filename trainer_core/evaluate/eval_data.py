@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import RunConfig
-from trainer_core.config.sources import SourceSpec
 from trainer_core.data.files import read_records
 from trainer_core.data.records import DataError, Record
 
@@ -137,23 +136,34 @@ def limit(items: list, n: int) -> list:
 
 
 def default_sets(cfg: RunConfig | None) -> tuple[list[Any], list[Any]]:
-    """(domain, general) a config evaluates on: its `eval` section, else the demo's sets for the demo data, else
-    its `data.eval` sources as the domain set, each read with the settings the trainer reads it with."""
+    """(domain, general) a config names as sets: its `eval` section, else the demo's sets for the demo data. An
+    empty domain means the run's own held-out records (`held_out_items`), which the evaluator reads from the
+    run's config: data.eval or the data.eval_fraction split, after data.exclude, as the trainer holds them out."""
     if cfg is None:
         return [], []
     demo = cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0])
-    data_eval = [set_entry(s, cfg.data.system_prompt) for s in cfg.data.sources("eval")]
-    domain = list(cfg.eval.domain) or (list(DEMO_DOMAIN) if demo else data_eval)
+    domain = list(cfg.eval.domain) or (list(DEMO_DOMAIN) if demo else [])
     general = list(cfg.eval.general) or (list(DEMO_GENERAL) if demo else [])
     return domain, general
 
 
-def set_entry(spec: SourceSpec, system_prompt: str | None) -> str | dict[str, Any]:
-    """A data source as an evaluation set entry: its path alone, or `{path, ...}` with the settings it is read
-    with (columns, format, text field...; a system prompt only where it is not the run's)."""
-    plain = SourceSpec(path=spec.path, system_prompt=system_prompt).settings()
-    own = {k: v for k, v in spec.settings().items() if v != plain[k]}
-    return {"path": spec.path, **own} if own else spec.path
+def held_out_items(cfg: RunConfig) -> list[EvalItem]:
+    """eval.domain, else the demo's held-out set for the demo data, else the run's own evaluation records
+    (data.eval, or the data.eval_fraction split: the records the trainer holds out, after data.exclude).
+    The one definition the generation probe, `nlirg eval RUN` and `nlirg ab` share."""
+    from trainer_core.data.split import held_out_records
+
+    specs = default_sets(cfg)[0]
+    if specs:
+        return read_domain_set(specs, cfg.data.system_prompt).items
+    return [item for item in map(eval_item, held_out_records(cfg)) if item is not None]
+
+
+def held_out_set(cfg: RunConfig) -> EvalSet:
+    """`held_out_items` as a domain set (its files: the sources the records came from); a plain-text record
+    among them is refused as in any domain set."""
+    items = held_out_items(cfg)
+    return EvalSet(items=items, files=list(dict.fromkeys(i.source for i in items)))
 
 
 def entry_argument(entry: str | dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from trainer_core.config import NlirgParams
 from trainer_core.evaluate import metrics as m
-from trainer_core.evaluate.eval_data import EvalItem, EvalSet, limit, read_domain_set, read_general_set
+from trainer_core.evaluate.eval_data import EvalItem, EvalSet, held_out_set, limit, read_domain_set, read_general_set
 from trainer_core.evaluate.generate import Answer, GenerationRun, greedy_answers
 from trainer_core.evaluate.inference import load_for_inference
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
@@ -35,7 +35,10 @@ def pick_device() -> torch.device:
 
 
 def read_sets(target: Target, opts: EvalOptions) -> tuple[EvalSet, EvalSet]:
-    domain = read_domain_set(opts.domain, opts.system_prompt) if opts.domain else EvalSet()
+    if opts.domain:
+        domain = read_domain_set(opts.domain, opts.system_prompt)
+    else:  # a run's own held-out records (data.eval or its eval_fraction split, after data.exclude); else none
+        domain = held_out_set(target.config) if target.config is not None else EvalSet()
     general = read_general_set(opts.general, opts.system_prompt) if opts.general else EvalSet()
     for found in (domain, general):
         found.items, found.texts = limit(found.items, opts.limit), limit(found.texts, opts.limit)
@@ -90,22 +93,26 @@ def evaluate(target: Target, opts: EvalOptions, say: Say = lambda _: None) -> di
     metrics, counts = scorer.losses(domain, general, params)
     runs = {name: scorer.answers(name, found.items) for name, found in (("domain", domain), ("general", general))
             if found.items}
+    labels = opts.labels or m.detect_labels([i.references for i in domain.items])
     for name, run in runs.items():
-        metrics.update(_prefixed(name, (domain if name == "domain" else general).items, run.answers))
+        metrics.update(_prefixed(name, (domain if name == "domain" else general).items, run.answers,
+                                 labels if name == "domain" else None))
     metrics.update(_quality(domain.items + general.items, [a for run in runs.values() for a in run.answers]))
     del model, scorer
     _free(device)
     _retention(metrics, target, opts, general, settings["sets_digest"], device, say)
     metrics["loss_fluctuation"] = _loss_fluctuation(target)
+    counts.update(domain_labels=labels or None, domain_accuracy_rule=m.label_rule(labels))
     counts.update(domain_items=len(domain.items), general_items=len(general.items), general_texts=len(general.texts),
                   json_items=sum(1 for i in domain.items + general.items if m.parse_json_answer(i.references[0])))
     settings.update(device=str(device), dtype=str(dtype).replace("torch.", ""), weighted_loss_params=asdict(params))
-    return _result(target, opts, metrics, counts, settings, (domain, general), runs) | {
+    return _result(target, opts, metrics, counts, settings, (domain, general), runs, labels) | {
         "wall_s": round(time.time() - started, 3)}
 
 
 def _result(target: Target, opts: EvalOptions, metrics: dict, counts: dict, settings: dict,
-            sets: tuple[EvalSet, EvalSet], runs: dict[str, GenerationRun]) -> dict[str, Any]:
+            sets: tuple[EvalSet, EvalSet], runs: dict[str, GenerationRun], labels: list[str] | None
+            ) -> dict[str, Any]:
     """eval.json's content (docs/evaluate.md)."""
     seconds = sum(run.seconds for run in runs.values())
     tokens = sum(run.tokens for run in runs.values())
@@ -116,7 +123,8 @@ def _result(target: Target, opts: EvalOptions, metrics: dict, counts: dict, sett
         "sets": {"domain": sets[0].files, "general": sets[1].files}, "settings": settings,
         "generation": {"tokens": tokens, "seconds": round(seconds, 3),
                        "tokens_per_s": tokens / seconds if seconds else None},
-        "generations": _generation_records(sets[0].items, sets[1].items, {k: r.answers for k, r in runs.items()}),
+        "generations": _generation_records(sets[0].items, sets[1].items, {k: r.answers for k, r in runs.items()},
+                                           labels),
     }
 
 
@@ -126,9 +134,9 @@ def _weighted_params(target: Target) -> NlirgParams:
     return NlirgParams(**{**asdict(base), "enabled": True, "weighting": "nlirg"})
 
 
-def _prefixed(name: str, items: list[EvalItem], answers: list[Answer]) -> dict[str, Any]:
-    scored = m.match_rates([a.text for a in answers], [i.references for i in items])
-    return {f"{name}_accuracy": scored["accuracy"], f"{name}_exact_match": scored["exact_match"]}
+def _prefixed(name: str, items: list[EvalItem], answers: list[Answer], labels: list[str] | None) -> dict[str, Any]:
+    scored = m.match_rates([a.text for a in answers], [i.references for i in items], labels)
+    return {f"{name}_{key}": scored[key] for key in ("accuracy", "contains", "exact_match")}
 
 
 def _quality(items: list[EvalItem], answers: list[Answer]) -> dict[str, Any]:
@@ -177,15 +185,18 @@ def _loss_fluctuation(target: Target) -> float | None:
     return m.loss_fluctuation(m.step_losses(read_events(target.run_dir / EVENTS_FILE)))
 
 
-def _generation_records(domain: list[EvalItem], general: list[EvalItem],
-                        answers: dict[str, list[Answer]]) -> list[dict[str, Any]]:
+def _generation_records(domain: list[EvalItem], general: list[EvalItem], answers: dict[str, list[Answer]],
+                        labels: list[str] | None) -> list[dict[str, Any]]:
     out = []
     for name, items in (("domain", domain), ("general", general)):
         for item, answer in zip(items, answers.get(name, []), strict=False):
-            out.append({"set": name, "where": item.where, "prompt": item.prompt[-1]["content"],
-                        "references": item.references, "output": answer.text, "tokens": answer.tokens,
-                        "hit_limit": answer.hit_limit, "exact": m.exact_match(answer.text, item.references),
-                        "contains": m.contains_match(answer.text, item.references)})
+            record = {"set": name, "where": item.where, "prompt": item.prompt[-1]["content"],
+                      "references": item.references, "output": answer.text, "tokens": answer.tokens,
+                      "hit_limit": answer.hit_limit, "exact": m.exact_match(answer.text, item.references),
+                      "contains": m.contains_match(answer.text, item.references)}
+            if name == "domain" and labels:
+                record["label_right"] = m.label_match(answer.text, item.references, labels)
+            out.append(record)
     return out
 
 

@@ -23,8 +23,10 @@ from trainer_core.live.launch import absolute_paths
 from trainer_core.live.rundir import FINAL, new_run_dir, read_json, write_json_atomic
 from trainer_core.live.runs import RunInfo, run_info
 
-ARMS = ("plain", "nlirg", "dft")
-"""Arm names are `nlirg.weighting` values."""
+ARMS = ("plain", "nlirg", "dft", "nlirg-raw")
+"""Arm names are `nlirg.weighting` values, and `nlirg-raw`: nlirg with `nlirg.protect_special_tokens` false (the
+reference trainer's behaviour: special tokens weighted like any token); the other arms keep the config's value."""
+ARM_SETTINGS: dict[str, dict[str, Any]] = {"nlirg-raw": {"weighting": "nlirg", "protect_special_tokens": False}}
 EXPERIMENT_FILE = "experiment.json"
 EVAL_FILE = "eval.json"
 BASE_DIR = "base"
@@ -41,7 +43,7 @@ def parse_arms(text: str) -> list[str]:
     arms = [a.strip() for a in text.split(",") if a.strip()]
     bad = [a for a in arms if a not in ARMS]
     if bad:
-        raise ExperimentError(f"--arms: {', '.join(bad)} is not a weighting; use a comma list of {', '.join(ARMS)}")
+        raise ExperimentError(f"--arms: {', '.join(bad)} is not an arm; use a comma list of {', '.join(ARMS)}")
     if len(arms) < 2 or len(set(arms)) != len(arms):
         raise ExperimentError(f"--arms {text}: give two or more different arms, e.g. plain,nlirg")
     return arms
@@ -81,9 +83,6 @@ def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[Any], 
         raise ExperimentError(f"--limit {limit}: give a number of items >= 0 (0 = every item)")
     if repeats < 1:
         raise ExperimentError(f"--repeats {repeats}: run each arm at least once (3 or more to see the noise)")
-    if not domain:
-        raise ExperimentError("no domain set to evaluate on: pass --domain FILE (held-out instructions with "
-                              "answers) or set eval.domain or data.eval in the config")
     cfg = absolute_paths(copy.deepcopy(cfg))
     return Plan(cfg, arms, repeats, _absolute_entries(domain), _absolute_entries(general), base or cfg.model.path,
                 cfg.eval.max_new_tokens, cfg.eval.batch_size, command, limit)
@@ -100,7 +99,7 @@ def _absolute_entries(entries: list[Any]) -> list[Any]:
 def run_config(plan_cfg: dict[str, Any], arm: str, seed: int, name: str, root: Path) -> RunConfig:
     """One run of the experiment: the shared config with this arm's weighting and this repeat's seed."""
     raw = copy.deepcopy(plan_cfg)
-    raw["nlirg"].update(enabled=True, weighting=arm)
+    raw["nlirg"].update(enabled=True, **ARM_SETTINGS.get(arm, {"weighting": arm}))
     raw["training"]["seed"] = seed
     raw["output"].update(root=str(root), name=name)
     return config_from_dict(raw, f"experiment run {name}")
@@ -232,4 +231,15 @@ def current_report(exp_dir: Path, spec: dict[str, Any] | None = None) -> dict[st
     spec = spec or load_spec(exp_dir)
     results = {s["name"]: eval_metrics(exp_dir / s["name"] / EVAL_FILE) for s in spec["runs"]}
     spec = {**spec, "runs": [{**s, "run_dir": str(exp_dir / s["name"])} for s in spec["runs"]]}
-    return build_report(spec, results, eval_metrics(exp_dir / BASE_DIR / EVAL_FILE))
+    base = read_json(exp_dir / BASE_DIR / EVAL_FILE) or {}
+    return build_report(spec, results, base.get("metrics"), accuracy_rule(exp_dir, spec))
+
+
+def accuracy_rule(exp_dir: Path, spec: dict[str, Any]) -> str | None:
+    """The rule domain_accuracy was scored by: the base's evaluation's, else the first evaluated run's (the base
+    has no domain set when the runs are scored on their own held-out records)."""
+    for folder in (BASE_DIR, *(s["name"] for s in spec["runs"])):
+        counts = (read_json(exp_dir / folder / EVAL_FILE) or {}).get("counts") or {}
+        if counts.get("domain_items") and counts.get("domain_accuracy_rule"):
+            return counts["domain_accuracy_rule"]
+    return None

@@ -123,13 +123,17 @@ def step_losses(events: Iterable[dict]) -> list[float | None]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def match_rates(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float | None]:
-    """Share of answers that contain a reference, and that equal one (None without answers)."""
+def match_rates(outputs: Sequence[str], references: Sequence[Sequence[str]],
+                labels: Sequence[str] | None = None) -> dict[str, float | None]:
+    """Share of answers judged right (`accuracy`), that contain a reference (`contains`) and that equal one
+    (`exact_match`); None without answers. `accuracy` is `contains`, except on a label set (`labels`, see
+    `metrics.detect_labels`): there an answer is right when it states its reference and no other label."""
     n = len(outputs)
-    return {
-        "accuracy": sum(contains_match(o, r) for o, r in zip(outputs, references, strict=True)) / n if n else None,
-        "exact_match": sum(exact_match(o, r) for o, r in zip(outputs, references, strict=True)) / n if n else None,
-    }
+    pairs = list(zip(outputs, references, strict=True))
+    contains = sum(contains_match(o, r) for o, r in pairs) / n if n else None
+    right = sum(label_match(o, r, labels) for o, r in pairs) / n if n and labels else contains
+    return {"accuracy": right, "contains": contains,
+            "exact_match": sum(exact_match(o, r) for o, r in pairs) / n if n else None}
 
 
 def quality_rates(outputs: Sequence[str], references: Sequence[Sequence[str]],
@@ -144,8 +148,72 @@ def quality_rates(outputs: Sequence[str], references: Sequence[Sequence[str]],
 
 
 def generation_metrics(outputs: Sequence[str], references: Sequence[Sequence[str]],
-                       hit_limit: Sequence[bool] | None = None) -> dict[str, float | int | None]:
-    """The answer and quality metrics of one set of generations with their reference answers."""
-    return {**match_rates(outputs, references), **quality_rates(outputs, references, hit_limit),
+                       hit_limit: Sequence[bool] | None = None,
+                       labels: Sequence[str] | None = None) -> dict[str, float | int | None]:
+    """The answer and quality metrics of one set of generations with their reference answers (`labels`: the
+    set's labels when it is a label set)."""
+    return {**match_rates(outputs, references, labels), **quality_rates(outputs, references, hit_limit),
             "items": len(outputs),
             "json_items": sum(1 for r in references if r and parse_json_answer(r[0]) is not None)}
+
+
+# ------------------------------------------------------------------------------------------ label sets
+# Evaluation sets whose answers are a few short labels (`蕴含`, `矛盾`, `中立`; yes/no; a category). "Contains the
+# reference" is no test there: `矛盾或中立：蕴含` contains every label it names, and an echo of the question contains
+# them all. On a label set an answer is right when it states the reference label and no other label of the set
+# (`label_match`). A set is a label set when `eval.labels` declares its labels, or when `detect_labels` finds one.
+
+MIN_ITEMS = 6
+"""Fewer items than this are never detected as a label set (too few answers to tell)."""
+MAX_LABELS = 12
+"""A detected label set has at most this many distinct references..."""
+MAX_LABEL_UNITS = 8
+"""...each at most this many units long..."""
+MAX_SHARE = 0.5
+"""...and at most this share of the items as distinct references (every label repeats, on average)."""
+
+
+def detect_labels(references: Sequence[Sequence[str]]) -> list[str] | None:
+    """The labels of a set whose items each have one short reference drawn from a small repeating set, in first
+    appearance order; None when the set is not one (free answers, lists of accepted answers, too few items)."""
+    if len(references) < MIN_ITEMS or any(len(refs) != 1 for refs in references):
+        return None
+    labels: dict[tuple[str, ...], str] = {}
+    for (ref,) in references:
+        key = tuple(units(ref))
+        if not key or len(key) > MAX_LABEL_UNITS:
+            return None
+        labels.setdefault(key, ref)
+    if not 2 <= len(labels) <= min(MAX_LABELS, MAX_SHARE * len(references)):
+        return None
+    return list(labels.values())
+
+
+def _spans(seq: list[str], sub: list[str]) -> list[tuple[int, int]]:
+    n = len(sub)
+    return [(i, i + n) for i in range(len(seq) - n + 1) if seq[i:i + n] == sub] if n else []
+
+
+def label_match(output: str, references: Sequence[str], labels: Sequence[str]) -> bool:
+    """True when the output states one of the references and no other label of the set.
+
+    A label found only inside the stated reference does not count (`not entailment` states `not entailment`,
+    not also `entailment`)."""
+    got = units(output)
+    wanted = {tuple(units(r)) for r in references} - {()}
+    for ref in wanted:
+        own = _spans(got, list(ref))
+        if not own:
+            continue
+        others = (list(lab) for lab in {tuple(units(x)) for x in labels} - wanted - {()})
+        if not any(not any(a <= s and e <= b for a, b in own) for other in others for s, e in _spans(got, other)):
+            return True
+    return False
+
+
+def label_rule(labels: Sequence[str] | None) -> str:
+    """The rule `domain_accuracy` used, in words (report.md and `nlirg eval` print it)."""
+    if not labels:
+        return "answer contains the reference (normalised units)"
+    shown = ", ".join(labels[:MAX_LABELS])
+    return f"label set ({shown}): answer states the reference label and no other label"

@@ -34,12 +34,15 @@ class EvalOptions:
     runs and the base model the same value, so their losses and perplexities compare."""
     system_prompt: str | None = None
     """System prompt for records without one (None: the run's data.system_prompt)."""
+    labels: list[str] = field(default_factory=list)
+    """The domain set's labels (empty: the run's eval.labels, else detected; `metrics.detect_labels`)."""
 
     def resolved(self, target: Target) -> EvalOptions:
         """These options with max_length and system_prompt filled in from the target's run config."""
         cfg = target.config
         return replace(self, max_length=self.max_length or (cfg.data.max_length if cfg is not None else 1024),
-                       system_prompt=self.system_prompt or (cfg.data.system_prompt if cfg is not None else None))
+                       system_prompt=self.system_prompt or (cfg.data.system_prompt if cfg is not None else None),
+                       labels=self.labels or (list(cfg.eval.labels) if cfg is not None else []))
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two evaluations of one model comparable (an experiment reuses an eval.json when equal)."""

@@ -8,31 +8,21 @@ real event log and trackers, so the others' events go nowhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from trainer_core.config import ConfigError, RunConfig
-from trainer_core.evaluate.eval_data import DEMO_DOMAIN, DEMO_TRAIN, EvalItem, eval_item, limit, read_domain_set
+from trainer_core.evaluate.eval_data import EvalItem, held_out_items, limit
 from trainer_core.evaluate.generate import GenerationRun, greedy_answers
 from trainer_core.evaluate.metrics import GENERATION_EVENT_KEYS as METRIC_KEYS
-from trainer_core.evaluate.metrics import generation_metrics
+from trainer_core.evaluate.metrics import detect_labels, generation_metrics
 from trainer_core.live.protocol import GenerationEvalEvent
-from trainer_core.train.data.prepare import held_out_records
 
 EXAMPLES = 3
 """Answers carried in each event, so a client can show what the numbers are about."""
 EXAMPLE_CHARS = 400
-
-
-def held_out_items(cfg: RunConfig) -> list[EvalItem]:
-    """eval.domain, else the demo's held-out set for the demo data, else the run's own evaluation records
-    (data.eval, or the data.eval_fraction split: the records the trainer holds out, after data.exclude)."""
-    specs = cfg.eval.domain or (DEMO_DOMAIN if cfg.data.train in (DEMO_TRAIN, DEMO_TRAIN[0]) else [])
-    if specs:
-        return read_domain_set(specs, cfg.data.system_prompt).items
-    return [item for item in map(eval_item, held_out_records(cfg)) if item is not None]
 
 
 @dataclass
@@ -42,6 +32,8 @@ class GenerationProbe:
     max_new_tokens: int
     batch_size: int
     max_length: int
+    labels: list[str] = field(default_factory=list)
+    """eval.labels (empty: detected from the references, `metrics.detect_labels`)."""
 
     @classmethod
     def build(cls, cfg: RunConfig) -> GenerationProbe | None:
@@ -52,7 +44,7 @@ class GenerationProbe:
             raise ConfigError(["eval.generate_every: no held-out prompts to answer; set eval.domain, data.eval or "
                                "data.eval_fraction"], "config")
         return cls(items, cfg.eval.generate_every, cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                   cfg.data.max_length)
+                   cfg.data.max_length, list(cfg.eval.labels))
 
     def due(self, step: int, total_steps: int) -> bool:
         return step % self.every == 0 or step == total_steps
@@ -75,8 +67,9 @@ class GenerationProbe:
         return event
 
     def event(self, step: int, epoch: float, run: GenerationRun) -> GenerationEvalEvent:
-        scored = generation_metrics([a.text for a in run.answers], [i.references for i in self.items],
-                                    [a.hit_limit for a in run.answers])
+        references = [i.references for i in self.items]
+        scored = generation_metrics([a.text for a in run.answers], references, [a.hit_limit for a in run.answers],
+                                    self.labels or detect_labels(references))
         examples = [{"where": i.where, "prompt": i.prompt[-1]["content"][:EXAMPLE_CHARS],
                      "output": a.text[:EXAMPLE_CHARS], "reference": i.references[0][:EXAMPLE_CHARS]}
                     for i, a in list(zip(self.items, run.answers, strict=True))[:EXAMPLES]]

@@ -1,7 +1,9 @@
 """Tables and reports: one evaluation as readable lines, an experiment as `report.json` and `report.md`.
 
 Torch-free. Per arm: mean ± std over repeats; per arm but the reference (`plain`): the difference of means
-with Welch's 95% interval (stats.welch_difference), so a reader sees whether a difference is noise.
+with Welch's 95% interval (stats.welch_difference) and the mean of per-seed differences with the paired t
+interval (stats.paired_difference), so a reader sees whether a difference is noise. The paired interval decides
+the `*` (`significant`): repeats share their seed across arms, so pairing is the test the design calls for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_core.evaluate.stats import finite, summarise, welch_difference
+from trainer_core.evaluate.stats import Difference, finite, paired_difference, summarise, welch_difference
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class Metric:
 METRICS = (
     Metric("eval_loss", "lower", "domain eval loss (mean CE of answer tokens)"),
     Metric("eval_weighted_loss", "lower", "domain eval loss, NLIRG-weighted"),
-    Metric("domain_accuracy", "higher", "domain answers containing the reference"),
+    Metric("domain_accuracy", "higher", "domain answers judged right (the rule: report.md, evaluate.md)"),
+    Metric("domain_contains", "higher", "domain answers containing the reference"),
     Metric("domain_exact_match", "higher", "domain answers equal to the reference"),
     Metric("general_ppl", "lower", "perplexity on general text"),
     Metric("general_ppl_ratio", "lower", "general perplexity / base model's (1 = kept)"),
@@ -65,7 +68,9 @@ def arm_summary(values_by_run: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def differences(arms: dict[str, dict[str, Any]], reference: str, level: float = 0.95) -> dict[str, Any]:
-    """ARM -> METRIC -> {diff, low, high, df, relative, method, level} against the reference arm."""
+    """ARM -> METRIC -> {diff, low, high, df, relative, method, level, excludes_zero} (Welch) against the reference
+    arm, with `paired` (the same fields, per-seed differences) and `significant` (the paired interval excludes 0;
+    Welch's when no seed pairs)."""
     out: dict[str, Any] = {}
     for arm, summary in arms.items():
         if arm == reference:
@@ -73,14 +78,27 @@ def differences(arms: dict[str, dict[str, Any]], reference: str, level: float = 
         out[arm] = {}
         for key in METRIC_KEYS:
             d = welch_difference(finite(summary[key]["values"]), finite(arms[reference][key]["values"]), level)
+            p = paired_difference(_seed_pairs(summary, arms[reference], key), level)
             out[arm][key] = None if d is None else {
-                "diff": d.diff, "low": d.low, "high": d.high, "df": d.df, "relative": d.relative,
-                "method": d.method, "level": level, "excludes_zero": d.excludes_zero}
+                **_difference_dict(d, level), "paired": None if p is None else _difference_dict(p, level),
+                "significant": (p if p is not None else d).excludes_zero}
     return out
 
 
+def _difference_dict(d: Difference, level: float) -> dict[str, Any]:
+    return {"diff": d.diff, "low": d.low, "high": d.high, "df": d.df, "relative": d.relative, "method": d.method,
+            "level": level, "excludes_zero": d.excludes_zero}
+
+
+def _seed_pairs(arm: dict[str, Any], reference: dict[str, Any], key: str) -> list[tuple[float, float]]:
+    """(arm value, reference value) of every seed both arms have a finite value for."""
+    ref = dict(zip(reference.get("seeds", []), reference[key]["values"], strict=False))
+    return [(float(v), float(ref[s])) for s, v in zip(arm.get("seeds", []), arm[key]["values"], strict=False)
+            if s in ref and finite([v, ref[s]]) == [v, ref[s]]]
+
+
 def build_report(spec: dict[str, Any], results: dict[str, dict[str, Any] | None],
-                 base: dict[str, Any] | None) -> dict[str, Any]:
+                 base: dict[str, Any] | None, accuracy_rule: str | None = None) -> dict[str, Any]:
     """The report.json of an experiment from its spec, each run's metrics (None: not evaluated) and the base's."""
     arms: dict[str, Any] = {}
     for arm in spec["arms"]:
@@ -92,6 +110,8 @@ def build_report(spec: dict[str, Any], results: dict[str, dict[str, Any] | None]
         "name": spec["name"], "command": spec["command"], "seeds": spec["seeds"], "arms": arms,
         "reference_arm": reference, "differences": differences(arms, reference),
         "interval": "Welch's t, 95%, on the difference of means (arm - reference), Welch-Satterthwaite df",
+        "paired_interval": "paired t, 95%, on the mean of per-seed differences (arm - reference), df = pairs - 1",
+        "domain_accuracy_rule": accuracy_rule,
         "base": {"model": spec["base"], "metrics": base}, "model": spec["model"],
         "evaluated": sum(1 for r in results.values() if r is not None), "planned": len(spec["runs"]),
         "complete": all(results.get(s["name"]) is not None for s in spec["runs"]),
@@ -104,36 +124,47 @@ def mean_std(summary: dict[str, Any]) -> str:
     return fmt(summary["mean"]) + (f" ± {fmt(summary['std'])}" if summary["std"] is not None else "")
 
 
-def _diff_cell(d: dict[str, Any] | None) -> str:
+def _diff_cell(d: dict[str, Any] | None, star: bool = False) -> str:
     if d is None:
         return "-"
     cell = f"{d['diff']:+.4f}"
     if d["low"] is not None:
-        cell += f" [{d['low']:+.4f}, {d['high']:+.4f}]" + (" *" if d["excludes_zero"] else "")
+        cell += f" [{d['low']:+.4f}, {d['high']:+.4f}]" + (" *" if star and d["excludes_zero"] else "")
     if d["relative"] is not None:
         cell += f" ({d['relative'] * 100:+.1f}%)"
     return cell
+
+
+def _diff_cells(d: dict[str, Any] | None) -> tuple[str, str]:
+    """The Welch cell and the paired cell (which carries the `*`)."""
+    if d is None:
+        return "-", "-"
+    paired = d.get("paired")
+    return _diff_cell(d), _diff_cell(paired, star=True) if paired else "-"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     ref = report["reference_arm"]
     others = [a for a in report["arms"] if a != ref]
     base = report["base"]["metrics"] or {}
-    head = ["metric", "better", f"base ({report['base']['model']})", *report["arms"], *(f"{a} − {ref} (95% CI)"
-                                                                                         for a in others)]
+    head = ["metric", "better", f"base ({report['base']['model']})", *report["arms"],
+            *(f"{a} − {ref} {kind}" for a in others for kind in ("(Welch 95% CI)", "paired (95% CI)"))]
     lines = [f"# Experiment {report['name']}", "",
              f"Command: `{report['command']}`", "",
              f"Model {report['model']}; arms {', '.join(report['arms'])}; seeds {report['seeds']} (repeat i uses "
              f"seed {report['seeds'][0]} + i in every arm); {report['evaluated']}/{report['planned']} runs evaluated"
              + ("" if report["complete"] else " (incomplete: run the same command again to continue)") + ".", "",
-             f"Cells: mean ± sample std over repeats. Difference: {report['interval']}; `*` marks an interval that "
-             "excludes 0; in brackets the change relative to the reference mean.", "",
+             f"Cells: mean ± sample std over repeats. Difference: {report['interval']}; paired: "
+             f"{report.get('paired_interval')}; `*` marks a paired interval that excludes 0 (the test that decides);"
+             " in brackets the change relative to the reference mean.", "",
+             f"domain_accuracy: {report.get('domain_accuracy_rule') or 'answer contains the reference'}; "
+             "domain_contains and domain_exact_match are shown beside it.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric in METRICS:
         if all(report["arms"][a][metric.key]["mean"] is None for a in report["arms"]):
             continue
         row = [metric.key, metric.better, fmt(base.get(metric.key)),
                *(mean_std(report["arms"][a][metric.key]) for a in report["arms"]),
-               *(_diff_cell(report["differences"][a][metric.key]) for a in others)]
+               *(cell for a in others for cell in _diff_cells(report["differences"][a][metric.key]))]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

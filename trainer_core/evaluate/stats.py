@@ -129,3 +129,26 @@ def welch_difference(arm: Sequence[float], reference: Sequence[float], level: fl
     df = (va + vr) ** 2 / (va ** 2 / (len(arm) - 1) + vr ** 2 / (len(reference) - 1))
     half = t_quantile(0.5 + level / 2.0, df) * math.sqrt(va + vr)
     return Difference(diff, diff - half, diff + half, df, relative)
+
+
+def paired_difference(pairs: Sequence[tuple[float, float]], level: float = 0.95) -> Difference | None:
+    """The mean of per-seed differences (arm - reference) with the paired t interval (df = n - 1).
+
+    Seeds pair the runs of two arms (same data order, same initial weights), so the seed's own effect cancels and
+    the interval is narrower than Welch's when the seeds move both arms alike. None without a pair; no interval
+    with one pair; pairs that all differ by the same amount give that amount as a point (width 0, df None).
+    """
+    if not pairs:
+        return None
+    diffs = [a - r for a, r in pairs]
+    diff = mean(diffs)
+    ref_mean = mean([r for _, r in pairs])
+    relative = diff / abs(ref_mean) if ref_mean else None
+    if len(diffs) < 2:
+        return Difference(diff, None, None, None, relative, "paired")
+    sd = sample_std(diffs) or 0.0
+    if sd == 0.0:
+        return Difference(diff, diff, diff, None, relative, "paired")
+    df = len(diffs) - 1
+    half = t_quantile(0.5 + level / 2.0, df) * sd / math.sqrt(len(diffs))
+    return Difference(diff, diff - half, diff + half, df, relative, "paired")

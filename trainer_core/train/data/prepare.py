@@ -26,8 +26,9 @@ from trainer_core.config import RunConfig
 from trainer_core.data.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
 from trainer_core.data.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
 from trainer_core.data.exclude import ExcludeList, Exclusion, exclusion, read_exclude
-from trainer_core.data.files import quiet_datasets, read_records
-from trainer_core.data.records import DataError, Record
+from trainer_core.data.files import quiet_datasets
+from trainer_core.data.records import DataError
+from trainer_core.data.split import split_indices
 from trainer_core.train.data.packing import cut_rows
 from trainer_core.train.data.report import row_report, summary_line, token_report
 from trainer_core.train.data.tokenize import tokenize_batch
@@ -218,30 +219,6 @@ def _tokenize(source: SourceRecords, index: int, tokenizer, cfg: RunConfig, work
                        "source": index, "file_names": source.files})
     counter.add(done_before + len(ds) - counter.done)  # whatever the progress hook did not see
     return out
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, eval) record indices, sorted: a deterministic `fraction` held out for evaluation."""
-    if fraction <= 0 or n < 2:
-        return np.arange(n), np.arange(0)
-    held = np.random.default_rng(seed).permutation(n)[: max(1, int(round(n * fraction)))]
-    mask = np.zeros(n, dtype=bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def held_out_records(cfg: RunConfig) -> list[Record]:
-    """The records a run evaluates on, read into memory (for small sets: the generation probe): data.eval's, else
-    the data.eval_fraction split of data.train. The same selection `_build` makes: `split_indices` over the
-    records left after data.exclude, in the order the sources are read, with the run's seed."""
-    d = cfg.data
-    exclude = read_exclude(d.exclude) if d.exclude else None
-    if d.eval:
-        return read_records(d.eval, d.format, d.system_prompt, d.text_field, d.columns, exclude=exclude)
-    if d.eval_fraction <= 0:
-        return []
-    records = read_records(d.train, d.format, d.system_prompt, d.text_field, d.columns, exclude=exclude)
-    return [records[i] for i in split_indices(len(records), d.eval_fraction, cfg.training.seed)[1]]
 
 
 def _cut(tokens, indices: np.ndarray, row_length: int, pack: bool, path: Path):
