@@ -11,6 +11,7 @@ from textual.screen import Screen
 
 from nlirg_tui.messages import OpenRun
 from nlirg_tui.screens.data import DataScreen
+from nlirg_tui.screens.dialogs import early_key_target
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.screens.runs import RunsScreen
 from nlirg_tui.settings import load_settings, save_setting
@@ -39,6 +40,10 @@ class NlirgApp(App):
     async def on_event(self, event: events.Event) -> None:
         """Esc then a digit typed quickly reach the terminal's reader in one burst, which reads them as Option+digit
         (`alt+3`): they are Esc (leave the editor) and the digit (show that pane), in that order."""
+        dialog = early_key_target(self, event)
+        if dialog is not None:  # typed before the dialog opened, in the same burst as the key that opened it
+            dialog.type_ahead(event)
+            return
         digit = esc_digit(event)
         if digit is None:
             await super().on_event(event)

@@ -9,10 +9,11 @@ the screen behind it: one key, one dialog.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -41,6 +42,21 @@ class Dialog(ModalScreen[T]):
 
     def action_cancel(self) -> None:
         self.answer(None)
+
+
+def early_key_target(app: Any, event: events.Event) -> ValueDialog | None:
+    """For an App's `on_event`: the value dialog a key belongs to although it reached the screen behind it.
+
+    `l` then `0.5` Enter in one burst: every key is handed to the screen that was on top when it arrived, before
+    `l`'s binding opened the dialog; their bindings are then looked up on the dialog, where `0` means nothing and
+    Enter submits the value shown. A key older than the dialog, bubbling up from the screen behind, is typed into
+    the dialog instead."""
+    if not isinstance(event, events.Key) or not event.is_forwarded or not app.screen_stack:
+        return None
+    dialog = app.screen
+    if isinstance(dialog, ValueDialog) and not dialog.answered and event.time < dialog.opened_at:
+        return dialog
+    return None
 
 
 def ask(screen: Screen, dialog: Dialog[T], then: Callable[[T | None], Any]) -> bool:
@@ -106,11 +122,18 @@ class ValueDialog(Dialog[str]):
     """One value typed by the user; Enter submits, escape cancels (None). The value starts selected, so typing
     replaces it."""
 
-    def __init__(self, prompt: str, value: str = "", placeholder: str = ""):
+    def __init__(self, prompt: str, value: str = "", placeholder: str = "", early_chars: str | None = None):
         super().__init__()
+        self.early_chars = early_chars
+        """The characters a key typed before the dialog opened may add (None: any); a repeat of the key that
+        opened it (`l l` in one read) is not one of them."""
         self.prompt = prompt
         self.value = value
         self.placeholder = placeholder
+        self.opened_at = time.monotonic()
+        """Keys older than this were typed before the dialog opened (`early_key_target`)."""
+        self._early: list[events.Key] = []
+        """Keys handed over before the field existed (`type_ahead`)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -120,6 +143,27 @@ class ValueDialog(Dialog[str]):
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+        early, self._early = self._early, []
+        for event in early:
+            self.type_ahead(event)
+
+    _typed = False
+
+    def type_ahead(self, event: events.Key) -> None:
+        """A key typed in the same burst as the one that opened this dialog: text into the field (the first
+        replaces the value shown, as typing into it would), Enter submits; kept until the field exists."""
+        if not self.is_mounted:
+            self._early.append(event)
+            return
+        field = self.query_one(Input)
+        if event.key == "enter":
+            self.answer(field.value.strip())
+        elif event.is_printable and event.character and (self.early_chars is None
+                                                         or event.character in self.early_chars):
+            if not self._typed:
+                self._typed = True
+                field.value = ""
+            field.insert_text_at_cursor(event.character)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

@@ -255,7 +255,8 @@ class RunScreen(Screen):
 
     def action_lr_scale(self) -> None:
         ask(self, ValueDialog(f"LR now {lr_label(self.state)}. A scale (0.5 = half the schedule; 1 = as configured) "
-                              "or an absolute LR in scientific form (1e-4)", f"{self.state.lr_scale:g}"),
+                              "or an absolute LR in scientific form (1e-4)", f"{self.state.lr_scale:g}",
+                              early_chars="0123456789.eE-+xX×"),
             self._lr_scale)
 
     def _lr_scale(self, value: str | None) -> None:
