@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import difflib
 
-import yaml
-
 from trainer_core.config import ConfigError, RunConfig, config_from_dict
+from trainer_core.config.yaml_text import YamlTextError, load_yaml
 
 
 def check_config_text(text: str) -> tuple[RunConfig | None, list[str]]:
     """The config and no problems, or None and one line per problem, each led by its key path (or line)."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        return None, [f"{where}YAML syntax error: {getattr(exc, 'problem', None) or exc}"]
+        raw = load_yaml(text)
+    except YamlTextError as exc:
+        return None, [str(exc)]
     try:
         return config_from_dict(raw if raw is not None else {}, "config"), []
     except ConfigError as exc:

@@ -19,6 +19,7 @@ from trainer_core.atomic import write_atomic
 from trainer_core.config.choices import not_one_of
 from trainer_core.config.paths import anchor_paths
 from trainer_core.config.schema import ConfigError, RunConfig, non_finite
+from trainer_core.config.yaml_text import YamlTextError, load_yaml
 from trainer_core.quoting import quoted
 
 
@@ -150,8 +151,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError([f"--set {text}: expected KEY=VALUE, e.g. training.lr=1e-4"], "--set")
     key, _, value = text.partition("=")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = load_yaml(value) if value.strip() else ""
+    except YamlTextError as exc:
+        if "nested" in str(exc):
+            raise ConfigError([f"--set {key.strip()}: {exc}"], "--set") from None
         parsed = value
     return key.strip(), parsed
 
@@ -177,12 +180,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError([f"config file '{path}' not found"], str(path))
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{where}YAML syntax error: {problem}"], str(path)) from None
+        raw = load_yaml(p.read_text(encoding="utf-8"))
+    except YamlTextError as exc:
+        raise ConfigError([str(exc)], str(path)) from None
     return raw if raw is not None else {}
 
 

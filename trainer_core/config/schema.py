@@ -154,8 +154,9 @@ class DataConfig:
             out.append(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
         if self.max_length < 8:
             out.append(f"data.max_length: {self.max_length} must be at least 8")
-        if self.pack_length < 0:
-            out.append(f"data.pack_length: {self.pack_length} must be >= 0")
+        if self.pack_length < 0 or self.pack_length == 1:
+            out.append(f"data.pack_length: {self.pack_length} must be 0 (off) or at least 2 (a row trains a token "
+                       "on the one before it)")
         if self.pad_to_multiple_of < 1:
             out.append(f"data.pad_to_multiple_of: {self.pad_to_multiple_of} must be >= 1")
         if self.num_proc < 0:

@@ -40,6 +40,7 @@ from trainer_core.train.loss.special_tokens import ZeroedSpecialWatch, special_i
 from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model import resume
 from trainer_core.train.model.checkpoint import require_complete
+from trainer_core.train.model.context import fit_to_context, model_context
 from trainer_core.train.model.finite import non_finite_parameters
 from trainer_core.train.model.load import (
     base_weights,
@@ -173,6 +174,8 @@ class Trainer:
         self.device, self.rank, self.world_size = self.backend.device, self.backend.rank, self.backend.world_size
         self.dtype = compute_dtype(cfg.model, self.device)
         path = resolve(cfg.model)
+        for warning in fit_to_context(cfg, model_context(path, cfg.model.trust_remote_code)):
+            log.warning(warning)  # capped, not refused: a row longer than the context would never train
         self.tokenizer = load_tokenizer(path, cfg.model)
         # Read, tokenize and cache the corpus once (or map the cached tables): docs/design.md §11, docs/data.md.
         self.data = prepare_data(cfg, self.tokenizer, self._data_progress)

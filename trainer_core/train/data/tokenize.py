@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainer_core.data.records import DataError
+from trainer_core.train.data.text_bound import cut_messages, text_bound
 
 IGNORE = -100
 
@@ -158,7 +159,9 @@ def tokenize_batch(batch: dict[str, list[Any]], indices: list[int], *, tokenizer
         for text, where in zip(batch["text"], wheres, strict=True):
             if text is not None:
                 raise DataError(f"{where}: a plain-text record in SFT data; use training.type cpt")
-        encoded = encode_chats(tokenizer, _renderer(tokenizer), batch["messages"], wheres)
+        bound = text_bound(tokenizer, max_length)  # a huge answer is cut to what max_length tokens can hold first
+        conversations = [cut_messages(messages, bound) for messages in batch["messages"]]
+        encoded = encode_chats(tokenizer, _renderer(tokenizer), conversations, wheres)
     else:
         for text, where in zip(batch["text"], wheres, strict=True):
             if text is None:
