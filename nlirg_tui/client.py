@@ -18,7 +18,7 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEvents
-from trainer_core.live.processes import pid_alive
+from trainer_core.live.processes import trainer_alive
 from trainer_core.live.protocol import LineReader, ProtocolError, ack, command, decode_lines, encode, is_event, replay
 from trainer_core.live.rundir import EVENTS_FILE, TRAINER_FILE, read_json
 from trainer_core.live.runs import LIVE_STATUSES
@@ -148,7 +148,7 @@ class RunLink(Widget):
         """Read new lines of events.jsonl; True when nothing more will come (run ended or trainer gone)."""
         await self._drain_file()
         trainer = read_json(self.run_dir / TRAINER_FILE) or {}
-        alive = pid_alive(trainer.get("pid"))
+        alive = trainer_alive(trainer)
         # An `end` followed by a live, starting trainer is `nlirg train --resume` bringing the run back: wait for it.
         if self._ended and not (alive and trainer.get("status") in LIVE_STATUSES):
             self._set_mode("replay", "the run has ended")

@@ -11,13 +11,17 @@ from typing import Any
 
 from nlirg_tui.cleaning import clean_paths
 from nlirg_tui.config_check import check_config_text
+from nlirg_tui.data_check import check_run_inputs
 from trainer_core.config import RunConfig, build_config, config_to_yaml
-from trainer_core.config.model_source import ModelLoadError, check_model_source
+from trainer_core.config.model_source import ModelLoadError
 from trainer_core.config.sources import parse_sources
 from trainer_core.data.files import SUFFIX_KINDS, SourceFile, expand_source, nonblank_lines, raw_rows
+from trainer_core.data.records import DataError
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
+from trainer_core.live.run_lock import busy_message, lock_holder
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
+from trainer_core.live.runs import run_info
 
 
 class LaunchError(ValueError):
@@ -49,6 +53,10 @@ def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
     if cfg is None:
         raise LaunchError("; ".join(problems))
     name = (read_json(run_dir / TRAINER_FILE) or {}).get("name") or run_dir.name
+    if resume_weights:  # its newest checkpoint may be a save in progress, and two trainers would train on
+        holder, info = lock_holder(run_dir), run_info(run_dir)
+        if holder is not None or info.live:
+            raise LaunchError(busy_message(run_dir, holder or info.pid))
     resume = resume_point(run_dir) if resume_weights else None
     if resume_weights and resume is None:
         raise LaunchError(f"{run_dir.name} has no checkpoint to resume from; relaunch with fresh weights")
@@ -56,9 +64,9 @@ def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
 
 
 def _start(cfg: RunConfig, name: str, resume: Path | None = None) -> Path:
-    try:
-        check_model_source(cfg.model.path)  # a missing config.json or an unreachable hub id: no run directory
-    except ModelLoadError as exc:
+    try:  # a missing config.json, an unreachable hub id, a malformed record, a full cache: no run directory
+        check_run_inputs(cfg)
+    except (ModelLoadError, DataError) as exc:
         raise LaunchError(str(exc)) from None
     run_dir = prepare_run(cfg, name)
     start_detached(run_dir, resume)

@@ -6,6 +6,7 @@ Every user mistake (unknown run, run not live, refused command) becomes a one-li
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -137,7 +138,7 @@ def stream_events(run_dir: Path, echo: Echo, as_json: bool = False) -> str:
     emit: Callable[[dict[str, Any]], None] = (
         (lambda e: echo(json.dumps(e, ensure_ascii=False))) if as_json else (lambda e: echo(format_event(e))))
     try:
-        client = LiveClient.for_run(run_dir)
+        client = LiveClient.for_run(run_dir, notice=_to_stderr)
     except NotLive:
         return _print_history(read_events(run_dir / EVENTS_FILE), emit, run_info(run_dir).status)
     with client:
@@ -186,7 +187,7 @@ def send_command(run_dir: Path, name: str, args: dict[str, Any] | None = None, w
                  timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Send one command to a live run; return (ack, end event if `wait_end`). Refusals raise LiveCommandError."""
     try:
-        client = LiveClient.for_run(run_dir, timeout=timeout)
+        client = LiveClient.for_run(run_dir, timeout=timeout, notice=_to_stderr)
     except NotLive as exc:
         raise LiveCommandError(str(exc)) from None
     with client:
@@ -205,8 +206,17 @@ def send_command(run_dir: Path, name: str, args: dict[str, Any] | None = None, w
             raise LiveCommandError(f"{name} refused: {ack.get('error')}")
         end = None
         if wait_end:
-            for msg in client.messages():
-                if msg.get("type") == "end":
-                    end = msg
-                    break
+            try:
+                for msg in client.messages():
+                    if msg.get("type") == "end":
+                        end = msg
+                        break
+            except TimeoutError:
+                raise LiveCommandError(f"{name} applied at step {ack.get('applied_at_step')}, but the run had not "
+                                       f"ended {timeout:g} s later (a long save?); it ends on its own: `nlirg runs` "
+                                       "shows when") from None
         return ack, end
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -77,15 +77,25 @@ commands.add_typer(data_app, name="data")
 def data_cache(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the named entries (all of them when none is named).")]
     = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove the entries no source can use any more (a file "
+                                                         "changed or gone since it was read).")] = False,
     names: Annotated[list[str] | None, typer.Argument(help="Entries to clear (as listed).")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder (default: as data.cache_dir).")]
     = None,
 ) -> None:
-    """List the data cache (entry, size, last used, what it holds), or clear it with --clear."""
+    """List the data cache (entry, size, last used, what it holds), prune it with --prune, or clear it with --clear."""
     from trainer_core.data.cache import cache_root, list_entries
     from trainer_core.data.cache import clear as clear_entries
+    from trainer_core.data.cache_prune import prune as prune_entries
 
     root = cache_root(str(cache_dir) if cache_dir else None)
+    if prune and (clear or names):
+        die("--prune removes the unused entries; name entries only with --clear")
+    if prune:
+        removed = prune_entries(root)
+        typer.echo(f"pruned {len(removed)} unused entr{'y' if len(removed) == 1 else 'ies'} "
+                   f"({_size(sum(e.size_bytes for e in removed))}) from {root}")
+        return
     if clear:
         try:
             removed = clear_entries(root, names)

@@ -26,6 +26,7 @@ from nlirg_tui.cli.common import (
 from trainer_core.config import ConfigError, RunConfig, build_config, save_config
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
+from trainer_core.live.run_lock import RunBusy, busy_message, lock_holder
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 from trainer_core.live.terminal import make_output_best_effort
 
@@ -137,34 +138,28 @@ def _launch(config: Path | None, overrides: list[str], max_steps: int | None, de
 def check_data(cfg: RunConfig) -> None:
     """Read and normalise every data source (cached: the trainer finds it done) before a run directory exists, so
     a malformed record is one line naming its file and line, exit code 2, and nothing left behind."""
-    from trainer_core.data.cache import cache_root
-    from trainer_core.data.corpus import read_sources
-    from trainer_core.data.exclude import read_exclude
+    from nlirg_tui.data_check import check_run_inputs
+    from trainer_core.config.model_source import ModelLoadError
     from trainer_core.data.records import DataError
 
     def progress(phase: str, done: int, total: int, seconds: float) -> None:
         typer.echo(f"{phase} data: {done}/{total} file(s), {seconds:.0f} s", err=True)
 
-    _check_model(cfg.model.path)  # seconds at most, before minutes of reading data
-
     try:
-        exclude = read_exclude(cfg.data.exclude) if cfg.data.exclude else None
-        for which in ("train", "eval"):
-            read_sources(cfg.data.sources(which), cache_root(cfg.data.cache_dir), cfg.data.num_proc, progress,
-                         exclude)
-    except DataError as exc:
+        check_run_inputs(cfg, progress)
+    except (DataError, ModelLoadError) as exc:
         die(str(exc))
 
 
-def _check_model(spec: str) -> None:
-    """A model folder without config.json, or a hub id that is neither cached nor reachable: one line, exit 2,
-    before a run directory exists (and offline with a cached model: the trainer inherits HF_HUB_OFFLINE)."""
-    from trainer_core.config.model_source import ModelLoadError, check_model_source
+def _refuse_live(run_dir: Path) -> None:
+    """One line, exit 2, when a trainer trains `run_dir` now (its lock is held, or trainer.json's live process
+    is still the one it names): a second trainer would share the folder with it."""
+    from trainer_core.live.runs import run_info
 
-    try:
-        check_model_source(spec)
-    except ModelLoadError as exc:
-        die(str(exc))
+    holder = lock_holder(run_dir)
+    info = run_info(run_dir)
+    if holder is not None or info.live:
+        die(busy_message(run_dir, holder or info.pid))
 
 
 def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, detach: bool,
@@ -178,6 +173,7 @@ def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, d
         run_dir = resolve(run, root)
     except LiveCommandError as exc:
         die(f"--resume {exc}")
+    _refuse_live(run_dir)  # before anything touches its config or checkpoints
     checkpoint = resume_point(run_dir)  # finishes or undoes a save that a kill interrupted
     if checkpoint is None:
         die(f"--resume {run_dir}: no checkpoint to resume from")
@@ -189,7 +185,10 @@ def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, d
     check_data(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
     if detach:
-        start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
+        try:
+            start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
+        except RunBusy as exc:
+            die(str(exc))
         typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
         typer.echo(str(run_dir))
         return

@@ -127,6 +127,9 @@ class DataConfig:
     cache_dir: str | None = None
     """Where tokenized corpora are cached (default: $NLIRG_DATA_CACHE, else $XDG_CACHE_HOME/nlirg/data, else
     ~/.cache/nlirg/data); `nlirg data cache` lists and clears it."""
+    cache_max_gb: float = 50.0
+    """Most the data cache may hold (GiB); past it, the least recently used entries are removed when a run
+    prepares its data (never the run's own). 0 = no cap. `nlirg data cache --prune` removes unused entries."""
 
     def source_defaults(self) -> dict[str, Any]:
         """The section's settings that a source entry may override."""
@@ -161,6 +164,8 @@ class DataConfig:
             out.append(f"data.pad_to_multiple_of: {self.pad_to_multiple_of} must be >= 1")
         if self.num_proc < 0:
             out.append(f"data.num_proc: {self.num_proc} must be >= 0 (0 = one per core)")
+        if not self.cache_max_gb >= 0:
+            out.append(f"data.cache_max_gb: {self.cache_max_gb} must be >= 0 (0 = no cap)")
         return out
 
 

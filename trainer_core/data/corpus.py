@@ -122,6 +122,7 @@ def _build(spec: SourceSpec, files: list[SourceFile], folder: Path, num_proc: in
     del records, parts
     shutil.rmtree(work, ignore_errors=True)
     write_meta(folder, {"kind": "records", "files": [f.name for f in files], "records": n,
+                        "fingerprints": [f.fingerprint() for f in files],  # `nlirg data cache --prune` checks them
                         "excluded": read - n, "exclude_matched": sorted(matched),
                         "settings": spec.settings(), "summary": f"{n:,} records from {_describe(files)}"})
     log.info("data: read and normalised %s records of %s in %.1f s", f"{n:,}", spec.path, time.time() - started)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_core.config.sources import BUILTIN_DATA, SourceSpec, hf_datasets_cache, hub_cache_dirs, parse_sources
+from trainer_core.data.content_hash import content_digest
 from trainer_core.data.records import DataError, Record, apply_columns, file_format, normalise, record_id
 
 if TYPE_CHECKING:
@@ -49,10 +50,10 @@ class SourceFile:
         return self.path
 
     def fingerprint(self) -> list[Any]:
-        """Path, size and modification time of every file that holds the data: a changed file changes it."""
+        """Path and content digest of every file that holds the data: a changed byte changes it, a `touch` does not
+        (the path stays: errors, flagged samples and data.exclude name records by it)."""
         files = [Path(self.path)] if self.kind in SUFFIX_KINDS.values() else self._data_files()
-        return [self.kind, self.path, self.split, self.subset,
-                *[(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
+        return [self.kind, self.path, self.split, self.subset, *[(str(f), content_digest(f)) for f in files]]
 
     def _data_files(self) -> list[Path]:
         roots = [Path(self.path)] if self.kind == "saved" else hub_cache_dirs(self.path)

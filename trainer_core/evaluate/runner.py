@@ -40,8 +40,9 @@ from trainer_core.evaluate.options import EvalOptions
 from trainer_core.evaluate.report import render_markdown
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import FINAL, read_json, write_json_atomic
-from trainer_core.live.runs import last_step_event, pid_alive, run_info
+from trainer_core.live.runs import last_step_event, run_info
 
 Say = Callable[[str], None]
 POLL_S = 0.5

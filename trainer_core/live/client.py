@@ -7,7 +7,7 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ class SocketBusy(NotLive):
 
 BUSY_WAIT_S = float(os.environ.get("NLIRG_LIVE_BUSY_WAIT", "10"))
 """How long a command retries a socket whose listen queue is full before it gives up with one line."""
+
+
+NOTICE_AFTER_S = 2.0
+"""How long `for_run` waits for a starting trainer's socket before it says that it waits."""
 
 
 class LiveClient:
@@ -49,19 +53,25 @@ class LiveClient:
             raise protocol.ProtocolError(f"expected hello, got {self.hello.get('type')!r}")
 
     @classmethod
-    def for_run(cls, run_dir: Path, timeout: float = 10.0, wait_s: float = 60.0) -> LiveClient:
+    def for_run(cls, run_dir: Path, timeout: float = 10.0, wait_s: float = 60.0,
+                notice: Callable[[str], None] | None = None) -> LiveClient:
         """Connect to a run's trainer, or raise NotLive saying why not.
 
         A trainer that is still starting (importing torch, before its socket exists) is waited for up to
-        `wait_s`: `nlirg stop` right after `nlirg train --detach` must reach it.
+        `wait_s`: `nlirg stop` right after `nlirg train --detach` must reach it. `notice` hears, once, that the
+        wait is on (after NOTICE_AFTER_S), so a wait is never silent.
         """
-        deadline = time.monotonic() + wait_s
+        started = time.monotonic()
+        deadline = started + wait_s
         busy_deadline = time.monotonic() + min(wait_s, BUSY_WAIT_S)
         while True:
             info = run_info(run_dir)
             if not info.live:
                 raise NotLive(f"{info.name} is not running (status {info.status})")
             path = info.socket or str(socket_path(run_dir))
+            if notice is not None and time.monotonic() - started > NOTICE_AFTER_S:
+                notice(f"waiting up to {wait_s:g} s for the trainer of {info.name} (pid {info.pid}) to open its socket")
+                notice = None
             try:
                 return cls(path, timeout)
             except (FileNotFoundError, ConnectionRefusedError):

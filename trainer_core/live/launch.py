@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig, build_config, save_config
-from trainer_core.live.processes import descends_from
+from trainer_core.live.processes import descends_from, process_started
+from trainer_core.live.run_lock import check_not_busy
 from trainer_core.live.rundir import (
     CONFIG_FILE,
     FLAGGED_FILE,
@@ -116,8 +117,10 @@ def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
 def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False,
                    env: dict[str, str] | None = None) -> int:
     """Start the trainer in its own session (immune to SIGHUP and the terminal closing); return its pid.
+    RunBusy (a one-line message) when a trainer trains the run already: trainer.json is left alone.
 
     `env` adds variables (an experiment pins a run to one GPU with CUDA_VISIBLE_DEVICES)."""
+    check_not_busy(run_dir)
     fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode(run_dir))
     log = os.fdopen(fd, "ab")  # handed to the child
     proc = subprocess.Popen(
@@ -127,7 +130,8 @@ def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
     )
     log.close()
     # rank 0 replaces pid with its own; `starting` tells a client that reads an earlier `end` (a resume) to wait
-    update_trainer_json(run_dir, pid=proc.pid, launcher_pid=proc.pid, status="starting", ended=None)
+    update_trainer_json(run_dir, pid=proc.pid, pid_started=process_started(proc.pid), launcher_pid=proc.pid,
+                        status="starting", ended=None)
     return proc.pid
 
 

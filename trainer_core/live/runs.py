@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer_core.live.processes import pid_alive
+from trainer_core.live.processes import trainer_alive
 from trainer_core.live.protocol import LIVE_STATUSES
 from trainer_core.live.rundir import (
     CONFIG_FILE,
@@ -57,7 +57,7 @@ def run_info(run_dir: Path) -> RunInfo:
     summary = read_json(run_dir / SUMMARY_FILE) or {}
     status = info.get("status", "created")
     pid = info.get("pid")
-    if status in LIVE_STATUSES and not pid_alive(pid):
+    if status in LIVE_STATUSES and not trainer_alive(info):
         status = "dead"
     step, total, loss = summary.get("steps"), summary.get("total_steps"), summary.get("final_loss")
     last = last_step_event(run_dir / EVENTS_FILE) or {}

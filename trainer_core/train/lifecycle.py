@@ -26,6 +26,8 @@ from trainer_core.live.control import Command, CommandQueue
 from trainer_core.live.events import EventLog
 from trainer_core.live.launch import EXIT_USER_ERROR
 from trainer_core.live.log_events import NOT_AN_EVENT, mirror_log
+from trainer_core.live.processes import process_started
+from trainer_core.live.run_lock import RunBusy, hold_run
 from trainer_core.live.rundir import (
     CONFIG_FILE,
     EVENTS_FILE,
@@ -56,8 +58,9 @@ class Seat:
         """Set up logging and the run's records of this process; return the event log this rank writes to."""
         if self.main:
             setup_logging(self.run_dir, LOG_FILE)
-            record_trainer_json(self.run_dir, pid=os.getpid(), host=socket.gethostname(), status="starting",
-                                started=time.time(), ended=None, run_dir=str(self.run_dir))
+            record_trainer_json(self.run_dir, pid=os.getpid(), pid_started=process_started(os.getpid()),
+                                host=socket.gethostname(), status="starting", started=time.time(), ended=None,
+                                run_dir=str(self.run_dir))
         else:
             (self.run_dir / ranks.RANKS_DIR).mkdir(exist_ok=True)
             setup_logging(self.run_dir, f"{ranks.RANKS_DIR}/rank-{self.rank}.log")
@@ -90,6 +93,19 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
     `make_probe`: builds the eval.generate_every probe from the config (the Trainer's `make_probe`).
     """
     follow_run_dir_mode(run_dir)  # 0700/0600 unless output.shared: before the first file is written
+    try:  # one trainer per run: a second one is refused before it writes a byte (live/run_lock.py)
+        lock = hold_run(run_dir) if rank == 0 else None
+    except RunBusy as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    try:
+        return _run(run_dir, rank, resume, progress, keep_lr_scale)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run(run_dir: Path, rank: int, resume: Path | None, progress: bool, keep_lr_scale: bool) -> int:
     seat = Seat(run_dir, rank)
     events = seat.start()
     commands = CommandQueue()

@@ -25,6 +25,8 @@ import torch
 
 from trainer_core.atomic import building_dir
 from trainer_core.config import ConfigError, RunConfig, save_config
+from trainer_core.data.cache import cache_root
+from trainer_core.data.cache_errors import cache_disk_errors
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args
 from trainer_core.live.events import EventLog, clean
@@ -178,7 +180,8 @@ class Trainer:
             log.warning(warning)  # capped, not refused: a row longer than the context would never train
         self.tokenizer = load_tokenizer(path, cfg.model)
         # Read, tokenize and cache the corpus once (or map the cached tables): docs/design.md §11, docs/data.md.
-        self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
+        with cache_disk_errors(cache_root(cfg.data.cache_dir)):  # a full disk there: one line, exit 2
+            self.data = prepare_data(cfg, self.tokenizer, self._data_progress)
         if self.data.exclusion is not None:  # data.exclude: how many records were left out
             log.info(self.data.exclusion.message())
             self.events.emit("log", level="warning" if self.data.exclusion.unmatched else "info",

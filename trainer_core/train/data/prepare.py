@@ -24,6 +24,7 @@ import numpy as np
 
 from trainer_core.config import RunConfig
 from trainer_core.data.cache import building, cache_key, cache_root, lookup, read_meta, write_meta
+from trainer_core.data.cache_prune import enforce_cap
 from trainer_core.data.corpus import Report, SourceRecords, map_procs, num_procs, read_sources
 from trainer_core.data.exclude import ExcludeList, Exclusion, exclusion, read_exclude
 from trainer_core.data.files import quiet_datasets
@@ -73,6 +74,10 @@ def prepare_data(cfg: RunConfig, tokenizer, progress: Report | None = None) -> P
     entry = lookup(root, key)
     assert entry is not None, key
     meta = read_meta(entry)
+    in_use = {key, *(s.key for s in [*train_sources, *eval_sources])}
+    for gone in enforce_cap(root, int(d.cache_max_gb * 2**30), in_use):  # data.cache_max_gb: oldest use first
+        log.info("data cache: removed %s (%s), least recently used, to stay under data.cache_max_gb", gone.name,
+                 gone.summary)
     packed = t.type == "cpt" and d.pack_length > 0
     train = _load(entry / "train", train_sources, packed)
     evals = _load(entry / "eval", eval_sources or train_sources, packed) if meta["eval_rows"] else None
@@ -134,7 +139,8 @@ def _build(folder: Path, cfg: RunConfig, tokenizer, train_sources: list[SourceRe
     report.update(eval_rows=len(eval_rows), seconds=round(time.time() - started, 2))
     del tokens, evals, train_rows, eval_rows, train_tokens, eval_tokens
     shutil.rmtree(work, ignore_errors=True)
-    write_meta(folder, {"kind": "tokens", **report, "summary": summary_line(report, train_sources, cfg)})
+    write_meta(folder, {"kind": "tokens", **report, "summary": summary_line(report, train_sources, cfg),
+                        "records_keys": [s.key for s in [*train_sources, *eval_sources]]})
     log.info("data: tokenized %s records in %.1f s (%.0f records/s)", f"{total:,}", time.time() - started,
              total / max(time.time() - started, 1e-9))
 
