@@ -4,6 +4,7 @@ review` (the Data screen on a score file or a run's flagged samples) and `nlirg 
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ commands = typer.Typer()
 def score(**options: Any) -> None:
     """Rate every record by the model's own per-token loss and entropy; quality in [0, 1], worst first."""
     cmd = [sys.executable, "-m", "trainer_core.score", *ScoreOptions(**options).argv()]
-    raise typer.Exit(subprocess.call(cmd))  # torch lives in that process, never in the CLI's
+    env = {**os.environ, "NLIRG_SCORE_PARENT": str(os.getpid())}  # it dies with this process (score/lifetime.py)
+    raise typer.Exit(subprocess.call(cmd, env=env))  # torch lives in that process, never in the CLI's
 
 
 def _score_signature() -> inspect.Signature:

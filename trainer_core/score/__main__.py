@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 
+from trainer_core.score.lifetime import guard
 from trainer_core.score.options import ScoreError, ScoreOptions, add_arguments
 
 EXIT_USER_ERROR = 2
@@ -34,6 +35,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    guard(opts.out)  # dies with `nlirg score`, private outputs, a killed scorer's temp files removed
     _quiet_libraries()
     try:
         opts.check()

@@ -99,13 +99,14 @@ def run_trainer(run_dir: Path, rank: int, resume: Path | None = None, progress: 
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
     try:
-        return _run(run_dir, rank, resume, progress, keep_lr_scale)
+        return _run(run_dir, rank, resume, progress, keep_lr_scale, make_probe)
     finally:
         if lock is not None:
             lock.close()
 
 
-def _run(run_dir: Path, rank: int, resume: Path | None, progress: bool, keep_lr_scale: bool) -> int:
+def _run(run_dir: Path, rank: int, resume: Path | None, progress: bool, keep_lr_scale: bool,
+         make_probe: ProbeFactory | None) -> int:
     seat = Seat(run_dir, rank)
     events = seat.start()
     commands = CommandQueue()
