@@ -113,7 +113,13 @@ def ab(
 ) -> None:
     """Controlled experiment: the same config per arm but nlirg.weighting, paired seeds, every run evaluated."""
     from trainer_core.evaluate.commands import experiment_complete, prepare_experiment
-    from trainer_core.evaluate.runner import RunFailed, run_experiment, start_experiment_detached
+    from trainer_core.evaluate.runner import (
+        RunFailed,
+        experiment_busy_message,
+        experiment_runner_pid,
+        run_experiment,
+        start_experiment_detached,
+    )
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     try:
@@ -130,6 +136,9 @@ def ab(
         typer.echo((exp_dir / "report.md").read_text(encoding="utf-8"))
         typer.echo(f"{exp_dir} is complete; --new starts a fresh experiment", err=True)
         return
+    busy = experiment_runner_pid(exp_dir)
+    if busy is not None:  # the foreground runner refuses too; a detached one would start only to fail
+        die(experiment_busy_message(exp_dir, busy))
     typer.echo(f"experiment {exp_dir} ({'continued' if existed else 'new'})", err=True)
     if detach:
         pid = start_experiment_detached(exp_dir, gpu_list)

@@ -61,6 +61,21 @@ def eval_options(args: argparse.Namespace):
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from trainer_core.evaluate.eval_lock import EvalBusy, hold_eval
+
+    try:
+        lock = hold_eval(args.out)  # one evaluator per output: an experiment's rerun waits for this one
+    except EvalBusy as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    try:
+        return _evaluate(args)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from trainer_core.config import ConfigError
     from trainer_core.data.records import DataError
     from trainer_core.evaluate.evaluator import evaluate

@@ -11,7 +11,6 @@ continue with the same command.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import queue
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.atomic import write_atomic
+from trainer_core.evaluate.eval_lock import running_evaluator, wait_for_evaluator
 from trainer_core.evaluate.experiment import (
     BASE_DIR,
     EVAL_FILE,
@@ -41,6 +41,7 @@ from trainer_core.evaluate.report import render_markdown
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.processes import pid_alive
+from trainer_core.live.run_lock import LockHeld, hold, holder
 from trainer_core.live.rundir import FINAL, read_json, write_json_atomic
 from trainer_core.live.runs import last_step_event, run_info
 
@@ -100,13 +101,26 @@ def _alive(pid: int) -> bool:
 @contextlib.contextmanager
 def experiment_lock(exp_dir: Path) -> Iterator[None]:
     """One process per experiment: a second `nlirg ab` on the same folder is refused, not interleaved."""
-    with (exp_dir / ".lock").open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ExperimentError(f"{exp_dir.name} is already being run by another nlirg ab; wait for it, or "
-                                  "stop it with Ctrl+C there") from None
+    try:
+        fh = hold(exp_dir / EXPERIMENT_LOCK)
+    except LockHeld as exc:
+        raise ExperimentError(experiment_busy_message(exp_dir, exc.pid)) from None
+    with fh:
         yield
+
+
+EXPERIMENT_LOCK = ".lock"
+
+
+def experiment_busy_message(exp_dir: Path, pid: int | None) -> str:
+    who = f" (pid {pid})" if pid else ""
+    return (f"{exp_dir.name} is already being run by another nlirg ab{who}; wait for it, or stop it with Ctrl+C "
+            f"there{f' or kill {pid}' if pid else ''}")
+
+
+def experiment_runner_pid(exp_dir: Path) -> int | None:
+    """The pid of the `nlirg ab` running the experiment (0 when unknown), or None when none runs it."""
+    return holder(exp_dir / EXPERIMENT_LOCK)
 
 
 @contextlib.contextmanager
@@ -243,6 +257,7 @@ class ExperimentRunner:
         label = slot["name"] if slot else f"base model {target}"
         out = out_dir / EVAL_FILE
         opts = self.eval_options()
+        self._adopt_evaluator(out, label)
         if _same_settings(read_json(out), opts.settings()):
             self.say(f"{label}: evaluated already; reused")
             return
@@ -263,6 +278,22 @@ class ExperimentRunner:
                 raise Interrupted
             raise RunFailed(f"evaluation of {label} failed (exit {code}): {_last_line(out_dir / 'eval.log')}")
         self.say(f"{label}: " + _headline(read_json(out) or {}))
+
+    def _adopt_evaluator(self, out: Path, label: str) -> None:
+        """An evaluator still writing `out` (started by an `nlirg ab` that was killed): wait for it rather than
+        start a second one; a stop request stops it too."""
+        pid = running_evaluator(out)
+        if pid is None:
+            return
+        self.say(f"{label}: an evaluator from an earlier start (pid {pid}) is still running; waiting for it")
+        if pid:
+            self.children.add(pid)
+        try:
+            if not wait_for_evaluator(out, self.children.stopping.is_set):
+                raise Interrupted
+        finally:
+            if pid:
+                self.children.discard(pid)
 
     # ------------------------------------------------------------------ report
     def write_report(self) -> dict[str, Any]:

@@ -23,6 +23,14 @@ class RunBusy(RuntimeError):
     """A trainer already trains this run; the message names it and says how to stop or watch it."""
 
 
+class LockHeld(RuntimeError):
+    """Another live process holds the lock; `pid` is the one it wrote (None when it wrote none yet)."""
+
+    def __init__(self, path: Path, pid: int | None):
+        super().__init__(f"{path} is held by pid {pid}")
+        self.path, self.pid = path, pid
+
+
 def busy_message(run_dir: Path, pid: int | None) -> str:
     who = f"trainer pid {pid}" if pid else "another trainer"
     return (f"{run_dir.name} is being trained right now ({who}); stop it with `nlirg stop {run_dir}` or watch it "
@@ -31,7 +39,21 @@ def busy_message(run_dir: Path, pid: int | None) -> str:
 
 def hold_run(run_dir: Path) -> IO[str]:
     """Take the run's lock for this process (keep the returned file open); RunBusy when a trainer holds it."""
-    fh = open(Path(run_dir) / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process's life
+    try:
+        return hold(Path(run_dir) / LOCK_FILE)
+    except LockHeld as exc:
+        raise RunBusy(busy_message(Path(run_dir), exc.pid)) from None
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the trainer holding the run's lock (0 when it wrote none yet), or None when nobody holds it."""
+    return holder(Path(run_dir) / LOCK_FILE)
+
+
+def hold(path: Path) -> IO[str]:
+    """Take the lock at `path` for this process and write our pid in it (keep the returned file open: closing
+    it, or the process ending however it ends, lets go); LockHeld when a live process holds it."""
+    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process's life
     for attempt in range(PROBE_RETRIES + 1):
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -42,7 +64,7 @@ def hold_run(run_dir: Path) -> IO[str]:
                 continue
             pid = _pid_in(fh)
             fh.close()
-            raise RunBusy(busy_message(Path(run_dir), pid)) from None
+            raise LockHeld(path, pid) from None
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))
@@ -50,9 +72,8 @@ def hold_run(run_dir: Path) -> IO[str]:
     return fh
 
 
-def lock_holder(run_dir: Path) -> int | None:
-    """The pid of the trainer holding the run's lock (0 when it wrote none yet), or None when nobody holds it."""
-    path = Path(run_dir) / LOCK_FILE
+def holder(path: Path) -> int | None:
+    """The pid of the process holding the lock at `path` (0 when it wrote none yet), or None when nobody does."""
     try:
         fh = open(path, encoding="utf-8")  # noqa: SIM115
     except OSError:
