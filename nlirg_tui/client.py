@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,23 @@ from trainer_core.live.runs import LIVE_STATUSES
 from trainer_core.live.sockets import socket_path
 
 RETRY_S = 1.0
+BUSY_RETRY_S = 0.2
 FILE_POLL_S = 0.3
 READ_CHUNK = 1 << 16
 FILE_CHUNK = 4 << 20
+
+
+def connect_now(path: Path) -> socket.socket:
+    """A connected, non-blocking socket to `path`. BlockingIOError when its listen queue is full (asyncio's own
+    connect would take that for a connection in progress and hand back a socket that is not connected)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.connect(str(path))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class LinkLost(Exception):
@@ -51,6 +66,8 @@ class RunLink(Widget):
         self._ended = False
         self.bad_lines = 0
         """Lines of the trainer's stream or events.jsonl that were no protocol message (a damaged file), skipped."""
+        self._closed_why: str | None = None
+        """The `error` (with no command id) that the trainer sent before it closed this link: why."""
 
     def on_mount(self) -> None:
         self.follow()
@@ -81,12 +98,17 @@ class RunLink(Widget):
     async def follow(self) -> None:
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(str(socket_path(self.run_dir)))
+                sock = connect_now(socket_path(self.run_dir))
+            except BlockingIOError:  # its listen queue is full (a connect storm): it frees up quickly
+                self._set_mode("waiting", "the trainer's socket is busy (many clients connecting); retrying")
+                await asyncio.sleep(BUSY_RETRY_S)
+                continue
             except OSError:
                 if await self._follow_file_once():
                     return
                 await asyncio.sleep(FILE_POLL_S)
                 continue
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
             await self._follow_socket(reader, writer)
             return
 
@@ -102,7 +124,9 @@ class RunLink(Widget):
                     if self._ended:
                         self._set_mode("replay", "the run has ended")
                         return
-                    raise LinkLost("the trainer closed the connection")
+                    why, self._closed_why = self._closed_why, None
+                    raise LinkLost(f"the trainer closed the connection: {why}" if why else
+                                   "the trainer closed the connection")
                 messages, bad = lines.messages(data)
                 self._dispatch(messages)
                 self._note_skipped(bad)
@@ -128,6 +152,8 @@ class RunLink(Widget):
                 self.post_message(HelloReceived(msg))
             elif msg["type"] == "ack":
                 self.post_message(CommandAcked(self._pending.pop(msg.get("id"), "command"), msg))
+            elif msg["type"] == "error" and msg.get("id") is None:  # why the trainer is closing this link
+                self._closed_why = str(msg.get("message"))
             elif msg["type"] == "error":
                 name = self._pending.pop(msg.get("id"), "request")
                 self.post_message(CommandAcked(name, ack(msg.get("id"), False, msg.get("message"), None)))

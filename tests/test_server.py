@@ -172,27 +172,33 @@ def test_a_client_of_another_uid_is_dropped(live_run):
     assert "refused a live connection from uid 65534" in (live_run.run_dir / "trainer.log").read_text()
 
 
-def test_a_client_that_stops_reading_is_dropped_and_training_goes_on(live_run):
+def test_a_client_that_stops_reading_is_dropped_told_why_and_training_goes_on(live_run):
+    """The reason comes as an `error` reply after the line the stream stopped in, so a client can say it and
+    reconnect from its last seq (issue 24); the trainer trains on."""
+    log = live_run.run_dir / "trainer.log"
+    drops = log.read_text().count("dropped: not reading")
     stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(str(live_run.socket))
     stalled.sendall(protocol.encode(protocol.replay(0)))
-    log = live_run.run_dir / "trainer.log"
-    wait_for(lambda: "dropped: not reading" in log.read_text(), "the stalled client to be dropped")
+    wait_for(lambda: log.read_text().count("dropped: not reading") > drops, "the stalled client to be dropped")
+    received = b""
+    stalled.settimeout(60)
+    while chunk := stalled.recv(1 << 20):  # it reads again at once: within the grace the reason waits for
+        received += chunk
+    stalled.close()
+    lines = [json.loads(line) for line in received.splitlines() if line.strip()]  # no torn line
+    seqs = [m["seq"] for m in lines if "seq" in m]
+    assert seqs == list(range(len(seqs))), "what it did get has no gap"
+    assert all(m["type"] != "end" for m in lines)
+    assert lines[-1]["type"] == "error" and "id" not in lines[-1]
+    assert lines[-1]["message"].startswith("too slow: ") and "reconnect and replay from your last seq" in \
+        lines[-1]["message"]
     with LiveClient(live_run.socket) as watcher:
         first = watcher.hello["step"]
         for event in watcher.stream(watcher.hello["last_seq"] + 1):
             if step_of(event) >= first + 5:
                 break
-    received = b""
-    stalled.settimeout(60)
-    while chunk := stalled.recv(1 << 20):
-        received += chunk
-    stalled.close()
-    lines = [json.loads(line) for line in received.splitlines() if line.strip()]
-    seqs = [m["seq"] for m in lines if "seq" in m]
-    assert seqs == list(range(len(seqs))), "what it did get has no gap"
-    assert all(m["type"] != "end" for m in lines)
 
 
 def test_commands_are_acked_with_their_step_and_logged(live_run):

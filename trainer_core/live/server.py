@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 from trainer_core.live import protocol
 from trainer_core.live.control import Command, validate_command
 from trainer_core.live.rundir import TRAINER_FILE, read_json, update_trainer_json
+from trainer_core.live.slow_reader import Stalled, goodbye, send_tracked, stalled_in_file, too_slow
 from trainer_core.live.sockets import ensure_socket_dir, peer_credentials, remove_stale_sockets, socket_path
 
 log = logging.getLogger("trainer_core")
@@ -310,7 +311,20 @@ class Connection:
         try:
             self.queue.put_nowait(item)
         except queue.Full:
-            self.drop(f"{QUEUE_LIMIT} messages behind")
+            self._drop_behind()
+
+    def _drop_behind(self) -> None:
+        """The queue is full: send nothing more but the reason, right behind what is on its way, then close."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        log.warning("live %s dropped: %s messages behind", self.name, QUEUE_LIMIT)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.queue.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(protocol.error_reply(too_slow(QUEUE_LIMIT)))
+            self.queue.put_nowait(_CLOSE)
 
     def drop(self, why: str, level: int = logging.WARNING) -> None:
         if self.closed.is_set():
@@ -445,9 +459,12 @@ class Connection:
                         break
                     chunks.append(_as_bytes(nxt))
                     size += len(chunks[-1])
-                self.conn.sendall(b"".join(chunks))
-        except TimeoutError:
-            self.drop(f"not reading (socket full for {SEND_TIMEOUT_S:g} s)")
+                send_tracked(self.conn, b"".join(chunks))
+        except Stalled as stalled:  # told why before the close (the shutdown would stop the reason too)
+            if not self.closed.is_set():
+                self.closed.set()
+                log.warning("live %s dropped: not reading (socket full for %g s)", self.name, SEND_TIMEOUT_S)
+            goodbye(self.conn, stalled.rest, too_slow(self.queue.qsize(), SEND_TIMEOUT_S))
         except (BrokenPipeError, ConnectionResetError):
             # The client closed first (`nlirg runs` and `nlirg stop` leave without reading to the end): its normal
             # goodbye, not a line in trainer.log and the Log pane.
@@ -471,7 +488,10 @@ class Connection:
             offset = _offset_of(fh, replay.from_seq)
             end = _offset_of(fh, replay.upto + 1)
             while offset < end:
-                offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
+                try:
+                    offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
+                except TimeoutError:
+                    raise stalled_in_file(fh, offset) from None
 
 
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:
