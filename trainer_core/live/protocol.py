@@ -214,6 +214,11 @@ class FlaggedSample(TypedDict):
     """Per token; None where the token is not a target."""
     weights: list[float | None]
     zones: list[int | None]
+    offset: NotRequired[int]
+    """Position of the first token shown: a sample longer than the window (512 tokens) shows the tokens around
+    its zeroed ones, and `tokens`/`losses`/`weights`/`zones` cover only those."""
+    length: NotRequired[int]
+    """The sample's tokens in all (`zeroed_tokens` and `target_tokens` count over all of them)."""
 
 
 class FlaggedEvent(TypedDict):

@@ -57,6 +57,7 @@ from trainer_core.train.model.load import (
 from trainer_core.train.model.quantized import merge_note
 from trainer_core.train.progress import Progress
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
+from trainer_core.train.telemetry.flag_window import event_chunks
 from trainer_core.train.telemetry.flagged import FlaggedTracker
 from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, memory_reading
@@ -393,8 +394,8 @@ class Trainer:
         self.progress.update(self.step, self.total_steps, event)
         new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
         new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.append)
-        if new_flagged:
-            self.events.emit("flagged", step=self.step, samples=new_flagged)
+        for chunk in event_chunks(new_flagged):  # each event well under the line limit: nothing is ever cut
+            self.events.emit("flagged", step=self.step, samples=chunk)
         self.telemetry.drop_tokens()
         self.interval.restart()
         self._warn_zeroed_special(stats)

@@ -14,6 +14,7 @@ from trainer_core.live.rundir import FLAGGED_FILE
 from trainer_core.train.data.batch import IGNORE
 from trainer_core.train.data.token_text import token_texts
 from trainer_core.train.data.tokenized import TokenizedSet
+from trainer_core.train.telemetry.flag_window import window
 from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry
 
 log = logging.getLogger("trainer_core")
@@ -83,10 +84,12 @@ class FlaggedTracker:
         for t, loss, w, z in zip(positions or targets, losses, weights, zones, strict=False):  # token_batch: windows
             token_loss[t], token_weight[t], token_zone[t] = round(loss, 4), round(w, 6), int(z)
         origin = samples.origin(sid)
+        start, end = window(token_loss, token_zone)  # a long context: a window around its zeroed tokens
         return {
             "sample_id": sid, "step": step, "source": origin["source"], "line": origin["line"], "id": origin["id"],
             "mean_loss": round(mean, 4), "max_loss": round(max_loss, 4),
             "zeroed_tokens": zeroed, "target_tokens": len(targets),
-            "tokens": token_texts(self.tokenizer, ids),
-            "losses": token_loss, "weights": token_weight, "zones": token_zone,
+            "tokens": token_texts(self.tokenizer, list(ids[start:end])),
+            "losses": token_loss[start:end], "weights": token_weight[start:end], "zones": token_zone[start:end],
+            "offset": start, "length": n,
         }
