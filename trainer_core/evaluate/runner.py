@@ -41,7 +41,7 @@ from trainer_core.evaluate.report import render_markdown
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.processes import pid_alive
-from trainer_core.live.run_lock import LockHeld, hold, holder
+from trainer_core.live.run_lock import LockHeld, hold, holder, lock_holder
 from trainer_core.live.rundir import FINAL, read_json, write_json_atomic
 from trainer_core.live.runs import last_step_event, run_info
 
@@ -215,9 +215,10 @@ class ExperimentRunner:
     def _start(self, slot: dict[str, Any], run_dir: Path, info: Any, gpu: str | None, label: str) -> int:
         """The pid to wait for: a trainer still running from an earlier start, a resumed one, or a new one."""
         env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
-        if info is not None and info.live and info.pid is not None:
+        holder = lock_holder(run_dir) if run_dir.is_dir() else None  # a trainer of an earlier start holds it
+        if holder or (info is not None and info.live and info.pid is not None):
             self.say(f"{label}: still training from an earlier start; waiting for it")
-            return info.pid
+            return holder or info.pid
         ckpt = continue_point(run_dir)
         if ckpt is not None:
             self.say(f"{label}: continuing from {ckpt.name}{_on(gpu)}")
