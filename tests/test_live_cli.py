@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from nlirg_tui.live_commands import runs_table
@@ -174,8 +175,10 @@ def test_sigkilled_trainer_is_dead_and_its_socket_is_cleaned_by_the_next_launch(
 def _fake_run(root, name: str, status: str, pid: int | None = None, started: float = 0.0):
     run_dir = root / name
     run_dir.mkdir(parents=True)
+    # This process stands in for a live trainer: its trainer.json names it with its start time, as a trainer's does.
+    own = {"pid_started": psutil.Process().create_time()} if pid == os.getpid() else {}
     write_json_atomic(run_dir / "trainer.json", {"name": name.rsplit("-", 2)[0], "status": status, "pid": pid,
-                                                  "started": started})
+                                                  "started": started, **own})
     return run_dir
 
 
