@@ -26,6 +26,7 @@ from nlirg_tui.cli.common import (
 from trainer_core.config import ConfigError, RunConfig, build_config, save_config
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
+from trainer_core.live.nodes import NodeError, NodeLaunch
 from trainer_core.live.run_lock import RunBusy, busy_message, lock_holder
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 from trainer_core.live.terminal import make_output_best_effort
@@ -54,11 +55,29 @@ def train(
         "--merge-lora", metavar="", help="Also write the adapter merged into its base to final/merged (LoRA runs; "
         "with --resume too).")] = False,
     root: RootOpt = None,
+    nnodes: Annotated[int | None, typer.Option(
+        "--nnodes", metavar="N", help="Multi-node DeepSpeed, one launch per node: the number of nodes (with "
+        "--node-rank, --master-addr, --master-port, --run-dir; docs/deepspeed.md).")] = None,
+    node_rank: Annotated[int, typer.Option("--node-rank", metavar="R", help="With --nnodes: this node's place, "
+                                           "0 .. N-1; node 0 owns the run directory and the live socket.")] = 0,
+    master_addr: Annotated[str, typer.Option("--master-addr", metavar="HOST", help="With --nnodes: node 0's "
+                                             "address, reachable from every node.")] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option("--master-port", metavar="P", help="With --nnodes: a free TCP port "
+                                             "on node 0.")] = 29500,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", metavar="DIR", help="With --nnodes: the run "
+                                                 "directory, the same path on a shared file system on every "
+                                                 "node.")] = None,
+    node_wait: Annotated[float, typer.Option("--node-wait", metavar="S", help="With --nnodes: seconds a node "
+                                             "waits for the others before it gives up.")] = 600.0,
 ) -> None:
     """Train a run: in the foreground with a progress bar, or --detach.
 
     Writes a run directory under --root (README: "A run directory")."""
     overrides = [*(set_ or []), *(["output.merge_lora=true"] if merge_lora else [])]
+    if nnodes is not None:
+        _train_node(config, overrides, max_steps, run_dir, NodeLaunch(nnodes, node_rank, master_addr, master_port,
+                                                                      node_wait), detach or resume is not None)
+        return
     if resume is not None:
         _resume(resume, given_root(ctx, root) or DEFAULT_ROOT, overrides, max_steps, detach, keep_lr_scale, config)
         return
@@ -109,6 +128,20 @@ def check(
         die(str(exc))
     command = [sys.executable, "-m", "trainer_core.train.check_config", *([str(config)] if config else [])]
     raise typer.Exit(subprocess.call([*command, *(x for o in overrides for x in ("--set", o))]))
+
+
+def _train_node(config: Path | None, overrides: list[str], max_steps: int | None, run_dir: Path | None,
+                launch: NodeLaunch, unsupported: bool) -> None:
+    from nlirg_tui.node_train import train_node
+
+    if unsupported or run_dir is None:
+        die("--nnodes needs --run-dir DIR (the same on every node) and runs in the foreground, without "
+            "--detach or --resume")
+    try:
+        cfg = run_config(config, overrides, max_steps, [])
+        raise typer.Exit(train_node(cfg, config.stem if config else "train", run_dir, launch, check_data))
+    except (ConfigError, NodeError) as exc:
+        die(str(exc))
 
 
 def _launch(config: Path | None, overrides: list[str], max_steps: int | None, detach: bool, name: str,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig, build_config, save_config
+from trainer_core.live.nodes import NodeLaunch
 from trainer_core.live.processes import descends_from, process_started
 from trainer_core.live.run_lock import check_not_busy
 from trainer_core.live.rundir import (
@@ -81,15 +82,25 @@ def launch_command(run_dir: Path, resume: Path | None = None, progress: bool = F
     return command
 
 
-def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
+def deepspeed_command(cfg: RunConfig, trainer_args: list[str], node: NodeLaunch | None = None,
+                      run_dir: Path | None = None) -> list[str]:
     """`deepspeed [--hostfile F] [--include H:0,1 | --num_gpus N] --master_port P --no_local_rank --module
     trainer_core ARGS`: the real launcher, which starts one `python -m trainer_core` per rank with RANK,
-    LOCAL_RANK, WORLD_SIZE and MASTER_* set, and ends the other ranks when one fails."""
+    LOCAL_RANK, WORLD_SIZE and MASTER_* set, and ends the other ranks when one fails. With `node` (and the shared
+    `run_dir`): its per-node mode, this node's `distributed.num_procs` ranks of a multi-node run (`nodes`)."""
     d = cfg.distributed
     script = Path(sys.executable).with_name("deepspeed")  # the launcher of this environment's DeepSpeed
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "deepspeed.launcher.runner"]
-    if d.hostfile:
-        cmd += ["--hostfile", str(Path(d.hostfile).expanduser().resolve())]
+    if node is not None and run_dir is not None:
+        cmd += node.launcher_flags(run_dir, d.num_procs)  # node count, ranks per node, rendezvous
+    else:
+        cmd += _one_launch_flags(d)
+    cmd += ["--log_level", "warning"]  # the launcher's per-rank INFO lines would drown the progress display
+    return [*cmd, "--no_local_rank", "--module", "trainer_core", *trainer_args]
+
+
+def _one_launch_flags(d) -> list[str]:
+    cmd = ["--hostfile", str(Path(d.hostfile).expanduser().resolve())] if d.hostfile else []
     if d.include:
         cmd += ["--include", d.include]
     elif not d.hostfile or d.num_procs > 1:
@@ -97,8 +108,7 @@ def deepspeed_command(cfg: RunConfig, trainer_args: list[str]) -> list[str]:
         cmd += ["--num_gpus", str(d.num_procs)]
     if not d.hostfile:
         cmd += ["--master_port", str(_free_port())]  # two runs on one machine must not meet on port 29500
-    cmd += ["--log_level", "warning"]  # the launcher's per-rank INFO lines would drown the progress display
-    return [*cmd, "--no_local_rank", "--module", "trainer_core", *trainer_args]
+    return cmd
 
 
 def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: bool = False) -> int:
@@ -133,6 +143,13 @@ def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
     update_trainer_json(run_dir, pid=proc.pid, pid_started=process_started(proc.pid), launcher_pid=proc.pid,
                         status="starting", ended=None)
     return proc.pid
+
+
+def run_node_foreground(run_dir: Path, node: NodeLaunch) -> int:
+    """This node's ranks of a multi-node run, attached to this terminal (`nodes`: the nodes met already)."""
+    cfg = build_config(run_dir / CONFIG_FILE)
+    return _run_launcher_foreground(run_dir, deepspeed_command(cfg, trainer_command(run_dir, progress=True)[3:],
+                                                               node, run_dir))
 
 
 def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:

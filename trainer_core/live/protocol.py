@@ -106,12 +106,15 @@ class StatusEvent(TypedDict):
 
 
 class Memory(TypedDict, total=False):
-    """One rank's memory in bytes: allocated/reserved/peak on a GPU, rss/peak on the CPU."""
+    """One rank's memory in bytes: allocated/reserved/peak on a GPU, rss/peak on the CPU; in `rank_memory`, also
+    the rank's node (`--node-rank` of a multi-node launch, else 0) and host name."""
 
     allocated: int
     reserved: int
     peak: int
     rss: int
+    node_rank: int
+    host: str
 
 
 class StepEvent(TypedDict):

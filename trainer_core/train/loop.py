@@ -56,6 +56,7 @@ from trainer_core.train.model.load import (
 )
 from trainer_core.train.model.quantized import merge_note
 from trainer_core.train.progress import Progress
+from trainer_core.train.ranks import node_place
 from trainer_core.train.schedule import apply_current_lr, make_scheduler, rebuild_at, schedule_record
 from trainer_core.train.telemetry.flag_window import event_chunks
 from trainer_core.train.telemetry.flagged import FlaggedTracker
@@ -384,7 +385,7 @@ class Trainer:
             "special_tokens": stats.special_tokens, "skipped_steps": int(skipped), "memory": memory,
             "step_time_s": elapsed / steps,
             "model_tflops": model_tflops, "mfu": mfu,
-            "rank_memory": self.backend.gather(memory), "world_size": self.world_size,
+            "rank_memory": self.backend.gather({**memory, **node_place()}), "world_size": self.world_size,
             "base_weights": self.base_weights,
         }
         self.last = stats

@@ -30,6 +30,12 @@ def launcher_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def node_place() -> dict[str, Any]:
+    """This rank's node (DeepSpeed's launcher sets CROSS_RANK to its --node_rank) and host name, for the per-rank
+    entries of a step event."""
+    return {"node_rank": int(os.environ.get("CROSS_RANK", "0")), "host": socket.gethostname()}
+
+
 def rank_file(run_dir: Path, rank: int) -> Path:
     return run_dir / RANKS_DIR / f"rank-{rank}.json"
 
