@@ -20,9 +20,10 @@ import time
 import torch
 
 from trainer_core.evaluate.eval_data import read_domain_set
-from trainer_core.evaluate.generate import encode_prompt, greedy_answers, stop_token_ids
+from trainer_core.evaluate.generate import greedy_answers
 from trainer_core.evaluate.inference import load_for_inference
 from trainer_core.evaluate.targets import resolve_target
+from trainer_core.train.prompts import encode_prompt, stop_token_ids
 
 
 def plain_loop(model, tokenizer, prompts, new_tokens: int) -> tuple[list[str], int, float]:

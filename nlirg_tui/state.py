@@ -213,6 +213,13 @@ class RunState:
             if changed:
                 self.set_config({**self.config, "nlirg": {**nlirg, **changed}})
 
+    def _on_chat(self, e: protocol.ChatEvent) -> None:
+        """A chat answer (the Chat screen streams it); the Log pane notes each finished one."""
+        if e.get("done"):
+            answer = " ".join(str(e.get("answer", "")).split())
+            self._log(f"chat at step {e.get('step')} ({e.get('model')}, {e.get('seconds', 0):.1f} s): "
+                      f"{answer[:100]}{'...' if len(answer) > 100 else ''}")
+
     def _on_end(self, e: protocol.EndEvent) -> None:
         self.status = e.get("status", "ended")
         self.ended = True

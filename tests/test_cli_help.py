@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from nlirg_tui.cli import app
 
 COMMANDS = ["train", "demo", "review", "runs", "attach", "stop", "pause", "resume", "save", "set", "eval", "ab",
-            "serve", "export", "plan"]
+            "serve", "export", "plan", "chat"]
 
 
 def _help(*args: str) -> str:

@@ -19,6 +19,7 @@ from tests.helpers import TINY, make_config, nlirg_cli, step_losses, train_in_pr
 from tests.live_helpers import LONG, live_env, private_runtime_dir, wait_for, wait_for_step
 from trainer_core.config import ConfigError
 from trainer_core.config.deepspeed import resolve_deepspeed_config, template_path
+from trainer_core.live.chat import read_history
 from trainer_core.live.client import LiveClient
 from trainer_core.live.events import read_events
 from trainer_core.live.launch import deepspeed_command, launch_command, prepare_run
@@ -297,7 +298,9 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
         client = LiveClient.for_run(run_dir)
         # Rank 1 follows every command through a collective at the same step boundary: a rank that skipped
         # one would leave the other waiting, and the run would never reach the stop.
+        # A chat request while paused: answered with synced generation, which waits for every rank's forward.
         acks = [client.command("pause"), client.command("set", {"lr_scale": 0.5, "nlirg.loss_deadline": 14.0}),
+                client.command("generate", {"prompt": "What is 1 plus 1?", "max_new_tokens": 4}),
                 client.command("resume")]
         saved = client.command("save")
         stopped = client.command("stop")
@@ -318,7 +321,10 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
         assert {p.name for p in ckpt.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
         assert len(list((ckpt / "deepspeed").glob("zero_pp_rank_*_optim_states.pt"))) == 2
     events = read_events(run_dir / "events.jsonl")
-    assert [e["name"] for e in events if e["type"] == "command"] == ["pause", "set", "resume", "save", "stop"]
+    assert [e["name"] for e in events if e["type"] == "command"] == ["pause", "set", "generate", "resume", "save",
+                                                                     "stop"]
+    assert [e["model"] for e in events if e["type"] == "chat" and e["done"]] == ["tuned"]  # full fine-tuning
+    assert len(read_history(run_dir)) == 1  # rank 0 alone writes chat.jsonl
     assert events[-1]["type"] == "end"
 
 

@@ -17,13 +17,14 @@ from trainer_core.data.files import read_records
 from trainer_core.evaluate import metrics as m
 from trainer_core.evaluate.eval_data import read_domain_set, read_general_set
 from trainer_core.evaluate.evaluator import EvalOptions, evaluate
-from trainer_core.evaluate.generate import _answers, greedy_answers, left_pad, stop_token_ids
+from trainer_core.evaluate.generate import _answers, greedy_answers, left_pad
 from trainer_core.evaluate.losses import domain_losses, text_perplexity
 from trainer_core.evaluate.targets import resolve_target
 from trainer_core.live import protocol
 from trainer_core.live.events import read_events
 from trainer_core.train.data.batch import IGNORE, build_samples
 from trainer_core.train.loss.weights import nlirg_weights
+from trainer_core.train.prompts import stop_token_ids
 
 DOMAIN = [
     {"instruction": "What is 3 plus 3?", "output": "The answer is 6.", "reference": "6"},

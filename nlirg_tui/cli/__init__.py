@@ -2,9 +2,9 @@
 evaluation run in child processes).
 
 `common` holds what every group shares (--root, --set, the demo's defaults); `training` (train, demo, check),
-`cluster` (slurm), `data_quality` (score, review, data cache), `evaluation` (eval, ab), `export` (export),
-`live_runs` (runs, attach, stop, pause, resume, save, set) and `serving` (serve) each declare their commands, added
-here to the one app in this order (the order of --help).
+`cluster` (slurm), `planning` (plan), `data_quality` (score, review, data cache), `evaluation` (eval, ab), `export`
+(export), `live_runs` (runs, attach, stop, pause, resume, save, set), `chat` (chat) and `serving` (serve) each
+declare their commands, added here to the one app in this order (the order of --help).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from nlirg_tui.cli import cluster, data_quality, evaluation, export, live_runs, planning, serving, training
+from nlirg_tui.cli import chat, cluster, data_quality, evaluation, export, live_runs, planning, serving, training
 from nlirg_tui.cli.common import DEFAULT_ROOT, DEMO_DEFAULTS, RootOpt
 
 __all__ = ["app", "main"]
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=False, rich_markup_mode=None,  # plain help: flags show as flags
     help="NLIRG workbench: train, watch and steer. `nlirg` alone opens the workbench on the runs under --root.",
 )
-for group in (training, cluster, planning, data_quality, evaluation, export, live_runs, serving):
+for group in (training, cluster, planning, data_quality, evaluation, export, live_runs, chat, serving):
     app.add_typer(group.commands)
 
 

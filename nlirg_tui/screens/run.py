@@ -29,6 +29,7 @@ from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEven
 from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
 from nlirg_tui.review_rows import ReviewFileError
+from nlirg_tui.screens.chat import ChatScreen
 from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog
 from nlirg_tui.screens.keys_help import KeysDialog, KeySection
@@ -59,6 +60,7 @@ class RunScreen(Screen):
         Binding("x", "stop", "stop", tooltip="checkpoint, then stop the run (asks)"),
         Binding("l", "lr_scale", "LR", tooltip="scale the learning rate schedule"),
         Binding("n", "nlirg", "NLIRG", tooltip="NLIRG weighting, thresholds and curve"),
+        Binding("t", "chat", "chat", tooltip="ask the model a question of your own (live while it trains)"),
         Binding("m", "toggle_smoothing", "smooth", tooltip="Loss pane: smoothing on/off"),
         Binding("g", "toggle_log_scale", "log y", tooltip="Loss pane: log scale on/off"),
         Binding("question_mark", "keys", "keys", tooltip="this list"),
@@ -218,6 +220,9 @@ class RunScreen(Screen):
         home: Widget | None = {"config": self.query_one("#config-editor"), "inspector": self.query_one(FlaggedTable),
                                "log": self.query_one(LogPane)}.get(pane)
         self.set_focus(home)
+
+    def action_chat(self) -> None:
+        self.app.push_screen(ChatScreen(self.run_dir, self.run_dir.parent))
 
     def action_keys(self) -> None:
         ask(self, KeysDialog(self.key_sections()), lambda _: None)

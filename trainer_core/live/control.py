@@ -14,6 +14,7 @@ from typing import Any
 from trainer_core.config.live_set import live_set_problems, lr_scale_problems
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
+from trainer_core.live.chat import ChatRequestError, parse_chat_args
 from trainer_core.live.protocol import SETTABLE, Ack, CommandName, nlirg_key
 from trainer_core.quoting import cut
 
@@ -66,6 +67,12 @@ def validate_command(name: CommandName, args: dict[str, Any], current: NlirgPara
     `protocol.parse_client_message` checked the name and that args is an object), so nothing a client sends
     reaches the training loop unchecked: `set` values against the config validator (with the run's `current`
     NLIRG parameters, for the checks that relate one to another; the defaults when not given)."""
+    if name == "generate":
+        try:
+            parse_chat_args(args)
+        except ChatRequestError as exc:
+            return str(exc)
+        return None
     if name != "set":
         return f"{name} takes no arguments" if args else None
     if not args:

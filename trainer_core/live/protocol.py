@@ -45,6 +45,8 @@ writes a longer event (`live.line_limit` cuts oversized fields)."""
 MAX_COMMAND_BYTES = 8 * 1024
 """The longest command line a client may send (every settable key at once fits in under 1 KiB); a longer one is
 refused with an ack before anything reaches the trainer."""
+MAX_GENERATE_BYTES = 64 * 1024
+"""The longest `generate` command line (a prompt and a reference of up to 16,000 characters each)."""
 MAX_ID_CHARS = 128
 """The longest command `id` (it is echoed in the ack and recorded in the run's history)."""
 
@@ -60,9 +62,10 @@ LIVE_STATUSES: tuple[RunStatus, ...] = ("starting", "running", "paused")
 END_STATUSES: tuple[RunStatus, ...] = ("completed", "stopped", "failed")
 """The statuses an `end` event (and summary.json) can carry."""
 
-CommandName = Literal["pause", "resume", "save", "stop", "set", "ping"]
+CommandName = Literal["pause", "resume", "save", "stop", "set", "ping", "generate"]
 """pause (at the next step boundary), resume, save (a checkpoint there), stop (finish the step, save, write the
-summary and exit), set (settings from the next step on), ping (answered at once: is the trainer there)."""
+summary and exit), set (settings from the next step on), ping (answered at once: is the trainer there), generate
+(answer a prompt with the weights of that step boundary, streamed as `chat` events, then train on: docs/chat.md)."""
 COMMANDS: tuple[str, ...] = get_args(CommandName)
 CommandId = str | int | None
 """A client's own id for a command, echoed in its ack (None when the client sent none)."""
@@ -262,6 +265,38 @@ class CommandEvent(TypedDict):
     """`client N (pid P)`, or `signal SIGTERM`."""
 
 
+class ScoredTokens(TypedDict):
+    """A reference answer's tokens under the model of that step: loss, NLIRG weight and zone each (the
+    Inspector's colours for the user's own example)."""
+
+    tokens: list[str]
+    losses: list[float]
+    weights: list[float]
+    zones: list[int]
+    mean_loss: float
+
+
+class ChatEvent(TypedDict):
+    """A piece of the answer to a `generate` command (`request` is its id), streamed while it is written; the
+    last piece of each model's answer has `done` and the whole answer with its counts."""
+
+    request: CommandId
+    model: Literal["tuned", "base"]
+    """`tuned`: the weights being trained; `base`: the same with the LoRA adapter switched off."""
+    step: int
+    text: str
+    """The text added since this answer's previous event."""
+    done: bool
+    answer: NotRequired[str]
+    tokens: NotRequired[int]
+    seconds: NotRequired[float]
+    """Time spent on this answer (not counted in the run's tokens/s)."""
+    hit_limit: NotRequired[bool]
+    paused: NotRequired[bool]
+    """The run was paused: answered anyway."""
+    reference: NotRequired[ScoredTokens]
+
+
 class Summary(TypedDict):
     """summary.json (docs/design.md §3), also carried by the `end` event."""
 
@@ -301,6 +336,7 @@ class EndEvent(TypedDict):
 EVENTS: dict[str, type] = {
     "status": StatusEvent, "step": StepEvent, "eval": EvalEvent, "flagged": FlaggedEvent,
     "checkpoint": CheckpointEvent, "log": LogEvent, "error": ErrorEvent, "command": CommandEvent, "end": EndEvent,
+    "chat": ChatEvent,
 }
 """Every event type and its fields."""
 
@@ -525,9 +561,10 @@ def _parse_command(obj: dict[str, Any], size: int) -> CommandRequest:
         raise ProtocolError(f"command.id must be a string or an integer, got {quoted(cmd_id)}")
     if isinstance(cmd_id, str) and len(cmd_id) > MAX_ID_CHARS:
         raise ProtocolError(f"command.id is {len(cmd_id)} characters; at most {MAX_ID_CHARS}")
-    if size > MAX_COMMAND_BYTES:
-        raise ProtocolError(f"command line of {size} bytes is over the {MAX_COMMAND_BYTES}-byte limit for commands",
-                            cmd_id)
+    limit = MAX_GENERATE_BYTES if obj.get("name") == "generate" else MAX_COMMAND_BYTES
+    if size > limit:
+        raise ProtocolError(f"command line of {size} bytes is over the {limit}-byte limit for "
+                            f"{'generate' if limit == MAX_GENERATE_BYTES else 'commands'}", cmd_id)
     name = obj.get("name")
     if name not in COMMANDS:
         raise ProtocolError(f"unknown command {quoted(name)}; known: {', '.join(COMMANDS)}", cmd_id)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from trainer_core.live import protocol
+from trainer_core.live.chat import MAX_WAITING
 from trainer_core.live.control import Command, validate_command
 from trainer_core.live.rundir import TRAINER_FILE, read_json, update_trainer_json
 from trainer_core.live.slow_reader import Stalled, goodbye, send_tracked, stalled_in_file, too_slow
@@ -111,6 +112,8 @@ class LiveServer:
         self._ids = itertools.count(1)
         self._inode = 0
         self._fanout: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.chat_slots = threading.BoundedSemaphore(MAX_WAITING)
+        """One per `generate` request waiting or being answered (from every client): a bounded queue."""
         self._fanout_thread = threading.Thread(target=self._fanout_loop, name="live-fanout", daemon=True)
 
     def start(self) -> None:
@@ -420,6 +423,9 @@ class Connection:
         error = validate_command(req.name, req.args, getattr(trainer, "params", None))
         if error is None and len(self.pending) >= PENDING_LIMIT:
             error = f"{PENDING_LIMIT} commands already wait for the next step boundary; wait for their acks"
+        chat = req.name == "generate"
+        if error is None and chat and not self.server.chat_slots.acquire(blocking=False):
+            error = f"{MAX_WAITING} chat requests already wait to be answered; ask again when one is done"
         if error is not None:
             self.offer(protocol.ack(req.id, False, error, trainer.step))
             return
@@ -428,6 +434,8 @@ class Connection:
             self.pending[token] = req.id
 
         def acked(reply: dict[str, Any]) -> None:  # on the training thread: must not raise or block
+            if chat:
+                self.server.chat_slots.release()
             with self._pending_lock:
                 self.pending.pop(token, None)
                 last = self._reader_done and not self.pending

@@ -28,10 +28,12 @@ from trainer_core.config import ConfigError, RunConfig, save_config
 from trainer_core.data.cache import cache_root
 from trainer_core.data.cache_errors import cache_disk_errors
 from trainer_core.live import protocol
+from trainer_core.live.chat import ChatRequestError, append_history, parse_chat_args
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
 from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
+from trainer_core.train.chat_answer import answer
 from trainer_core.train.data.batch import Batch, collate
 from trainer_core.train.data.prepare import make_loader, prepare_data
 from trainer_core.train.data.report import data_summary, log_data
@@ -495,6 +497,8 @@ class Trainer:
                 raise CommandRefused(self.last_error or "checkpoint not written")
         elif cmd.name == "stop":
             return "stop"
+        elif cmd.name == "generate":
+            self._answer_chat(cmd)
         elif cmd.name == "set":
             params, other = parse_set_args(cmd.args, self.params)
             self.params = params
@@ -510,6 +514,31 @@ class Trainer:
             if self.backend.is_main:
                 save_config(self.cfg, self.run_dir / CONFIG_FILE)
         return None
+
+    def _answer_chat(self, cmd: Command) -> None:
+        """Answer a prompt with the weights of this step boundary, streamed as `chat` events (docs/chat.md); the
+        time it takes is left out of tokens/s, and training goes on exactly where it was."""
+        paused = {"paused": True} if self.paused else {}
+
+        def emit(fields: dict[str, Any]) -> None:
+            self.events.emit("chat", request=cmd.id, step=self.step, **fields, **(paused if fields["done"] else {}))
+
+        request = parse_chat_args(cmd.args)  # the server checked it; this is the typed form
+        started = time.time()
+        try:
+            answered = answer(getattr(self.model, "module", self.model), self.tokenizer, request, emit,
+                              max_length=self.cfg.data.max_length, params=self.params, device=self.device,
+                              dtype=self.dtype, synced_gpus=self.world_size > 1)
+        except ChatRequestError as exc:
+            raise CommandRefused(str(exc)) from None
+        spent = time.time() - started
+        self.interval.exclude(spent)
+        self.steady.exclude(spent)
+        if self.backend.is_main:
+            entry = {"step": self.step, **request.args()}
+            for a in answered:
+                entry["answer" if a.model == "tuned" else "base_answer"] = a.text
+            append_history(self.run_dir, entry)
 
     def _report_error(self, message: str) -> None:
         """One error, once: trainer.log, an `error` event, and trainer.json's `error` if the run then fails."""

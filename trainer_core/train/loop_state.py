@@ -34,6 +34,10 @@ class Interval:
     attention_pairs: int = 0
     """Query-key pairs those tokens attended (`Batch.attention_pairs`): the attention part of MFU's FLOPs."""
 
+    def exclude(self, seconds: float) -> None:
+        """Time spent on something else (answering a chat request) does not count in this interval's rates."""
+        self.start += seconds
+
     def restart(self) -> None:
         self.start = time.time()
         self.steps = 0
@@ -81,6 +85,10 @@ class SteadyRate:
     def mark(self, step: int, now: float, input_tokens: int) -> None:
         if self.since is None and step >= 2:
             self.since = (now, input_tokens)
+
+    def exclude(self, seconds: float) -> None:
+        if self.since is not None:
+            self.since = (self.since[0] + seconds, self.since[1])
 
     def rate(self, input_tokens: int) -> float | None:
         """Tokens/s since `since`; None before it, or when no token has passed since."""
