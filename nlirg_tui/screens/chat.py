@@ -121,7 +121,7 @@ class ChatScreen(Screen):
             paused = ", run paused" if event.get("paused") else ""
             limit = ", hit the limit" if event.get("hit_limit") else ""
             self.query_one(f"#chat-{model}-head", Static).update(
-                f"{model}{where}: {event['tokens']} tokens, {event['seconds']:.1f} s{limit}{paused} [done]")
+                Text(f"{model}{where}: {event['tokens']} tokens, {event['seconds']:.1f} s{limit}{paused} [done]"))
             if "reference" in event:
                 self.query_one("#chat-scored", Static).update(scored_text(event["reference"]))
 
