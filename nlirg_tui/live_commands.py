@@ -124,6 +124,8 @@ _EVENT_LINES: dict[str, Callable[[Any], str]] = {
     "flagged": lambda e: f"flagged {len(e.get('samples') or [])} sample(s) at step {e.get('step')}",
     "log": lambda e: f"log {e.get('level', '')} {e.get('message')}".replace("  ", " "),
     "error": lambda e: f"error {e.get('message')}",
+    "chat": lambda e: (f"chat {e.get('model')} at step {e.get('step')}: {e.get('answer')!r}" if e.get("done")
+                       else f"chat {e.get('model')} ... {e.get('text')!r}"),
     "end": _end_line,
 }
 """A line for every event type of `protocol.EVENTS` (tests/test_live_cli.py checks that none is missing)."""

@@ -1,7 +1,7 @@
 """Every message a real trainer sends fits its definition in trainer_core.live.protocol (docs/design.md §4).
 
 One real detached trainer on builtin:tiny, steered over its real socket so that it writes every kind of event
-(status running/paused, step, eval, flagged, checkpoint, command, log, end); then every line of its
+(status running/paused, step, eval, flagged, checkpoint, command, chat, log, end); then every line of its
 events.jsonl and every reply it sent (hello, ack, error) is checked against the protocol's definitions. A
 trainer that fails on its config writes the fatal `error` and the summary-less `end`, checked the same way.
 """
@@ -40,7 +40,8 @@ def steered_run(tmp_path_factory):
     try:
         with LiveClient(wait_for_socket(run_dir), timeout=120) as client:
             replies.append(client.hello)
-            for name, args in (("pause", None), ("ping", None), ("set", {"lr_scale": 0.5, "nlirg.k": 2.0}),
+            for name, args in (("pause", None), ("ping", None), ("generate", {"prompt": "Hi", "max_new_tokens": 3}),
+                               ("set", {"lr_scale": 0.5, "nlirg.k": 2.0}),
                                ("set", {"lr_scale": -1}), ("save", None), ("resume", None)):
                 replies.append(client.command(name, args))
             client.send({"type": "subscribe"})  # bad input: an error reply
@@ -64,8 +65,8 @@ def test_every_event_of_a_real_run_fits_its_definition(steered_run):
 
 def test_every_reply_of_a_real_run_fits_its_definition(steered_run):
     _, replies = steered_run
-    assert [r["type"] for r in replies] == ["hello", *["ack"] * 6, "error"]
-    assert [r["ok"] for r in replies[1:7]] == [True, True, True, False, True, True]
+    assert [r["type"] for r in replies] == ["hello", *["ack"] * 7, "error"]
+    assert [r["ok"] for r in replies[1:8]] == [True, True, True, True, False, True, True]
     for reply in replies:
         assert protocol.reply_problems(reply) == [], reply
 

@@ -99,9 +99,11 @@ def test_parse_client_message_names_the_problem(obj, needle):
 
 
 def test_the_trainer_understands_every_command_and_setting_the_protocol_names():
-    assert protocol.COMMANDS == ("pause", "resume", "save", "stop", "set", "ping")
+    assert protocol.COMMANDS == ("pause", "resume", "save", "stop", "set", "ping", "generate")
+    assert control.validate_command("generate", {"prompt": "hi", "max_new_tokens": 8}) is None
+    assert "needs a prompt" in control.validate_command("generate", {})
     for name in protocol.COMMANDS:
-        if name != "set":
+        if name not in ("set", "generate"):
             assert control.validate_command(name, {}) is None, name
             assert control.validate_command(name, {"x": 1}) == f"{name} takes no arguments"
     defaults = NlirgParams()
