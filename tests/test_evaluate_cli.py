@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TINY, nlirg_cli, write_alpaca
+from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import checkpoint_dirs
-from trainer_core.live.runs import pid_alive
 
 DOMAIN = [{"instruction": "What is 3 plus 3?", "output": "The answer is 6.", "reference": "6"},
           {"instruction": "Return JSON.", "output": "{\"a\": 1}"}]
