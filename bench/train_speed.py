@@ -38,13 +38,13 @@ def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:
 
 def timed_step(trainer: Trainer) -> tuple[float, int]:
     """One optimizer step plus its logged-step telemetry sync; returns (seconds, input tokens)."""
-    before = trainer.totals["input_tokens"]
+    before = trainer.totals.input_tokens
     t0 = time.perf_counter()
     trainer.train_step()
     trainer.step += 1
     trainer.interval.steps += 1
     trainer._log_step()  # the one host sync of a logged step (log_every=1: the worst case)
-    return time.perf_counter() - t0, trainer.totals["input_tokens"] - before
+    return time.perf_counter() - t0, trainer.totals.input_tokens - before
 
 
 def ordered_samples(trainer: Trainer) -> list:

@@ -179,3 +179,20 @@ def test_many_unknown_set_keys_get_one_short_refusal():
     message = str(info.value)
     assert "no_such_key_0" in message and "no_such_key_4 ..." in message and "no_such_key_5" not in message
     assert message.count("settable:") == 1 and len(message) < 1000
+
+
+def test_a_set_is_one_typed_change_that_the_config_takes():
+    """`set` reaches the trainer as a LiveSet (no setattr by key name): its fields are SETTABLE's other keys, and
+    `apply` writes NLIRG, the intervals and the flag threshold into the run's config."""
+    from dataclasses import fields
+
+    from trainer_core.config import build_config
+    from trainer_core.config.live_set import LiveSet
+
+    assert {f.name for f in fields(LiveSet)} - {"nlirg"} == {k for k in protocol.SETTABLE if "." not in k}
+    cfg = build_config(None, [])
+    change = control.parse_set_args({"k": 2.5, "log_every": 3, "flag_threshold": 7.5, "lr_scale": 0.5}, cfg.nlirg)
+    change.apply(cfg)
+    assert (cfg.nlirg.k, cfg.training.log_every, cfg.telemetry.flag_threshold) == (2.5, 3, 7.5)
+    assert change.lr_scale == 0.5 and change.save_every is None
+

@@ -9,12 +9,41 @@ is kept here.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
-from trainer_core.config.schema import NlirgParams, TelemetryConfig, TrainingConfig, non_finite
+from trainer_core.config.schema import NlirgParams, RunConfig, TelemetryConfig, TrainingConfig, non_finite
 
 LR_SCALE_MAX = 100.0
 """The largest live `lr_scale`: a run that needs more wants a higher `training.lr` (and a restart)."""
+
+
+@dataclass
+class LiveSet:
+    """One checked `set`: the NLIRG parameters after it and the other settings it changes (None: unchanged).
+    Its fields besides `nlirg` are `protocol.SETTABLE`'s other keys."""
+
+    nlirg: NlirgParams
+    lr_scale: float | None = None
+    """No config field: the trainer multiplies its LR schedule by it."""
+    log_every: int | None = None
+    eval_every: int | None = None
+    save_every: int | None = None
+    flag_threshold: float | None = None
+
+    def apply(self, cfg: RunConfig) -> None:
+        """Write the change into the run's config in place (the loop and the flagged tracker read these sections;
+        config.yaml is saved from them)."""
+        cfg.nlirg = self.nlirg
+        training = cfg.training
+        if self.log_every is not None:
+            training.log_every = self.log_every
+        if self.eval_every is not None:
+            training.eval_every = self.eval_every
+        if self.save_every is not None:
+            training.save_every = self.save_every
+        if self.flag_threshold is not None:
+            cfg.telemetry.flag_threshold = self.flag_threshold
 
 
 def non_finite_problems(section: Any, prefix: str) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer_core.config.live_set import live_set_problems, lr_scale_problems
+from trainer_core.config.live_set import LiveSet, live_set_problems, lr_scale_problems
 from trainer_core.config.parse import _coerce
 from trainer_core.config.schema import ConfigError, NlirgParams
 from trainer_core.live.chat import ChatRequestError, parse_chat_args
@@ -84,8 +84,8 @@ def validate_command(name: CommandName, args: dict[str, Any], current: NlirgPara
     return None
 
 
-def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgParams, dict[str, Any]]:
-    """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return (new params, other settings).
+def parse_set_args(args: dict[str, Any], current: NlirgParams) -> LiveSet:
+    """Validate `set` args (protocol.SETTABLE) against the live NLIRG params; return the change, typed.
 
     Types as the config file's (`_coerce`), values by the config sections' own checks plus finiteness
     (`config.live_set`)."""
@@ -114,7 +114,7 @@ def parse_set_args(args: dict[str, Any], current: NlirgParams) -> tuple[NlirgPar
                                   {k: v for k, v in other.items() if k in _TELEMETRY_KEYS})
     if problems:
         raise ConfigError(problems, "set")
-    return new, other
+    return LiveSet(new, **other)
 
 
 MAX_UNKNOWN_NAMED = 5

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from trainer_core.atomic import building_dir
-from trainer_core.config import ConfigError, RunConfig, save_config
+from trainer_core.config import ConfigError, NlirgParams, RunConfig, save_config
 from trainer_core.data.cache import cache_root
 from trainer_core.data.cache_errors import cache_disk_errors
 from trainer_core.live import protocol
@@ -39,7 +39,16 @@ from trainer_core.train.data.prepare import make_loader, prepare_data
 from trainer_core.train.data.report import data_summary, log_data
 from trainer_core.train.data.token_batch import WindowStream
 from trainer_core.train.distributed import make_backend
-from trainer_core.train.loop_state import DataPosition, EarlierSessions, Interval, SteadyRate, StepCounters
+from trainer_core.train.loop_state import (
+    DataPosition,
+    EarlierSessions,
+    Interval,
+    IntervalReading,
+    RunTotals,
+    SteadyRate,
+    StepCounters,
+    StopReason,
+)
 from trainer_core.train.loss.special_tokens import ZeroedSpecialWatch, special_ids
 from trainer_core.train.loss.step import lm_head
 from trainer_core.train.model import resume
@@ -65,6 +74,15 @@ from trainer_core.train.telemetry.flagged import FlaggedTracker
 from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, memory_reading
 from trainer_core.train.trackers import Trackers, step_metrics
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import PreTrainedTokenizerBase
+
+    from trainer_core.train.data.batch import Sample
+    from trainer_core.train.data.sampler import BatchLoader
+    from trainer_core.train.data.tokenized import PreparedData, TokenizedSet
+    from trainer_core.train.distributed import SingleDevice
 
 log = logging.getLogger("trainer_core")
 
@@ -103,18 +121,18 @@ class Trainer:
     # Built by setup().
     device: torch.device
     dtype: torch.dtype
-    tokenizer: Any
-    data: Any
+    tokenizer: PreTrainedTokenizerBase
+    data: PreparedData
     """The prepared (tokenized, cached) corpus: `prepare.prepare_data`."""
-    samples: Any
-    eval_samples: Any
-    loader: Any
+    samples: TokenizedSet
+    eval_samples: TokenizedSet | list[Sample]
+    loader: BatchLoader
     """Micro-batches of this rank's share, by (epoch, batch): `prepare.make_loader`."""
     model: torch.nn.Module
     base_weights: str
     """How the base's weights are held, for the step events: `nf4 (4-bit)` under QLoRA, else their dtype."""
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: LambdaLR
     batches_per_epoch: int
     windows: WindowStream | None
     """token_batch > 0: the window stream cutting each batch; None otherwise."""
@@ -143,9 +161,8 @@ class Trainer:
         self.make_probe = make_probe
         """Builds the probe of eval.generate_every from the config (`evaluate.probe.GenerationProbe.build`, passed
         in by the trainer's entry point: train never imports evaluate); None: no probe."""
-        self.backend = None
+        self.backend: SingleDevice | None = None
         """Set by setup(); None until then (a failure before it has nothing to close)."""
-        self.params = cfg.nlirg
         self.lr_scale = 1.0
         self.step = 0
         self.total_steps: int | None = None
@@ -157,8 +174,7 @@ class Trainer:
         self.fitting = False
         """True from fit()'s first status event on: pause/resume are announced as `status` events."""
         self.paused = False
-        self.totals = {"zone_counts": [0, 0, 0, 0], "train_tokens": 0, "input_tokens": 0, "skipped_steps": 0,
-                       "special_tokens": 0}
+        self.totals = RunTotals()
         self.last: IntervalStats | None = None
         self.last_eval: protocol.EvalEvent | None = None
         self.last_error: str | None = None
@@ -170,6 +186,11 @@ class Trainer:
         """When the last checkpoint was written (or the run started): `save_every_minutes` counts from it."""
         self.world_size = 1
         self.rank = 0
+
+    @property
+    def params(self) -> NlirgParams:
+        """The NLIRG parameters now: the run config's, which a live `set` changes."""
+        return self.cfg.nlirg
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -198,9 +219,9 @@ class Trainer:
         self.model.train()
         self.base_weights = base_weights(cfg.model, cfg.lora, self.dtype)
         trainable, total = count_parameters(self.model)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        weights = [p for p in self.model.parameters() if p.requires_grad]  # what the optimizer updates
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.training.lr, betas=tuple(cfg.training.betas), weight_decay=cfg.training.weight_decay,
+            weights, lr=cfg.training.lr, betas=tuple(cfg.training.betas), weight_decay=cfg.training.weight_decay,
             fused=self.device.type in ("cuda", "cpu"),
         )
         self.optimizer = self.backend.prepare(self.model, self.optimizer, cfg, self.dtype)
@@ -290,11 +311,11 @@ class Trainer:
             self.validate()
             if self.probe is not None:
                 self.probe.run(self)
-        reason = "completed"
+        reason = StopReason.COMPLETED
         while self.step < self.total_steps:
             outcome = self._handle_commands()
             if outcome == "stop":
-                reason = "stopped"
+                reason = StopReason.STOPPED
                 break
             self.train_step()
             epoch_ended = self.epoch_ended
@@ -303,8 +324,8 @@ class Trainer:
             t = self.cfg.training
             last = self.step == self.total_steps
             if self.step % t.log_every == 0 or last or epoch_ended:
-                if self._log_step() == "nan":
-                    reason = "nan"
+                if (stop := self._log_step()) is not None:
+                    reason = stop
                     break
             if (t.eval_every and self.step % t.eval_every == 0) or epoch_ended:
                 self.validate()
@@ -318,14 +339,13 @@ class Trainer:
                 self._last_save_at = time.monotonic()
         if self.interval.steps:
             self._log_step()
-        if reason == "completed" and (self.last_eval or {}).get("step") != self.step:
+        if reason is StopReason.COMPLETED and (self.last_eval or {}).get("step") != self.step:
             self.validate()
         self.save()
-        if reason == "completed" and not self.save_final():
-            reason = "disk"
-        status = {"completed": "completed", "stopped": "stopped", "nan": "failed", "disk": "failed"}[reason]
-        self._finish(status, reason)
-        return status
+        if reason is StopReason.COMPLETED and not self.save_final():
+            reason = StopReason.DISK
+        self._finish(reason.status, reason.value)
+        return reason.status
 
     def train_step(self) -> None:
         """One optimizer step over `grad_accum` micro-batches, normalised by all their non-zero-weight tokens."""
@@ -359,57 +379,69 @@ class Trainer:
         self.counters.record(norm, bad)
 
     # ------------------------------------------------------------------ logging
-    def _log_step(self) -> str | None:
+    def _log_step(self) -> StopReason | None:
+        """A logged step: the interval read at one host sync, the `step` event, flagged samples, the NaN check."""
+        reading = self._read_interval()
+        event = self._step_event(reading)
+        self.last = reading.stats
+        self.events.emit("step", **event)
+        if self.trackers is not None:
+            self.trackers.log(step_metrics(event), self.step)
+        self.progress.update(self.step, self.total_steps, event)
+        self._emit_flagged(reading.stats)
+        self.telemetry.drop_tokens()
+        self.interval.restart()
+        self._warn_zeroed_special(reading.stats)
+        return self._check_skipped(reading)
+
+    def _read_interval(self) -> IntervalReading:
+        """Every rank's sums, then the one host transfer of the interval; the run's totals grow by it."""
         self.backend.all_reduce_sum(self.telemetry.acc)  # zone counts, histogram and sums of every rank
         input_tokens, pairs = (int(v) for v in self.backend.totals(self.interval.input_tokens,
                                                                        self.interval.attention_pairs))
         stats = self.telemetry.sync()
         max_streak, skipped, grad_norm = self.counters.read()  # one more small transfer at the same sync point
         now = time.time()
-        elapsed = max(now - self.interval.start, 1e-9)
-        steps = max(self.interval.steps, 1)
-        self.totals["zone_counts"] = [a + b for a, b in zip(self.totals["zone_counts"], stats.zone_counts, strict=True)]
-        self.totals["train_tokens"] += stats.target_tokens
-        self.totals["input_tokens"] += input_tokens
-        self.totals["skipped_steps"] += int(skipped)
-        self.totals["special_tokens"] = self.totals.get("special_tokens", 0) + stats.special_tokens
-        self.steady.mark(self.step, now, self.totals["input_tokens"])
+        self.totals.add(stats.zone_counts, stats.target_tokens, input_tokens, int(skipped), stats.special_tokens)
+        self.steady.mark(self.step, now, self.totals.input_tokens)
+        return IntervalReading(stats, input_tokens, pairs, max_streak, int(skipped), grad_norm,
+                               max(now - self.interval.start, 1e-9), max(self.interval.steps, 1))
+
+    def _step_event(self, r: IntervalReading) -> protocol.StepEvent:
+        stats, elapsed = r.stats, r.elapsed_s
         memory = memory_reading(self.device)
-        model_tflops, mfu = self.mfu.interval(input_tokens, stats.target_tokens, elapsed, pairs)
-        event: protocol.StepEvent = {
+        model_tflops, mfu = self.mfu.interval(r.input_tokens, stats.target_tokens, elapsed, r.attention_pairs)
+        return {
             "step": self.step, "total_steps": self.total_steps, "epoch": round(self.epoch_progress, 4),
             "samples_done": self.samples_done,
             "loss": stats.loss, "weighted_loss": stats.weighted_loss, "lr": self.scheduler.get_last_lr()[0],
-            "grad_norm": grad_norm, "target_tokens": stats.target_tokens, "input_tokens": input_tokens,
-            "tokens_per_s": input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
-            "zone_counts": stats.zone_counts, "zone_counts_total": self.totals["zone_counts"],
+            "grad_norm": r.grad_norm, "target_tokens": stats.target_tokens, "input_tokens": r.input_tokens,
+            "tokens_per_s": r.input_tokens / elapsed, "target_tokens_per_s": stats.target_tokens / elapsed,
+            "zone_counts": stats.zone_counts, "zone_counts_total": self.totals.zone_counts,
             "zone_grad_share": stats.zone_grad_share, "loss_hist": stats.loss_hist,
-            "special_tokens": stats.special_tokens, "skipped_steps": int(skipped), "memory": memory,
-            "step_time_s": elapsed / steps,
+            "special_tokens": stats.special_tokens, "skipped_steps": r.skipped, "memory": memory,
+            "step_time_s": elapsed / r.steps,
             "model_tflops": model_tflops, "mfu": mfu,
             "rank_memory": self.backend.gather({**memory, **node_place()}), "world_size": self.world_size,
             "base_weights": self.base_weights,
         }
-        self.last = stats
-        self.events.emit("step", **event)
-        if self.trackers is not None:
-            self.trackers.log(step_metrics(event), self.step)
-        self.progress.update(self.step, self.total_steps, event)
+
+    def _emit_flagged(self, stats: IntervalStats) -> None:
+        """This interval's flagged samples, every rank's merged on rank 0 (flagged.jsonl and a `flagged` event)."""
         new_flagged = self.flagged.update(stats, self.telemetry, self.samples, self.step)
         new_flagged = self.backend.merge_flagged(new_flagged, self.flagged.append)
         for chunk in event_chunks(new_flagged):  # each event well under the line limit: nothing is ever cut
             self.events.emit("flagged", step=self.step, samples=chunk)
-        self.telemetry.drop_tokens()
-        self.interval.restart()
-        self._warn_zeroed_special(stats)
-        if skipped:
+
+    def _check_skipped(self, r: IntervalReading) -> StopReason | None:
+        """Say how many steps were skipped; NAN when training.max_nan_steps in a row were."""
+        if r.skipped:
             self.events.emit("log", level="warning",
-                             message=f"skipped {int(skipped)} step(s) with a non-finite or fully zeroed loss")
-        if max_streak >= self.cfg.training.max_nan_steps > 0:
-            msg = (f"stopping: {int(max_streak)} steps in a row had a non-finite loss or gradient; "
-                   "lower training.lr or check the data")
-            self._report_error(msg)
-            return "nan"
+                             message=f"skipped {r.skipped} step(s) with a non-finite or fully zeroed loss")
+        if r.max_streak >= self.cfg.training.max_nan_steps > 0:
+            self._report_error(f"stopping: {int(r.max_streak)} steps in a row had a non-finite loss or gradient; "
+                               "lower training.lr or check the data")
+            return StopReason.NAN
         return None
 
     def _warn_zeroed_special(self, stats: IntervalStats) -> None:
@@ -500,17 +532,11 @@ class Trainer:
         elif cmd.name == "generate":
             self._answer_chat(cmd)
         elif cmd.name == "set":
-            params, other = parse_set_args(cmd.args, self.params)
-            self.params = params
-            self.cfg.nlirg = params
-            for key, value in other.items():
-                if key == "lr_scale":
-                    self.lr_scale = value
-                    apply_current_lr(self.scheduler)  # effective from this step on
-                elif key == "flag_threshold":
-                    self.cfg.telemetry.flag_threshold = value
-                else:
-                    setattr(self.cfg.training, key, value)
+            change = parse_set_args(cmd.args, self.params)
+            change.apply(self.cfg)  # NLIRG, intervals, flag threshold: the config the loop reads and saves
+            if change.lr_scale is not None:
+                self.lr_scale = change.lr_scale
+                apply_current_lr(self.scheduler)  # effective from this step on
             if self.backend.is_main:
                 save_config(self.cfg, self.run_dir / CONFIG_FILE)
         return None
@@ -567,7 +593,7 @@ class Trainer:
         return {"step": self.step, "epoch": self.position.epoch, "batch_in_epoch": self.position.batch_in_epoch,
                 "window_in_batch": self.windows.done_in_batch if self.windows is not None else 0,
                 "token_batch": self.cfg.training.token_batch,
-                "totals": self.totals, "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
+                "totals": asdict(self.totals), "lr_scale": self.lr_scale, "nlirg": asdict(self.params),
                 "seed": self.cfg.training.seed, "total_steps": self.total_steps,
                 "schedule": schedule_record(self.cfg.training, self.total_steps),
                 **self.earlier.carried(time.time() - self.started, self.last, self.last_eval)}
@@ -610,7 +636,7 @@ class Trainer:
         if self.windows is not None and state.get("window_in_batch"):
             self.position.batch_in_epoch -= 1  # fetch the half-trained batch again and go on at its next window
             self.windows.resume_at(state["window_in_batch"], state.get("token_batch"))
-        self.totals = {**self.totals, **state["totals"]}  # a key added since the checkpoint starts at 0
+        self.totals = RunTotals.of(state["totals"])  # a field added since the checkpoint starts at 0
         self.earlier = EarlierSessions.of(state)
         self._take_config_schedule(ckpt, state)
 
@@ -660,18 +686,18 @@ class Trainer:
         return True
 
     def _write_summary(self, status: str, reason: str | None = None) -> protocol.Summary:
-        steady = self.steady.rate(self.totals["input_tokens"])
+        steady = self.steady.rate(self.totals.input_tokens)
         carried = self.earlier.carried(time.time() - self.started, self.last, self.last_eval)
         wall = carried["wall_s"]
         mem = memory_reading(self.device)
         summary: protocol.Summary = {
             "status": status, "reason": reason, "steps": self.step, "total_steps": self.total_steps,
-            "epochs_done": round(self.epoch_progress, 4), "train_tokens": self.totals["train_tokens"],
-            "input_tokens": self.totals["input_tokens"],
-            "tokens_per_s": steady if steady is not None else self.totals["input_tokens"] / max(wall, 1e-9),
+            "epochs_done": round(self.epoch_progress, 4), "train_tokens": self.totals.train_tokens,
+            "input_tokens": self.totals.input_tokens,
+            "tokens_per_s": steady if steady is not None else self.totals.input_tokens / max(wall, 1e-9),
             "final_loss": carried["final_loss"], "final_weighted_loss": carried["final_weighted_loss"],
-            "zone_counts": self.totals["zone_counts"], "special_tokens": self.totals["special_tokens"],
-            "skipped_steps": self.totals["skipped_steps"],
+            "zone_counts": self.totals.zone_counts, "special_tokens": self.totals.special_tokens,
+            "skipped_steps": self.totals.skipped_steps,
             "eval": carried["eval"], "wall_s": round(wall, 3), "peak_memory_bytes": mem.get("peak", 0),
             "world_size": self.world_size, "weighting": self.params.effective_weighting,
             "data": data_summary(self.data, self.loader, self.position.epoch, self.position.batch_in_epoch),

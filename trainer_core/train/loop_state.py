@@ -2,15 +2,20 @@
 
 `DataPosition` is where the loop stands in the data (saved in every checkpoint); `Interval` is what it counts
 between two logged steps; `StepCounters` are the per-step outcomes kept on the device until the next logged
-step reads them (no host sync per step); `SteadyRate` measures tokens/s once the first steps are behind.
+step reads them (no host sync per step); `SteadyRate` measures tokens/s once the first steps are behind;
+`IntervalReading` is what one logged step reads at its host sync, `RunTotals` what the run has trained so far,
+`StopReason` why `fit()` ended.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
+
+from trainer_core.train.telemetry.step_stats import IntervalStats
 
 
 @dataclass
@@ -96,6 +101,62 @@ class SteadyRate:
             return None
         tokens = input_tokens - self.since[1]
         return tokens / (time.time() - self.since[0]) if tokens > 0 else None
+
+
+@dataclass
+class RunTotals:
+    """What the run has trained so far, over every logged step (summary.json; kept in every checkpoint)."""
+
+    zone_counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    train_tokens: int = 0
+    input_tokens: int = 0
+    skipped_steps: int = 0
+    special_tokens: int = 0
+    """Target tokens that are the chat template's structural tokens (nlirg.protect_special_tokens)."""
+
+    def add(self, zone_counts: list[int], target_tokens: int, input_tokens: int, skipped: int,
+            special_tokens: int) -> None:
+        self.zone_counts = [a + b for a, b in zip(self.zone_counts, zone_counts, strict=True)]
+        self.train_tokens += target_tokens
+        self.input_tokens += input_tokens
+        self.skipped_steps += skipped
+        self.special_tokens += special_tokens
+
+    @classmethod
+    def of(cls, state: dict) -> RunTotals:
+        """From a checkpoint's `totals` (a field added since the checkpoint starts at 0)."""
+        return cls(list(state["zone_counts"]), int(state["train_tokens"]), int(state["input_tokens"]),
+                   int(state["skipped_steps"]), int(state.get("special_tokens", 0)))
+
+
+class StopReason(str, Enum):
+    """Why `fit()` ended; the value is the `end` event's `reason`."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    NAN = "nan"
+    """training.max_nan_steps steps in a row had a non-finite loss or gradient."""
+    DISK = "disk"
+    """final/ could not be written."""
+
+    @property
+    def status(self) -> str:
+        """The run's end status: completed, stopped, or failed."""
+        return self.value if self in (StopReason.COMPLETED, StopReason.STOPPED) else "failed"
+
+
+@dataclass
+class IntervalReading:
+    """One logging interval, read at the one host sync of a logged step (`Trainer._read_interval`)."""
+
+    stats: IntervalStats
+    input_tokens: int
+    attention_pairs: int
+    max_streak: float
+    skipped: int
+    grad_norm: float | None
+    elapsed_s: float
+    steps: int
 
 
 @dataclass
