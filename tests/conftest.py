@@ -73,15 +73,12 @@ def tiny_experiment(tmp_path_factory):
 def tiny_lora_run(tmp_path_factory):
     """A finished LoRA run on builtin:tiny (its final/ holds the adapter and the tokenizer, no config.json) whose
     data.eval is a source with its own columns; shared by the `nlirg eval` and `nlirg score` tests."""
-    import json
-
-    from tests.helpers import TINY, make_config, train_in_process, write_alpaca
+    from tests.helpers import TINY, make_config, train_in_process, write_alpaca, write_jsonl
     from trainer_core.config import save_config
 
     tmp = tmp_path_factory.mktemp("lora-run")
-    held = tmp / "held.jsonl"
-    held.write_text("".join(json.dumps({"ask": f"What is {i} plus {i}?", "reply": f"It is {2 * i}.",
-                                        "reference": str(2 * i)}) + "\n" for i in range(30, 33)), encoding="utf-8")
+    held = write_jsonl(tmp / "held.jsonl", [{"ask": f"What is {i} plus {i}?", "reply": f"It is {2 * i}.",
+                                             "reference": str(2 * i)} for i in range(30, 33)])
     overrides = [*TINY, "lora.enabled=true", f"data.train={write_alpaca(tmp / 'train.jsonl')}",
                  f'data.eval=[{{path: "{held}", columns: {{instruction: ask, output: reply}}}}]',
                  "training.max_steps=2", "training.eval_at_start=false"]

@@ -18,22 +18,26 @@ TINY = ["model.path=builtin:tiny", "lora.enabled=false", "training.lr=0.003", "t
         "data.max_length=96", "training.log_every=1"]
 
 
-def write_alpaca(path: Path, n: int = 24, system_every: int = 3) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            rec: dict[str, Any] = {"instruction": f"What is {i} plus {i}?", "input": "",
-                                   "output": f"The answer is {2 * i}. 答案是{2 * i}。"}
-            if system_every and i % system_every == 0:
-                rec["system"] = "Answer briefly."
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """The one writer of test data: one JSON object a line, UTF-8, non-ASCII kept."""
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def write_alpaca(path: Path, n: int = 24, system_every: int = 3) -> Path:
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        rec: dict[str, Any] = {"instruction": f"What is {i} plus {i}?", "input": "",
+                               "output": f"The answer is {2 * i}. 答案是{2 * i}。"}
+        if system_every and i % system_every == 0:
+            rec["system"] = "Answer briefly."
+        rows.append(rec)
+    return write_jsonl(path, rows)
 
 
 def write_text(path: Path, n: int = 12) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"text": f"Document {i}. " + "The quick brown fox jumps. " * (1 + i % 4)}) + "\n")
-    return path
+    return write_jsonl(path, [{"text": f"Document {i}. " + "The quick brown fox jumps. " * (1 + i % 4)}
+                              for i in range(n)])
 
 
 def make_config(overrides: list[str]) -> RunConfig:

@@ -34,7 +34,7 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+def own_cache_tiny_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """builtin:tiny, built once for this module in its own cache (the user's cache stays out of it)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NLIRG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
@@ -63,9 +63,9 @@ def test_unknown_builtin_names_the_known_ones(fresh_cache: Path) -> None:
     assert not fresh_cache.exists()
 
 
-def test_tiny_loads_with_auto_classes(tiny_path: str) -> None:
-    model = AutoModelForCausalLM.from_pretrained(tiny_path)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+def test_tiny_loads_with_auto_classes(own_cache_tiny_path: str) -> None:
+    model = AutoModelForCausalLM.from_pretrained(own_cache_tiny_path)
+    tokenizer = AutoTokenizer.from_pretrained(own_cache_tiny_path)
     assert type(model).__name__ == "Qwen2ForCausalLM"
     assert model.config.tie_word_embeddings
     n_params = sum(p.numel() for p in model.parameters())
@@ -85,32 +85,32 @@ def test_tiny_loads_with_auto_classes(tiny_path: str) -> None:
 
 
 @pytest.mark.parametrize("text", ROUND_TRIP_TEXTS)
-def test_tiny_tokenizer_round_trips(tiny_path: str, text: str) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+def test_tiny_tokenizer_round_trips(own_cache_tiny_path: str, text: str) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(own_cache_tiny_path)
     ids = tokenizer(text)["input_ids"]
     assert tokenizer.decode(ids) == text
     # The loaded tokenizer behaves exactly like the one that was trained (AutoTokenizer rebuilds it).
     assert ids == builtin.build_tiny_tokenizer()(text)["input_ids"]
 
 
-def test_tiny_tokenizer_compresses_its_corpus(tiny_path: str) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+def test_tiny_tokenizer_compresses_its_corpus(own_cache_tiny_path: str) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(own_cache_tiny_path)
     n_bytes = len(builtin.TINY_CORPUS.encode())
     assert (
         len(tokenizer(builtin.TINY_CORPUS)["input_ids"]) < n_bytes / 2.5
     )  # ~3 bytes a token: the merges were learned
 
 
-def test_tiny_special_tokens_are_single_ids(tiny_path: str) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+def test_tiny_special_tokens_are_single_ids(own_cache_tiny_path: str) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(own_cache_tiny_path)
     for i, token in enumerate(builtin.SPECIAL_TOKENS):
         assert tokenizer(token)["input_ids"] == [i]
     ids = tokenizer("<|im_start|>user\nhi<|im_end|>")["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=True) == "user\nhi"
 
 
-def test_tiny_chat_template_is_chatml(tiny_path: str) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+def test_tiny_chat_template_is_chatml(own_cache_tiny_path: str) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(own_cache_tiny_path)
     messages = [
         {"role": "system", "content": "You are a support agent."},
         {"role": "user", "content": "我的包裹在哪里？"},
@@ -127,10 +127,10 @@ def test_tiny_chat_template_is_chatml(tiny_path: str) -> None:
     assert prompt == "<|im_start|>user\n我的包裹在哪里？<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_tiny_build_is_deterministic(tiny_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_build_is_deterministic(own_cache_tiny_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     before = torch.rand(1)
-    paths = [Path(tiny_path)]
+    paths = [Path(own_cache_tiny_path)]
     for name in ("a", "b"):
         monkeypatch.setenv("NLIRG_CACHE_DIR", str(tmp_path / name))
         paths.append(Path(resolve_model_path("builtin:tiny")))

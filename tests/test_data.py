@@ -1,30 +1,25 @@
 """Data formats, label masking token by token, CPT packing isolation, padding invariance."""
 
-import json
 
 import pytest
 import torch
 
+from tests.helpers import write_jsonl
 from trainer_core.data.files import read_records
 from trainer_core.data.records import DataError, Record
 from trainer_core.train.data.batch import IGNORE, Sample, build_samples, collate, encode_chat, pack_documents
 from trainer_core.train.loss.step import token_losses
 
 
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 def test_formats_are_detected_per_file(tmp_path):
     files = [
-        _write(tmp_path / "a.jsonl", [{"instruction": "hi", "input": "x", "output": "yo", "system": "S"}]),
-        _write(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "q"},
+        write_jsonl(tmp_path / "a.jsonl", [{"instruction": "hi", "input": "x", "output": "yo", "system": "S"}]),
+        write_jsonl(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "q"},
                                                     {"role": "assistant", "content": "a"}]}]),
-        _write(tmp_path / "s.jsonl", [{"conversations": [{"from": "human", "value": "q"},
+        write_jsonl(tmp_path / "s.jsonl", [{"conversations": [{"from": "human", "value": "q"},
                                                          {"from": "gpt", "value": "a"}]}]),
-        _write(tmp_path / "p.jsonl", [{"prompt": "p", "response": "r"}]),
-        _write(tmp_path / "q.jsonl", [{"question": "q", "answer": "a"}]),
+        write_jsonl(tmp_path / "p.jsonl", [{"prompt": "p", "response": "r"}]),
+        write_jsonl(tmp_path / "q.jsonl", [{"question": "q", "answer": "a"}]),
     ]
     recs = read_records([str(f) for f in files])
     assert recs[0].messages == [{"role": "system", "content": "S"}, {"role": "user", "content": "hi\n\nx"},
@@ -33,12 +28,12 @@ def test_formats_are_detected_per_file(tmp_path):
     assert recs[2].messages[0] == {"role": "user", "content": "q"}
     assert recs[3].messages[-1]["content"] == "r"
     assert recs[4].messages[-1]["content"] == "a"
-    text = read_records([str(_write(tmp_path / "t.jsonl", [{"text": "doc"}]))])
+    text = read_records([str(write_jsonl(tmp_path / "t.jsonl", [{"text": "doc"}]))])
     assert text[0].text == "doc"
 
 
 def test_alpaca_history_becomes_earlier_turns(tmp_path):
-    f = _write(tmp_path / "h.jsonl", [{"instruction": "q2", "output": "a2", "history": [["q1", "a1"]]}])
+    f = write_jsonl(tmp_path / "h.jsonl", [{"instruction": "q2", "output": "a2", "history": [["q1", "a1"]]}])
     msgs = read_records([str(f)])[0].messages
     assert [m["content"] for m in msgs] == ["q1", "a1", "q2", "a2"]
 
@@ -62,7 +57,7 @@ def test_malformed_record_names_file_and_line(tmp_path, line, expect):
 
 
 def test_unknown_role_is_reported(tmp_path):
-    f = _write(tmp_path / "m.jsonl", [{"messages": [{"role": "wizard", "content": "q"}]}])
+    f = write_jsonl(tmp_path / "m.jsonl", [{"messages": [{"role": "wizard", "content": "q"}]}])
     with pytest.raises(DataError, match=r"m.jsonl:1: message 0 has unknown role 'wizard'"):
         read_records([str(f)])
 
@@ -88,7 +83,7 @@ def test_multi_turn_labels_cover_every_assistant_turn_token_by_token(tiny_tokeni
 
 
 def test_per_sample_system_prompt_reaches_the_tokens(tiny_tokenizer, tmp_path):
-    f = _write(tmp_path / "a.jsonl", [{"instruction": "q", "output": "a", "system": "SYSTEM-X"},
+    f = write_jsonl(tmp_path / "a.jsonl", [{"instruction": "q", "output": "a", "system": "SYSTEM-X"},
                                       {"instruction": "q", "output": "a"}])
     recs = read_records([str(f)])
     samples, _ = build_samples(tiny_tokenizer, recs, "sft", 512)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_config
+from tests.helpers import make_config, write_jsonl
 from trainer_core.config import save_config
 from trainer_core.data.files import builtin_data_path, read_records
 from trainer_core.data.records import DataError
@@ -85,10 +85,6 @@ def test_demo_config_evaluates_on_the_demo_sets_by_default():
     assert {Path(i.source).name for i in held_out_items(own)} == {"chat.jsonl"}
 
 
-def _write(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
 
 def _finished_run(root: Path, overrides: list[str]) -> Path:
     """A run folder as a finished `nlirg train` leaves it, less the weights (resolving a TARGET loads none)."""
@@ -101,8 +97,8 @@ def _finished_run(root: Path, overrides: list[str]) -> Path:
 
 
 def test_a_run_is_evaluated_on_its_own_held_out_set_not_the_demos(tmp_path):
-    train = _write(tmp_path / "mine.jsonl", [{"instruction": "q", "output": "a"}])
-    held = _write(tmp_path / "held.jsonl", [{"instruction": "q2", "output": "b", "reference": "b"}])
+    train = write_jsonl(tmp_path / "mine.jsonl", [{"instruction": "q", "output": "a"}])
+    held = write_jsonl(tmp_path / "held.jsonl", [{"instruction": "q2", "output": "b", "reference": "b"}])
     run_dir = _finished_run(tmp_path / "runs", [f"data.train={train}", f"data.eval={held}"])
     train.unlink()  # the training data moved since: evaluation never reads it
     req = prepare_eval(str(run_dir), [], [], None, None, tmp_path / "runs")
@@ -112,11 +108,11 @@ def test_a_run_is_evaluated_on_its_own_held_out_set_not_the_demos(tmp_path):
 
 
 def test_references_default_to_the_last_answer_and_accept_lists(tmp_path):
-    path = _write(tmp_path / "d.jsonl", [
+    path = write_jsonl(tmp_path / "d.jsonl", [
         {"instruction": "q1", "output": "long answer", "reference": "short"},
         {"instruction": "q2", "output": "only answer"},
     ])
-    chat = _write(tmp_path / "c.jsonl", [
+    chat = write_jsonl(tmp_path / "c.jsonl", [
         {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                       {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}],
          "reference": ["d", "D!"]},
@@ -132,7 +128,7 @@ def test_references_default_to_the_last_answer_and_accept_lists(tmp_path):
     ([{"text": "plain"}], "plain-text record has no reference"),
 ])
 def test_bad_domain_files_name_the_line(tmp_path, rows, message):
-    path = _write(tmp_path / "bad.jsonl", rows)
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DataError, match=message.replace("(", r"\(")):
         read_domain_set([str(path)])
 
@@ -142,8 +138,8 @@ def test_empty_and_mixed_general_sets(tmp_path):
     empty.write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="holds no records"):
         read_general_set([str(empty)])
-    text = _write(tmp_path / "t.jsonl", [{"text": "one"}, {"text": "two"}])
-    qa = _write(tmp_path / "q.jsonl", [{"question": "q", "answer": "a"}])
+    text = write_jsonl(tmp_path / "t.jsonl", [{"text": "one"}, {"text": "two"}])
+    qa = write_jsonl(tmp_path / "q.jsonl", [{"question": "q", "answer": "a"}])
     both = read_eval_set([str(text), str(qa)])
     assert len(both.texts) == 2 and len(both.items) == 1 and both.files == [str(text), str(qa)]
 
@@ -184,7 +180,7 @@ def test_sets_digest_follows_what_the_sets_hold(tmp_path):
 
 
 def test_a_set_given_as_a_source_mapping_keeps_its_columns(tmp_path):
-    held = _write(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a b", "reference": "b"}])
+    held = write_jsonl(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a b", "reference": "b"}])
     mapping = json.dumps({"path": str(held), "columns": {"instruction": "ask", "output": "reply"}})
     req = prepare_eval("builtin:tiny", [mapping], [], None, tmp_path / "e.json", tmp_path)
     assert req.domain == [json.loads(mapping)]
@@ -198,7 +194,7 @@ def test_a_set_given_as_a_source_mapping_keeps_its_columns(tmp_path):
 def test_every_eval_option_reaches_the_evaluator_and_its_comparison(tmp_path):
     """One list of settings: a field added to EvalOptions travels to the evaluator process and into the settings
     an experiment compares before it reuses an eval.json (this test needs a value for it, too)."""
-    held = _write(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a"}])
+    held = write_jsonl(tmp_path / "held.jsonl", [{"ask": "q", "reply": "a"}])
     given = {"domain": [str(held), {"path": str(held), "columns": {"instruction": "ask", "output": "reply"}}],
              "general": ["builtin:general-text"], "base": "builtin:tiny", "max_new_tokens": 7, "batch_size": 3,
              "limit": 5, "base_result": "base/eval.json", "max_length": 77, "system_prompt": "Be brief.",

@@ -3,7 +3,6 @@ hand computations, `nlirg eval`'s evaluator on a run and a checkpoint, and gener
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import TINY, make_config, train_in_process, write_alpaca
+from tests.helpers import TINY, make_config, train_in_process, write_alpaca, write_jsonl
 from trainer_core.config import NlirgParams, save_config
 from trainer_core.data.files import read_records
 from trainer_core.evaluate import metrics as m
@@ -34,23 +33,18 @@ DOMAIN = [
 ]
 
 
-def _jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("sets")
-    return {"domain": str(_jsonl(d / "domain.jsonl", DOMAIN)),
-            "text": str(_jsonl(d / "text.jsonl", [{"text": "The quick brown fox jumps over the lazy dog."},
+    return {"domain": str(write_jsonl(d / "domain.jsonl", DOMAIN)),
+            "text": str(write_jsonl(d / "text.jsonl", [{"text": "The quick brown fox jumps over the lazy dog."},
                                                    {"text": "欢迎来到客服中心。请告诉我们您的订单号。"}])),
-            "instruct": str(_jsonl(d / "instruct.jsonl", [{"question": "Capital of France?", "answer": "Paris"}]))}
+            "instruct": str(write_jsonl(d / "instruct.jsonl", [{"question": "Capital of France?", "answer": "Paris"}]))}
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, sets) -> Path:
-    """One tiny LoRA run with checkpoints and generation metrics every 2 steps (shared by this module)."""
+def probed_lora_run(tmp_path_factory, sets) -> Path:
+    """A tiny LoRA run with checkpoints and generation metrics (eval.domain) every 2 steps, for this module."""
     d = tmp_path_factory.mktemp("lora")
     data = write_alpaca(d / "train.jsonl")
     run_dir = d / "run"
@@ -138,8 +132,8 @@ def _token_losses(model, ids: list[int], labels: list[int]) -> torch.Tensor:
     return F.cross_entropy(logits[keep], target[keep], reduction="none")
 
 
-def test_generation_metrics_stream_during_training(lora_run):
-    events = [e for e in read_events(lora_run / "events.jsonl") if e.get("kind") == "generation"]
+def test_generation_metrics_stream_during_training(probed_lora_run):
+    events = [e for e in read_events(probed_lora_run / "events.jsonl") if e.get("kind") == "generation"]
     assert [e["step"] for e in events] == [2, 4]
     for e in events:
         assert set(m.GENERATION_EVENT_KEYS) <= set(e) and e["items"] == len(DOMAIN)
@@ -148,28 +142,29 @@ def test_generation_metrics_stream_during_training(lora_run):
         assert protocol.event_problems(e) == [], e  # the protocol's definition of a generation event
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(lora_run / "tb"))
+    acc = EventAccumulator(str(probed_lora_run / "tb"))
     acc.Reload()
     assert [s.step for s in acc.Scalars("eval/domain_accuracy")] == [2, 4]
     assert "eval/json_valid_rate" in acc.Tags()["scalars"]
 
 
-def test_evaluate_a_run_and_a_checkpoint(lora_run, sets):
+def test_evaluate_a_run_and_a_checkpoint(probed_lora_run, sets):
     opts = EvalOptions(domain=[sets["domain"]], general=[sets["text"], sets["instruct"]], base="builtin:tiny",
                        max_new_tokens=6, batch_size=4)
-    run = evaluate(resolve_target(str(lora_run)), opts)
+    run = evaluate(resolve_target(str(probed_lora_run)), opts)
     base = evaluate(resolve_target("builtin:tiny"), opts)
     got = run["metrics"]
     assert run["target"]["kind"] == "run" and run["target"]["adapter"].endswith("final")
     assert got["base_general_ppl"] == pytest.approx(base["metrics"]["general_ppl"], rel=1e-6)
     assert got["general_ppl_ratio"] == pytest.approx(got["general_ppl"] / got["base_general_ppl"])
     assert got["eval_loss"] < base["metrics"]["eval_loss"]  # four steps of LoRA moved the model
-    steps = m.step_losses(read_events(lora_run / "events.jsonl"))
+    steps = m.step_losses(read_events(probed_lora_run / "events.jsonl"))
     assert got["loss_fluctuation"] == pytest.approx(m.loss_fluctuation(steps))
     assert base["metrics"]["loss_fluctuation"] is None  # not a run
     for key in ("domain_accuracy", "domain_exact_match", "general_accuracy", "repetition_3gram" , "json_valid_rate"):
         assert key in got
     assert run["counts"]["json_items"] == 1 and len(run["generations"]) == len(DOMAIN) + 1
-    ckpt = evaluate(resolve_target(str(lora_run / "checkpoints" / "step-2")), EvalOptions(domain=[sets["domain"]]))
+    step_2 = probed_lora_run / "checkpoints" / "step-2"
+    ckpt = evaluate(resolve_target(str(step_2)), EvalOptions(domain=[sets["domain"]]))
     assert ckpt["target"]["kind"] == "checkpoint"
     assert ckpt["metrics"]["eval_loss"] != pytest.approx(got["eval_loss"])  # step 2, not the final model

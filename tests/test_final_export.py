@@ -37,13 +37,13 @@ print(json.dumps({"base": base_id, "gap": gap}))
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory) -> Path:
+def cli_lora_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("final")
     return cli_run(root, [*LORA, f"data.train={write_alpaca(root / 'd.jsonl')}"], max_steps=3)
 
 
-def test_the_adapter_names_a_portable_base_not_a_cache_folder(lora_run):
-    config = json.loads((lora_run / "final" / "adapter_config.json").read_text())
+def test_the_adapter_names_a_portable_base_not_a_cache_folder(cli_lora_run):
+    config = json.loads((cli_lora_run / "final" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "builtin:tiny"
 
 
@@ -53,26 +53,26 @@ def _run_files(run: Path) -> dict[str, bytes]:
             if p.is_file() and "merged" not in p.relative_to(run).parts}
 
 
-def test_resume_of_a_completed_run_with_nothing_left_says_so_and_changes_nothing(lora_run):
-    before = _run_files(lora_run)
-    res = nlirg_cli("train", "--resume", str(lora_run), cwd=lora_run.parent)
+def test_resume_of_a_completed_run_with_nothing_left_says_so_and_changes_nothing(cli_lora_run):
+    before = _run_files(cli_lora_run)
+    res = nlirg_cli("train", "--resume", str(cli_lora_run), cwd=cli_lora_run.parent)
     assert res.returncode == 2
     assert "completed at step 3 and has no step left to train" in res.stderr
-    assert _run_files(lora_run) == before
+    assert _run_files(cli_lora_run) == before
 
 
-def test_merge_lora_on_resume_merges_and_both_load_in_a_fresh_process(lora_run):
-    assert not (lora_run / "final" / "merged").exists()
-    before = _run_files(lora_run)
-    res = nlirg_cli("train", "--resume", str(lora_run), "--merge-lora", cwd=lora_run.parent)
+def test_merge_lora_on_resume_merges_and_both_load_in_a_fresh_process(cli_lora_run):
+    assert not (cli_lora_run / "final" / "merged").exists()
+    before = _run_files(cli_lora_run)
+    res = nlirg_cli("train", "--resume", str(cli_lora_run), "--merge-lora", cwd=cli_lora_run.parent)
     assert res.returncode == 0, res.stderr
-    assert (lora_run / "final" / "merged" / "config.json").is_file()
+    assert (cli_lora_run / "final" / "merged" / "config.json").is_file()
     # A finished run: only the merged folder is new. summary.json (final loss, wall time, tokens), trainer.json
     # (start time, status), the evaluation in events.jsonl, lr_scale and config.yaml are as the run left them.
-    assert _run_files(lora_run) == before
+    assert _run_files(cli_lora_run) == before
     assert "final loss" not in res.stderr
-    out = subprocess.run([sys.executable, "-c", LOAD_FINAL, str(lora_run / "final")], capture_output=True,
-                         text=True, timeout=300, cwd=lora_run.parent)
+    out = subprocess.run([sys.executable, "-c", LOAD_FINAL, str(cli_lora_run / "final")], capture_output=True,
+                         text=True, timeout=300, cwd=cli_lora_run.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded["base"] == "builtin:tiny" and loaded["gap"] < 1e-4

@@ -32,7 +32,7 @@ def _cosine(lr: float, step: int, total: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def cosine_run(tmp_path_factory) -> Path:
     """4 cosine steps at lr 2e-4 through the CLI, checkpoints at steps 2 and 4: its schedule ends at LR 0."""
     root = tmp_path_factory.mktemp("resume")
     return cli_run(root, [*BASE, f"data.train={write_alpaca(root / 'd.jsonl')}"], max_steps=4)
@@ -44,8 +44,8 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_resume_with_a_new_lr_trains_at_the_new_lr_and_says_so(finished_run, tmp_path):
-    run = _copy(finished_run, tmp_path)
+def test_resume_with_a_new_lr_trains_at_the_new_lr_and_says_so(cosine_run, tmp_path):
+    run = _copy(cosine_run, tmp_path)
     shutil.rmtree(run / "checkpoints" / "step-4")  # resume mid-run, from step 2 of 4
     res = nlirg_cli("train", "--resume", str(run), "--set", "training.lr=1e-3", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -59,8 +59,8 @@ def test_resume_with_a_new_lr_trains_at_the_new_lr_and_says_so(finished_run, tmp
     assert "lr: 0.001" in (run / "config.yaml").read_text()
 
 
-def test_a_finished_cosine_run_resumed_for_more_steps_gets_a_rebuilt_schedule(finished_run, tmp_path):
-    run = _copy(finished_run, tmp_path)
+def test_a_finished_cosine_run_resumed_for_more_steps_gets_a_rebuilt_schedule(cosine_run, tmp_path):
+    run = _copy(cosine_run, tmp_path)
     assert _step_lrs(run)[4] == 0.0  # the first run's schedule ended at LR 0
     state_file = run / "checkpoints" / "step-4" / "trainer_state.json"
     state = json.loads(state_file.read_text())
@@ -79,12 +79,12 @@ def test_a_finished_cosine_run_resumed_for_more_steps_gets_a_rebuilt_schedule(fi
             in res.stderr)
 
 
-def test_the_first_step_after_a_resume_already_trains_on_the_rebuilt_schedule(finished_run, tmp_path):
+def test_the_first_step_after_a_resume_already_trains_on_the_rebuilt_schedule(cosine_run, tmp_path):
     """Step events show the LR after each step; the LR step 5 itself trains at is the optimizer's on resume."""
     seen: list[float] = []
-    data = next(p for p in finished_run.parent.parent.glob("d.jsonl"))
+    data = next(p for p in cosine_run.parent.parent.glob("d.jsonl"))
     args = [*BASE, f"data.train={data}", "training.max_steps=8", "training.save_every=0"]
-    train_in_process(tmp_path / "r", args, resume=finished_run / "checkpoints" / "step-4",
+    train_in_process(tmp_path / "r", args, resume=cosine_run / "checkpoints" / "step-4",
                      before_fit=lambda t: seen.append(t.optimizer.param_groups[0]["lr"]))
     assert seen == [pytest.approx(_cosine(2e-4, 4, 8), rel=1e-9)]  # not the finished schedule's 0
 

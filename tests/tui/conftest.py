@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from textual.notifications import Notify
 
 from nlirg_tui.launching import _start
 from nlirg_tui.messages import CommandAcked
+from tests.helpers import write_jsonl
 from tests.tui.fixture_run import write_fixture_run
 from trainer_core.config import build_config
 from trainer_core.live.processes import pid_alive
@@ -53,10 +53,8 @@ def fixture_run(tmp_path: Path) -> Path:
 
 
 def write_data(path: Path, n: int = 24) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"instruction": f"What is {i} plus {i}?", "output": f"The answer is {2 * i}."}) + "\n")
-    return path
+    return write_jsonl(path, [{"instruction": f"What is {i} plus {i}?", "output": f"The answer is {2 * i}."}
+                              for i in range(n)])
 
 
 def start_trainer(tmp: Path, extra: list[str] | None = None) -> Path:

@@ -104,7 +104,7 @@ async def test_the_loud_tokens_are_one_key_apart(tiny_scores, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tiny_scores, tmp_path_factory):
+def flagged_planted_run(tiny_scores, tmp_path_factory):
     """A finished tiny run with a checkpoint and flagged samples, trained on a copy of the planted data (the empty
     answer left out with data.exclude: the trainer refuses it)."""
     tmp = tmp_path_factory.mktemp("data-screen-run")
@@ -127,8 +127,8 @@ async def _new_run(pilot, app: NlirgApp, old: Path) -> Path:
 
 
 @pytest.mark.slow
-async def test_relaunch_resumes_the_run_on_the_cleaned_data(finished_run, tiny_scores):
-    run_dir, data, scores = finished_run
+async def test_relaunch_resumes_the_run_on_the_cleaned_data(flagged_planted_run, tiny_scores):
+    run_dir, data, scores = flagged_planted_run
     lines = tiny_scores[2]
     new_dir = None
     app = NlirgApp(review=DataScreen(scores, run_dir, standalone=True))
@@ -155,8 +155,8 @@ async def test_relaunch_resumes_the_run_on_the_cleaned_data(finished_run, tiny_s
 
 
 @pytest.mark.slow
-async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(finished_run, tiny_scores):
-    run_dir, data, _ = finished_run
+async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(flagged_planted_run, tiny_scores):
+    run_dir, data, _ = flagged_planted_run
     new_dir = None
     app = NlirgApp(run_dir=run_dir)
     try:
