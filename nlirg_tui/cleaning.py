@@ -61,6 +61,9 @@ def clean_file(source: Path, decisions: dict[int, Decision], fallback_dir: Path)
             raise CleanError(f"{source}:{line}: no such record any more; the data changed since it was scored")
         changes[line] = render_record(raw, decision.record or {}, raw.raw(line)) if decision.action == "edit" \
             else None
+    if all(changes.get(line, "") is None for line in raw.objects):
+        raise CleanError(f"{source}: every record ({len(raw.objects)}) is dropped, so the cleaned copy would hold none "
+                         "and training on it would fail; keep at least one, or leave the file out of data.train")
     clean, log = clean_paths(source, fallback_dir)
     with atomic_writer(clean) as fh:
         fh.write(raw.rebuild(changes))

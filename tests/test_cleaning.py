@@ -4,15 +4,17 @@ edited ones replaced in the file's own format, a changes log; relaunch configs p
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from nlirg_tui.cleaning import CleanError, clean_file, clean_paths, write_cleaned
-from nlirg_tui.launching import LaunchError, config_on_cleaned_data, swap_data
+from nlirg_tui.launching import config_on_cleaned_data, swap_data
 from nlirg_tui.overlay import Decision, Overlay
 from nlirg_tui.record_fields import editable_fields, record_problem, with_values
 from trainer_core.config import build_config, config_from_dict
 from trainer_core.data.files import builtin_data_path, read_records
+from trainer_core.data.records import DataError
 
 EDITED = {"instruction": "What is 3 plus 3?", "input": "", "output": "The answer is 6."}
 
@@ -156,8 +158,28 @@ def test_a_cleaned_folder_keeps_its_ratio_split_by_records(tmp_path):
     assert ratios[1:] == pytest.approx([0.3 * n / 5 for n in (1, 1, 3)])  # its files as many records as they hold
 
 
-def test_a_folder_with_every_record_dropped_is_refused(tmp_path):
-    folder = _folder_of(tmp_path, (1, 1))
-    written = write_cleaned({f"{folder / f'b{i}.jsonl'}:1": Decision("drop", "x") for i in (0, 1)}, tmp_path)
-    with pytest.raises(LaunchError, match=r"b: no records left after cleaning"):
-        swap_data([{"path": str(folder), "ratio": 1.0}], {r.source.resolve(): r.clean for r in written}, DEFAULTS)
+def test_a_file_with_every_record_dropped_is_refused_when_written(tmp_path):
+    """Not at train time: `w` itself refuses, names the file, and writes neither the copy nor the log."""
+    folder = _folder_of(tmp_path, (2, 1))
+    drops = {f"{folder / 'b0.jsonl'}:{n}": Decision("drop", "x") for n in (1, 2)}
+    with pytest.raises(CleanError, match=r"b0.jsonl: every record \(2\) is dropped"):
+        write_cleaned({**drops, f"{folder / 'b1.jsonl'}:1": Decision("keep", "x")}, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["b0.jsonl", "b1.jsonl"]
+    written = write_cleaned({f"{folder / 'b0.jsonl'}:1": Decision("drop", "x")}, tmp_path)  # one kept: written
+    assert written[0].clean.read_text() == '{"instruction": "q", "output": "a"}\n'
+
+
+def test_a_folder_source_skips_what_cleaning_wrote(tmp_path):
+    """A folder read after `w` holds NAME.clean.EXT and NAME.changes.jsonl beside the original: reading them would
+    train on the cleaned records twice (and on the log as data)."""
+    folder = _folder_of(tmp_path, (2, 3))
+    write_cleaned({f"{folder / 'b1.jsonl'}:1": Decision("drop", "x")}, tmp_path)
+    assert {p.name for p in folder.iterdir()} >= {"b1.clean.jsonl", "b1.changes.jsonl"}
+    assert [(Path(r.source).name, r.line) for r in read_records([str(folder)])] == \
+        [("b0.jsonl", 1), ("b0.jsonl", 2), ("b1.jsonl", 1), ("b1.jsonl", 2), ("b1.jsonl", 3)]
+    only = tmp_path / "only"
+    only.mkdir()
+    (folder / "b1.clean.jsonl").rename(only / "b1.clean.jsonl")
+    with pytest.raises(DataError, match=r"only cleaning output, skipped: b1.clean.jsonl; name such a file itself"):
+        read_records([str(only)])
+    assert len(read_records([str(only / "b1.clean.jsonl")])) == 2  # named itself, it is read

@@ -65,6 +65,13 @@ def builtin_data_path(spec: str) -> Path:
     return Path(str(resources.files("trainer_core") / "assets" / BUILTIN_DATA[spec]))
 
 
+def cleaning_leftover(path: Path) -> bool:
+    """NAME.clean.EXT or NAME.changes.jsonl, what the Data screen writes beside a reviewed file: a folder source
+    skips them, or the cleaned records would be read again beside their originals (and the log as data)."""
+    name = path.name.lower()
+    return name.endswith(".changes.jsonl") or path.stem.lower().endswith(".clean")
+
+
 def is_saved_dataset(folder: Path) -> bool:
     """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
     return (folder / "dataset_dict.json").is_file() or ((folder / "state.json").is_file()
@@ -79,10 +86,13 @@ def expand_source(spec: SourceSpec) -> list[SourceFile]:
     if p.is_dir():
         if is_saved_dataset(p):
             return [SourceFile("saved", str(p.resolve()), spec.split)]
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in SUFFIX_KINDS and f.is_file()
+        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in SUFFIX_KINDS and f.is_file()
                        and not is_saved_dataset(f.parent))
+        files = [f for f in found if not cleaning_leftover(f)]
         if not files:
-            raise DataError(f"{spec.path}: folder holds no {', '.join(SUFFIX_KINDS)} files and no saved dataset")
+            left = f" (only cleaning output, skipped: {found[0].name}; name such a file itself)" if found else ""
+            raise DataError(f"{spec.path}: folder holds no {', '.join(SUFFIX_KINDS)} files and no saved dataset"
+                            + left)
         return [SourceFile(SUFFIX_KINDS[f.suffix.lower()], str(f.resolve())) for f in files]
     if p.is_file():
         if p.suffix.lower() not in SUFFIX_KINDS:
