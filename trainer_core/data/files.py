@@ -275,8 +275,20 @@ def _raw_rows(file: SourceFile) -> list[tuple[int, Any]]:
         return list(enumerate(_load(file, Path(tmp)).to_list(), 1))
 
 
+def iter_raw_rows(file: SourceFile) -> Iterator[tuple[int, Any]]:
+    """`raw_rows` one record at a time: a JSON-lines file is read lazily (a corpus never sits whole in a list),
+    the other kinds as `raw_rows` reads them."""
+    if file.kind == "jsonl":
+        yield from _iter_jsonl_rows(Path(file.path))
+    else:
+        yield from raw_rows(file)
+
+
 def _jsonl_rows(path: Path) -> list[tuple[int, Any]]:
-    rows = []
+    return list(_iter_jsonl_rows(path))
+
+
+def _iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
             try:
@@ -287,10 +299,10 @@ def _jsonl_rows(path: Path) -> list[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                rows.append((n, json.loads(line)))
+                obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
-    return rows
+            yield n, obj
 
 
 def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt: str | None = None,
@@ -302,24 +314,32 @@ def read_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt
     `specs` are `data.train`-style entries (paths, folders, saved datasets, hub ids, or `{path, ...}` mappings
     whose own settings win over the arguments). `exclude` (a `data.exclude` list) leaves out the records it
     names before they are normalised, as the trainer's reading does; `key` names the specs in problems. For a
-    corpus too big for Python lists, use `trainer_core.data.corpus`.
+    corpus too big for Python lists, use `trainer_core.data.corpus` (training) or `iter_records` (one pass).
     """
+    return list(iter_records(specs, fmt, system_prompt, text_field, columns, allow_empty_answer, exclude, key))
+
+
+def iter_records(specs: list[Any] | str | dict, fmt: str = "auto", system_prompt: str | None = None,
+                 text_field: str | None = None, columns: dict[str, str] | None = None,
+                 allow_empty_answer: bool = False,
+                 exclude: Callable[[str, int, Any], bool] | None = None, key: str = "data") -> Iterator[Record]:
+    """`read_records` one record at a time, in the same order with the same checks (JSON lines read lazily)."""
     defaults = {"format": fmt, "system_prompt": system_prompt, "text_field": text_field, "columns": columns or {}}
     sources, problems = parse_sources(specs if isinstance(specs, (str, dict)) else list(specs), key, defaults)
     if problems:
         raise DataError("; ".join(problems))
-    records: list[Record] = []
     for spec in sources:
         for file in expand_source(spec):
-            rows = [(n, apply_columns(obj, spec.columns)) for n, obj in raw_rows(file)]
-            if not rows:
-                raise DataError(f"{file.name}: holds no records")
-            file_fmt = file_format(spec.format, rows[0][1], f"{file.name}:{rows[0][0]}")
-            for line, obj in rows:
+            file_fmt = None
+            for line, raw in iter_raw_rows(file):
+                obj = apply_columns(raw, spec.columns)
+                if file_fmt is None:
+                    file_fmt = file_format(spec.format, obj, f"{file.name}:{line}")
                 if exclude is not None and exclude(file.name, line, obj):
                     continue
                 messages, text = normalise(obj, file_fmt, f"{file.name}:{line}", spec.system_prompt, spec.text_field,
                                            allow_empty_answer)
                 reference = obj.get("reference")
-                records.append(Record(file.name, line, messages, text, record_id(obj), reference))
-    return records
+                yield Record(file.name, line, messages, text, record_id(obj), reference)
+            if file_fmt is None:
+                raise DataError(f"{file.name}: holds no records")

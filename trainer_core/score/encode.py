@@ -61,8 +61,10 @@ def _encode_chats(tokenizer, render: Renderer, records: list[Record], bare: bool
             encode_chats(tokenizer, render, conversations, [r.where for r in records])]
 
 
-def encode_records(tokenizer, records: list[Record], max_length: int, with_bare: bool) -> list[ScoreItem]:
-    """Every record as an item, in read order; chats and texts each go to the tokenizer in one batch."""
+def encode_records(tokenizer, records: list[Record], max_length: int, with_bare: bool, start: int = 0,
+                   ) -> list[ScoreItem]:
+    """Every record as an item, in read order, indexed from `start`; chats and texts each go to the tokenizer in
+    one batch."""
     chats = [r for r in records if r.messages is not None]
     texts = [r for r in records if r.messages is None]
     if with_bare and texts:
@@ -72,7 +74,7 @@ def encode_records(tokenizer, records: list[Record], max_length: int, with_bare:
     bares = iter(_encode_chats(tokenizer, render, chats, bare=True) if with_bare else [])
     documents = iter(encode_texts(tokenizer, [r.text or "" for r in texts]) if texts else [])
     items = []
-    for index, record in enumerate(records):
+    for index, record in enumerate(records, start):
         if record.messages is None:
             ids = next(documents)
             ids, labels, truncated = _cut(ids, list(ids), max_length)

@@ -40,6 +40,8 @@ class ScoreOptions:
     system_prompt: str | None = _option("TEXT", "System prompt for records without one.", default=None)
     dtype: str = _option("DTYPE", "Compute precision: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16.",
                          default="auto")
+    chunk: int = _option("N", "Records encoded and scored at a time (per process); their rows go to disk before the "
+                         "next chunk, so memory stays flat however big the corpus.", default=1024)
 
     def check(self) -> None:
         """Raise ScoreError for the first problem."""
@@ -48,7 +50,8 @@ class ScoreOptions:
         if self.format not in DATA_FORMATS:
             raise ScoreError(f"--format: '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
         for name, value, low in (("--top", self.top, 0), ("--max-length", self.max_length, 8),
-                                 ("--num-procs", self.num_procs, 1), ("--batch-size", self.batch_size, 1)):
+                                 ("--num-procs", self.num_procs, 1), ("--batch-size", self.batch_size, 1),
+                                 ("--chunk", self.chunk, 1)):
             if value < low:
                 raise ScoreError(f"{name}: {value} must be at least {low}")
         if not self.out.parent.is_dir():

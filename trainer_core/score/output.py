@@ -1,14 +1,13 @@
-"""The score file: rows with quality, sorted worst first, written atomically; its summary beside it
-(`OUT.summary.json`) and on the terminal (records per quality band, flags, the worst records)."""
+"""The score file's ranking and summary: rows with quality, sorted worst first (written from disk by
+`spool.RowSpool`); the summary beside the file (`OUT.summary.json`) and on the terminal (records per quality
+band, flags, the worst records)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
-from trainer_core.atomic import atomic_writer
 from trainer_core.live.rundir import write_json_atomic
 from trainer_core.score.quality import band_counts, qualities
 
@@ -27,27 +26,37 @@ def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     for row, q in zip(rows, qualities([r["score"] for r in rows]), strict=True):
         row["quality"] = round(q, 4)
-    return sorted(rows, key=lambda r: (-r["score"], -(r["mean_loss"] or 0.0), r["index"]))
+    return sorted(rows, key=lambda r: rank_key(r["score"], r["mean_loss"], r["index"]))
 
 
 def tied_records(rows: list[dict[str, Any]]) -> int:
     """Records whose raw score another record has too (the summary reports them: their order is the tie-break's)."""
-    counts = Counter(r["score"] for r in rows)
+    return tied_scores([r["score"] for r in rows])
+
+
+def tied_scores(scores: list[float]) -> int:
+    counts = Counter(scores)
     return sum(n for n in counts.values() if n > 1)
 
 
-def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_writer(out) as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+def rank_key(score: float, mean_loss: float | None, index: int) -> tuple[float, float, int]:
+    """Worst first: highest raw score; among equal scores the higher mean answer loss, then read order."""
+    return -score, -(mean_loss or 0.0), index
 
 
 def make_summary(rows: list[dict[str, Any]], written: int, meta: dict[str, Any]) -> dict[str, Any]:
     flags = Counter(flag for row in rows for flag in row["flags"])
-    return {**meta, "records": len(rows), "written": written,
-            "answer_tokens": sum(r["answer_tokens"] for r in rows),
-            "truncated": flags.get("truncated", 0), "tied": tied_records(rows),
-            "bands": band_counts([r["quality"] for r in rows]),
+    counts = {"records": len(rows), "answer_tokens": sum(r["answer_tokens"] for r in rows),
+              "tied": tied_records(rows), "bands": band_counts([r["quality"] for r in rows]), "flags": flags}
+    return summary_of(counts, written, meta)
+
+
+def summary_of(counts: dict[str, Any], written: int, meta: dict[str, Any]) -> dict[str, Any]:
+    """The summary from the counts (`records`, `answer_tokens`, `tied`, `bands`, `flags` as a Counter): what
+    `make_summary` counts from rows and `spool.RowSpool` keeps while it streams."""
+    flags = counts["flags"]
+    return {**meta, "records": counts["records"], "written": written, "answer_tokens": counts["answer_tokens"],
+            "truncated": flags.get("truncated", 0), "tied": counts["tied"], "bands": counts["bands"],
             "flags": dict(sorted(flags.items()))}
 
 

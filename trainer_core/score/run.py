@@ -1,49 +1,97 @@
-"""`nlirg score`: read records, encode them as the trainer would, score them in one batched pass (split over
-processes with --num-procs), rank, write the score file and its summary."""
+"""`nlirg score`: read records, encode them as the trainer would, score them in batches (split over processes
+with --num-procs) a bounded chunk at a time, rank, write the score file and its summary."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from trainer_core.data.files import read_records
-from trainer_core.score.encode import encode_records
+from trainer_core.data.files import iter_records
+from trainer_core.data.records import DataError, Record
+from trainer_core.score.encode import ScoreItem, encode_records
 from trainer_core.score.options import ScoreOptions
-from trainer_core.score.output import make_summary, print_summary, rank_rows, write_rows, write_summary
+from trainer_core.score.output import print_summary, summary_of, write_summary
 from trainer_core.score.parallel import score_in_processes
 from trainer_core.score.progress import ScoreProgress
 from trainer_core.score.report import build_row
-from trainer_core.score.scoring import device_for, score_items, scoring_model, scoring_tokenizer
+from trainer_core.score.scoring import Signals, device_for, score_items, scoring_model, scoring_tokenizer
+from trainer_core.score.spool import RowSpool
 from trainer_core.train.data.token_text import token_texts
+
+WORST_SHOWN = 5
+"""Rows printed under the summary."""
 
 
 def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[str] | None = None,
         ) -> dict[str, Any]:
-    """Score, write OUT and OUT.summary.json, print the summary (stdout; progress on stderr); return the summary."""
+    """Score, write OUT and OUT.summary.json, print the summary (stdout; progress on stderr); return the summary.
+
+    Streamed: the records are read twice (a first pass checks every one and counts them before any weights are
+    read), then encoded, scored and spooled to disk `opts.chunk` records at a time; the ranking needs only the
+    scores (`spool.RowSpool`), so memory does not grow with the corpus."""
     started = time.time()
-    records = read_records(opts.data, opts.format, opts.system_prompt, allow_empty_answer=True)
+    total = count_records(opts)
     tokenizer = scoring_tokenizer(opts)  # the data is encoded before any weights are read: a bad record shows at once
-    items = encode_records(tokenizer, records, opts.max_length, with_bare=opts.mode == "ifd")
-    progress = ScoreProgress(len(items), sum(len(it.input_ids) for it in items), progress_stream)
+    chunks = encoded_chunks(opts, tokenizer)
+    first = next(chunks, [])
+    progress = ScoreProgress(total, 0, progress_stream)
     forward_started = time.time()
-    if opts.num_procs == 1:
-        model, dtype = scoring_model(opts, device_for(0))
-        signals, bare = score_items(model, items, tokenizer.pad_token_id, opts, dtype, progress.advance)
-    else:
-        signals, bare = score_in_processes(opts, items, tokenizer.pad_token_id, progress.advance)
-    forward_s = time.time() - forward_started
-    progress.close()
+    spool = RowSpool(opts.out.parent)
     special = frozenset(tokenizer.all_special_ids)  # structural tokens leave the statistics (report._content)
-    rows = rank_rows([build_row(it, signals.get(it.index), bare.get(it.index), opts.mode,
-                                token_texts(tokenizer, it.input_ids), special) for it in items])
-    kept = rows[:opts.top] if opts.top else rows
-    write_rows(opts.out, kept)
+    try:
+        score_chunk = chunk_scorer(opts, tokenizer.pad_token_id, progress.advance)
+        for items in itertools.chain([first], chunks):
+            signals, bare = score_chunk(items)
+            for it in items:
+                spool.add(build_row(it, signals.get(it.index), bare.get(it.index), opts.mode,
+                                    token_texts(tokenizer, it.input_ids), special))
+        forward_s = time.time() - forward_started
+        progress.close()
+        order, quality = spool.write_ranked(opts.out, opts.top)
+        worst = list(spool.rows(order[:WORST_SHOWN], quality))
+        counts = spool.summary_counts(quality)
+    finally:
+        spool.close()
     meta = {"mode": opts.mode, "model": opts.model, "data": list(opts.data), "format": opts.format,
             "max_length": opts.max_length, "out": str(opts.out.resolve()), "num_procs": opts.num_procs,
             "batch_size": opts.batch_size, "wall_s": round(time.time() - started, 3),
             "tokens_per_s": round(progress.tokens / max(forward_s, 1e-9), 1)}
-    summary = make_summary(rows, len(kept), meta)
+    summary = summary_of(counts, min(len(order), opts.top) if opts.top else len(order), meta)
     write_summary(opts.out, summary)
-    print_summary(summary, rows, stream or sys.stdout)
+    print_summary(summary, worst, stream or sys.stdout, WORST_SHOWN)
     return summary
+
+
+def _records(opts: ScoreOptions) -> Iterator[Record]:
+    return iter_records(opts.data, opts.format, opts.system_prompt, allow_empty_answer=True)
+
+
+def count_records(opts: ScoreOptions) -> int:
+    """Read every record once, keeping none: the first bad one (or, for ifd, plain text) raises DataError."""
+    total = 0
+    for record in _records(opts):
+        if opts.mode == "ifd" and record.messages is None:
+            raise DataError(f"{record.where}: mode ifd needs prompt/answer records; this one is plain text")
+        total += 1
+    return total
+
+
+def encoded_chunks(opts: ScoreOptions, tokenizer) -> Iterator[list[ScoreItem]]:
+    """The records as scoring items, `opts.chunk` at a time (times --num-procs: each process gets a share)."""
+    size = opts.chunk * opts.num_procs
+    records = _records(opts)
+    start = 0
+    while batch := list(itertools.islice(records, size)):
+        yield encode_records(tokenizer, batch, opts.max_length, with_bare=opts.mode == "ifd", start=start)
+        start += len(batch)
+
+
+def chunk_scorer(opts: ScoreOptions, pad_id: int, advance) -> Callable[[list[ScoreItem]], tuple[Signals, Signals]]:
+    """items -> (signals, bare signals): in this process (the model loaded once) or split over --num-procs."""
+    if opts.num_procs == 1:
+        model, dtype = scoring_model(opts, device_for(0))
+        return lambda items: score_items(model, items, pad_id, opts, dtype, advance)
+    return lambda items: score_in_processes(opts, items, pad_id, advance)
