@@ -87,6 +87,10 @@ def test_eval_writes_eval_json_and_offers_a_checkpoint_of_a_live_run(tmp_path):
         live = nlirg_cli("eval", str(run_dir), "--domain", str(domain), cwd=tmp_path)
         _one_line_error(live, "is still training", "nlirg eval ", "checkpoints/step-")
         assert not (run_dir / "eval.json").exists()
+        scored = nlirg_cli("score", str(data), "--model", str(run_dir), "--out", str(tmp_path / "s.jsonl"),
+                           cwd=tmp_path)  # the same offer, in the words of `nlirg score`
+        _one_line_error(scored, "is still training", "score with its newest checkpoint: --model ", "checkpoints/step-")
+        assert not (tmp_path / "s.jsonl").exists()
     finally:
         nlirg_cli("stop", str(run_dir), cwd=tmp_path)
     out = tmp_path / "tiny-eval.json"

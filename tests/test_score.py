@@ -223,6 +223,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_path):
     proc = nlirg_cli("score", str(good), "--model", str(plain), "--out", str(tmp_path / "o.jsonl"), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "good.jsonl:1: the tokenizer has no chat template" in proc.stderr
+    proc = nlirg_cli("score", str(good), "--model", "builtin:tiny", "--out", str(tmp_path / "o.jsonl"), "--dtype",
+                     "fp99", cwd=tmp_path)  # `nlirg score` passes --dtype on, where it is checked
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --dtype: 'fp99' is not one of auto, fp32, bf16, fp16"
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ Tracker = Literal["tensorboard", "wandb", "mlflow", "trackio"]
 Quantization = Literal["none", "nf4", "fp4", "int8"]
 
 DATA_FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
+DTYPES: tuple[str, ...] = typing.get_args(Dtype)
 
 
 def not_one_of(key: str, value: Any, allowed: tuple[Any, ...]) -> str:

@@ -44,7 +44,9 @@ class Target:
         return f"{self.kind} {where}"
 
 
-def resolve_target(spec: str, root: Path = Path("runs")) -> Target:
+def resolve_target(spec: str, root: Path = Path("runs"), offer: str = "evaluate its latest checkpoint: nlirg eval {}",
+                   ) -> Target:
+    """What `spec` names; `offer` is the hint for a run with no final model, `{}` its newest checkpoint."""
     if spec.startswith("builtin:"):
         if spec not in BUILTIN_MODELS:
             raise TargetError(f"{spec}: unknown builtin; known: {', '.join(BUILTIN_MODELS)}")
@@ -66,16 +68,16 @@ def resolve_target(spec: str, root: Path = Path("runs")) -> Target:
     if path.name == FINAL and (path.parent / CONFIG_FILE).is_file():
         path = path.parent  # a run's final/ is the run
     if (path / CONFIG_FILE).is_file():
-        return _run_target(spec, path)
+        return _run_target(spec, path, offer)
     if path.parent.name == "checkpoints" and path.name.startswith("step-"):
         return _checkpoint_target(spec, path)
     return _folder_target(spec, path, None, None)
 
 
-def _run_target(spec: str, run_dir: Path) -> Target:
+def _run_target(spec: str, run_dir: Path, offer: str) -> Target:
     info = run_info(run_dir)
     found = checkpoint_dirs(run_dir)
-    hint = (f"evaluate its latest checkpoint: nlirg eval {found[-1]}" if found
+    hint = (offer.format(found[-1]) if found
             else f"no checkpoint yet: wait for one or write one with `nlirg save {run_dir.name}`")
     if info.live:
         raise TargetError(f"{spec}: run {info.name} is still training (step {info.step}/{info.total_steps}); {hint}")

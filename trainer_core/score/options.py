@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from trainer_core.config import DATA_FORMATS
+from trainer_core.config.choices import DTYPES
 from trainer_core.score.modes import MODES
 
 
@@ -47,6 +48,8 @@ class ScoreOptions:
         """Raise ScoreError for the first problem."""
         if self.mode not in MODES:
             raise ScoreError(f"--mode: '{self.mode}' is not one of {', '.join(MODES)}")
+        if self.dtype not in DTYPES:
+            raise ScoreError(f"--dtype: '{self.dtype}' is not one of {', '.join(DTYPES)}")
         if self.format not in DATA_FORMATS:
             raise ScoreError(f"--format: '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
         for name, value, low in (("--top", self.top, 0), ("--max-length", self.max_length, 8),

@@ -14,18 +14,20 @@ from trainer_core.score.options import ScoreOptions
 from trainer_core.train.data.batch import Sample, collate
 
 Signals = dict[int, RowSignals]
+SCORE_OFFER = "score with its newest checkpoint: --model {}"
+"""The hint for a run that has no final model yet (still training, or stopped before the end)."""
 
 
 
 def scoring_tokenizer(opts: ScoreOptions):
-    target = resolve_target(opts.model)
+    target = resolve_target(opts.model, offer=SCORE_OFFER)
     return load_target_tokenizer(target, model_settings(target, opts.dtype))
 
 
 def scoring_model(opts: ScoreOptions, device: torch.device):
     """(model in eval mode, compute dtype): any model `nlirg eval` takes (a LoRA run's final/ too, its adapter
     merged), loaded in the compute dtype; no gradient anywhere."""
-    target = resolve_target(opts.model)
+    target = resolve_target(opts.model, offer=SCORE_OFFER)
     return load_target_model(target, model_settings(target, opts.dtype), device)
 
 
