@@ -78,3 +78,44 @@ def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns
     on_disk = read_events(run_dir / "events.jsonl")
     assert [e["seq"] for e in on_disk] == [e["seq"] for e in seen] == list(range(len(seen)))  # the listener saw it too
     assert on_disk[-1]["message"] == "space is back"
+
+
+def test_a_replay_while_the_disk_is_full_gets_the_held_events_too(tmp_path, tiny_disk, monkeypatch):
+    """Found by bench.soak: a client that joined while events waited in memory for disk space got the file's
+    events, then the live ones, and never the held ones between them."""
+    from types import SimpleNamespace
+
+    from tests.helpers import TINY
+    from tests.live_helpers import private_runtime_dir
+    from trainer_core.live import sockets
+    from trainer_core.live.client import LiveClient
+    from trainer_core.live.control import CommandQueue
+    from trainer_core.live.server import LiveServer
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", private_runtime_dir())
+    run_dir = tiny_disk / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
+                            total_steps=10, cfg=make_config([*TINY]))
+    server = LiveServer(owner, sockets.socket_path(run_dir))
+    server.start()
+    try:
+        for i in range(3):
+            events.emit("log", level="info", message=f"on disk {i}")
+        filler = _fill(tiny_disk)
+        for i in range(3):
+            events.emit("log", level="info", message=f"held {i} " + "x" * 4000)  # seq 3..5: more than the file's
+            # last tmpfs page has left, so in memory only
+        assert len(read_events(run_dir / "events.jsonl")) == 3
+        with LiveClient(server.path) as client:
+            stream = client.stream(0)
+            got = [next(stream) for _ in range(6)]
+            os.unlink(filler)
+            events.emit("end", status="completed", reason="completed")  # space is back: written, and sent live
+            got += list(stream)
+    finally:
+        server.close()
+        events.close()
+    assert [e["seq"] for e in got] == list(range(7))
+    assert [e["message"][:6] for e in got[3:6]] == [f"held {i}" for i in range(3)]

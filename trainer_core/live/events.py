@@ -108,6 +108,11 @@ class EventLog:
                                                       extra=NOT_AN_EVENT)
             self._disk_error = None
 
+    def held(self) -> bytes:
+        """The whole lines a full disk holds back (the events right after the file's last one); b"" normally.
+        Take it under `lock`, with `last_seq`, for a consistent view of what the file lacks."""
+        return bytes(self._pending)
+
     @property
     def last_seq(self) -> int:
         return self.next_seq - 1

@@ -59,9 +59,12 @@ _SEQ_AT_START = re.compile(rb'"seq":\s*(\d+)')
 
 @dataclass(frozen=True)
 class _ReplayFrom:
-    """Writer instruction: send events from_seq..upto from events.jsonl, then whatever is queued behind."""
+    """Writer instruction: send events from_seq..upto from events.jsonl (and `held`), then whatever is queued
+    behind."""
     from_seq: int
     upto: int
+    held: bytes = b""
+    """The events a full disk held back at the join (not in the file then): sent from memory."""
 
 
 _CLOSE = object()
@@ -75,6 +78,7 @@ class _Join:
     connection: Connection
     from_seq: int
     upto: int
+    held: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -198,10 +202,11 @@ class LiveServer:
     def join_stream(self, connection: Connection, from_seq: int) -> None:
         """Start streaming to `connection`: events up to now from the file, later ones live, none twice."""
         events = self.trainer.events
-        # Under the event-log lock no event is emitted: the file holds exactly seq <= last_seq, and the join
-        # lands in the fan-out queue right behind event last_seq.
+        # Under the event-log lock no event is emitted: the file holds exactly seq <= last_seq, less the lines a
+        # full disk holds back (taken here, sent from memory), and the join lands in the fan-out queue right
+        # behind event last_seq.
         with events.lock:
-            self._fanout.put(_Join(connection, from_seq, events.last_seq))
+            self._fanout.put(_Join(connection, from_seq, events.last_seq, events.held()))
 
     def _fanout_loop(self) -> None:
         streaming: list[Connection] = []
@@ -217,7 +222,7 @@ class LiveServer:
             if instruction is _STOP:
                 return
             if isinstance(instruction, _Join):
-                instruction.connection.offer(_ReplayFrom(instruction.from_seq, instruction.upto))
+                instruction.connection.offer(_ReplayFrom(instruction.from_seq, instruction.upto, instruction.held))
                 streaming.append(instruction.connection)
             elif isinstance(instruction, _Reply):
                 instruction.connection.offer(instruction.reply)
@@ -492,14 +497,20 @@ class Connection:
         and never competes with the training thread for the GIL line by line."""
         if replay.upto < replay.from_seq:
             return
+        held = replay.held.splitlines(keepends=True)
+        first_held = _line_seq(held[0]) if held else None
+        file_upto = replay.upto if first_held is None else first_held - 1  # a full disk: the rest is in `held`
         with open(self.server.trainer.events.path, "rb") as fh:
             offset = _offset_of(fh, replay.from_seq)
-            end = _offset_of(fh, replay.upto + 1)
+            end = _offset_of(fh, file_upto + 1)
             while offset < end:
                 try:
                     offset += self.conn.sendfile(fh, offset, min(REPLAY_CHUNK_BYTES, end - offset))
                 except TimeoutError:
                     raise stalled_in_file(fh, offset) from None
+        wanted = [line for line in held if (_line_seq(line) or -1) >= replay.from_seq]
+        if wanted:
+            send_tracked(self.conn, b"".join(wanted))
 
 
 def _as_bytes(item: bytes | dict[str, Any]) -> bytes:
