@@ -5,9 +5,12 @@ loop (HF forward with its own CE loss + AdamW, no telemetry), and vs `transforme
     python -m bench.train_speed --quick    # builtin:tiny, a few seconds
     python -m bench.train_speed --model "$(python -m bench.real_shapes --shape smollm2-135m --build-only)"
 
-Ours and the bare loop are interleaved step by step (A B C A B C ...) so machine noise hits all of
+Ours and the bare loop are interleaved step by step (A B C C B A ...) so machine noise hits all of
 them alike; the HF Trainer runs in two blocks that sandwich a block of ours. The first `--warmup` steps
-of each are dropped. The last line is one JSON object with the ratios (higher is better for us).
+of each are dropped. Every rate and ratio is of the median step (tokens/s of each variant's median step; the
+mean is printed beside it): one step that other processes held up must not decide a ratio. The logged step's
+part (its sync, the step event, flagged samples) is timed apart for ours. The last line is one JSON object with
+the ratios (higher is better for us).
 """
 
 from __future__ import annotations
@@ -36,15 +39,26 @@ def build_trainer(root: Path, name: str, overrides: list[str]) -> Trainer:
     return trainer
 
 
-def timed_step(trainer: Trainer) -> tuple[float, int]:
-    """One optimizer step plus its logged-step telemetry sync; returns (seconds, input tokens)."""
+def timed_step(trainer: Trainer, log_s: list[float] | None = None) -> tuple[float, int]:
+    """One optimizer step plus its logged-step telemetry sync; returns (seconds, input tokens). The time of the
+    logged step's part (sync, event, flagged samples) is appended to `log_s`."""
     before = trainer.totals.input_tokens
     t0 = time.perf_counter()
     trainer.train_step()
     trainer.step += 1
     trainer.interval.steps += 1
+    t1 = time.perf_counter()
     trainer._log_step()  # the one host sync of a logged step (log_every=1: the worst case)
-    return time.perf_counter() - t0, trainer.totals.input_tokens - before
+    t2 = time.perf_counter()
+    if log_s is not None:
+        log_s.append(t2 - t1)
+    return t2 - t0, trainer.totals.input_tokens - before
+
+
+def step_rate(steps: list[tuple[float, int]]) -> float:
+    """Tokens/s of the median step: the one statistic every number and ratio here comes from (a mean would let a
+    single step that other processes held up decide a ratio between variants whose typical steps are equal)."""
+    return statistics.median(tokens / seconds for seconds, tokens in steps)
 
 
 def ordered_samples(trainer: Trainer) -> list:
@@ -126,8 +140,7 @@ def hf_trainer_tokens_per_s(reference: Trainer, steps: int, warmup: int, out_dir
     InOrder(model=reference.model, args=args, train_dataset=Rows(), data_collator=collator,
             callbacks=[Clock()]).train()
     tokens = tokens[: len(times)]  # a look-ahead batch may have been collated but not trained
-    kept = slice(warmup, None)
-    return sum(tokens[kept]) / sum(times[kept])
+    return step_rate(list(zip(times, tokens, strict=True))[warmup:])
 
 
 def main() -> None:
@@ -158,16 +171,22 @@ def main() -> None:
         if hf_owner is not None:  # HF before and after the interleaved block: drift hits both sides alike
             hf_rates.append(hf_trainer_tokens_per_s(hf_owner, n, args.warmup, root / "hf_a"))
         runs: dict[str, list[tuple[float, int]]] = {"nlirg": [], "plain": [], "bare": []}
-        for _ in range(n):
-            runs["nlirg"].append(timed_step(ours))
-            runs["plain"].append(timed_step(plain))
-            runs["bare"].append(bare.step())
+        log_s: dict[str, list[float]] = {"nlirg": [], "plain": []}
+        for i in range(n):
+            order = [("nlirg", lambda: timed_step(ours, log_s["nlirg"])),
+                     ("plain", lambda: timed_step(plain, log_s["plain"])), ("bare", bare.step)]
+            for name, fn in order if i % 2 == 0 else order[::-1]:  # neither goes first every time
+                runs[name].append(fn())
         if hf_owner is not None:
             hf_rates.append(hf_trainer_tokens_per_s(hf_owner, n, args.warmup, root / "hf_b"))
-        rate = {k: sum(t for _, t in v[args.warmup:]) / sum(s for s, _ in v[args.warmup:]) for k, v in runs.items()}
+        rate = {k: step_rate(v[args.warmup:]) for k, v in runs.items()}
         for k, v in runs.items():
             median = statistics.median(s for s, _ in v[args.warmup:])
-            print(f"{k:6s} {rate[k]:9.1f} tokens/s   median step {median:.3f}s")
+            mean_rate = sum(t for _, t in v[args.warmup:]) / sum(s for s, _ in v[args.warmup:])
+            part = statistics.median(log_s[k][args.warmup:]) * 1e3 if k in log_s else None
+            logged = f"   logged-step part {part:.1f} ms" if part is not None else ""
+            print(f"{k:6s} {rate[k]:9.1f} tokens/s (median step)   median step {median:.3f}s   "
+                  f"mean {mean_rate:.1f} tokens/s{logged}")
         measured = [e for e in read_events(root / "nlirg" / "events.jsonl") if e["type"] == "step"][args.warmup:]
         result = {
             "model": common[0].split("=")[1], "steps": steps, "device": str(ours.device),
@@ -175,7 +194,10 @@ def main() -> None:
             "mfu": statistics.median(e["mfu"] for e in measured) if measured and measured[0]["mfu"] is not None
             else None,
             "model_tflops": statistics.median(e["model_tflops"] for e in measured) if measured else None,
+            "statistic": "median step",
             "nlirg_vs_plain": rate["nlirg"] / rate["plain"],
+            "nlirg_log_step_ms": statistics.median(log_s["nlirg"][args.warmup:]) * 1e3,
+            "plain_log_step_ms": statistics.median(log_s["plain"][args.warmup:]) * 1e3,
             "nlirg_vs_bare_ce": rate["nlirg"] / rate["bare"],
             "telemetry_and_loop_cost": 1 - rate["plain"] / rate["bare"],
             "peak_memory_bytes": ours._write_summary("bench")["peak_memory_bytes"],
