@@ -23,8 +23,8 @@ def die_with_parent() -> None:
     """When started by `nlirg score` (PARENT_ENV), be killed as soon as that process ends (Linux), and exit now
     if it has ended already."""
     expected = os.environ.get(PARENT_ENV, "")
-    if not expected.isdigit():
-        return
+    if not expected.isdigit() or int(expected) == os.getpid():
+        return  # not started by a scorer, or this process set it itself (a second scoring run in one process)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
