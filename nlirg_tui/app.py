@@ -89,6 +89,8 @@ class NlirgApp(App):
             yield SystemCommand("LR scale", "Multiply the learning rate schedule", screen.action_lr_scale)
             yield SystemCommand("NLIRG parameters", "Weighting, thresholds and curve", screen.action_nlirg)
             yield SystemCommand("Export flagged samples", "Write review.jsonl", screen.action_export)
+            yield SystemCommand("Chat with the model (t)", "Ask it now; the base model answers beside it",
+                                screen.action_chat)
 
 
 def run_attached(run_dir: Path) -> None:

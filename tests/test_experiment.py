@@ -91,7 +91,8 @@ def test_report_matches_the_runs_evaluations(tiny_experiment):
     assert base["settings"]["max_length"] == run["settings"]["max_length"] == 96  # the runs' length, not 1024
     assert run["metrics"]["base_general_ppl"] == base["metrics"]["general_ppl"]  # reused, not recomputed
     text = (exp.exp_dir / "report.md").read_text(encoding="utf-8")
-    assert "| eval_loss | lower |" in text and "nlirg − plain (95% CI)" in text and "Welch" in text
+    assert "| eval_loss | lower |" in text and "nlirg − plain (Welch 95% CI)" in text
+    assert "nlirg − plain paired (95% CI)" in text  # the paired interval, which decides the *
     assert not list(exp.exp_dir.glob(".*.tmp-*"))  # atomic writes leave no temp files
 
 

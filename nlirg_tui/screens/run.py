@@ -60,7 +60,8 @@ class RunScreen(Screen):
         Binding("x", "stop", "stop", tooltip="checkpoint, then stop the run (asks)"),
         Binding("l", "lr_scale", "LR", tooltip="scale the learning rate schedule"),
         Binding("n", "nlirg", "NLIRG", tooltip="NLIRG weighting, thresholds and curve"),
-        Binding("t", "chat", "chat", tooltip="ask the model a question of your own (live while it trains)"),
+        # Not in the footer (80 columns hold no more); `?` and the command palette list it.
+        Binding("t", "chat", "chat", show=False, tooltip="ask the model a question of your own (live while it trains)"),
         Binding("m", "toggle_smoothing", "smooth", tooltip="Loss pane: smoothing on/off"),
         Binding("g", "toggle_log_scale", "log y", tooltip="Loss pane: log scale on/off"),
         Binding("question_mark", "keys", "keys", tooltip="this list"),
