@@ -128,8 +128,10 @@ async def test_inspector_export_tabs_and_toggles(live_run):
                 await pilot.press("escape")  # out of the editor, where the next digit would be text
         await pilot.press("5")
         inspector = screen.query_one(InspectorPane)
-        await until(pilot, lambda: len(inspector.samples) >= 2 and inspector.samples[0]["zeroed_tokens"] >= 2,
-                    "the flagged table filled, its worst sample with two zeroed tokens")
+        # At least one zeroed token: with the template's structural tokens protected (nlirg.protect_special_tokens),
+        # a shared run that has learnt its data may flag no sample with two any more (`]` below allows for one).
+        await until(pilot, lambda: len(inspector.samples) >= 2 and inspector.samples[0]["zeroed_tokens"] >= 1,
+                    "the flagged table filled, its worst sample with a zeroed token")
         worst = inspector.samples
         assert worst[0]["zeroed_tokens"] >= worst[-1]["zeroed_tokens"]  # worst first
         inspector.query_one("#flagged-table").focus()
