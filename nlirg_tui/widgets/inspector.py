@@ -134,7 +134,9 @@ class InspectorPane(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.samples: list[dict[str, Any]] = []
-        self.marked: set[tuple[Any, Any]] = set()
+        # Marked samples by key, kept whole: a live update can push a marked sample off the worst-first list,
+        # and the export must still hold every sample the user marked.
+        self.marked: dict[tuple[Any, Any], dict[str, Any]] = {}
         self._shown_version = -1
 
     def compose(self) -> ComposeResult:
@@ -156,8 +158,15 @@ class InspectorPane(Vertical):
             return
         table = self.query_one(DataTable)
         shown = self.query_one(TokenView).sample
-        keep = _key(shown) if shown else None
+        # Keep the row the user's cursor is on, not the sample on show: the view follows the cursor a message
+        # later, and a rebuild in between sent the cursor back to the sample it had just left (a mark then
+        # toggled the wrong row).
+        row = table.cursor_row
+        keep = _key(self.samples[row]) if 0 <= row < len(self.samples) else _key(shown) if shown else None
         self.samples = samples
+        for s in samples:
+            if _key(s) in self.marked:
+                self.marked[_key(s)] = s  # the newest version of a marked sample
         table.clear()
         for s in samples:
             table.add_row(self._mark(s), str(s.get("zeroed_tokens", 0)), f"{s.get('mean_loss', 0):.3f}",
@@ -168,7 +177,7 @@ class InspectorPane(Vertical):
         keys = [_key(s) for s in samples]
         row = keys.index(keep) if keep in keys else 0
         table.move_cursor(row=row)
-        if keys[row] != keep:
+        if not shown or keys[row] != _key(shown):
             self._select(row)
 
     @on(DataTable.RowHighlighted)
@@ -216,8 +225,9 @@ class InspectorPane(Vertical):
         if not 0 <= row < len(self.samples):
             self.notify("no flagged sample to mark", severity="warning", timeout=2)
             return
-        key = _key(self.samples[row])
-        self.marked ^= {key}
+        sample = self.samples[row]
+        if self.marked.pop(_key(sample), None) is None:
+            self.marked[_key(sample)] = sample
         table.update_cell_at((row, 0), self._mark(self.samples[row]))
         table.border_subtitle = f"{len(self.marked)} marked · e exports them" if self.marked else ""
 
@@ -229,10 +239,10 @@ class InspectorPane(Vertical):
         self.post_message(self.ReviewRequested(self.samples[row]))
 
     def selected(self) -> list[dict[str, Any]]:
-        """The marked samples, or the one under the cursor when none is marked."""
-        marked = [s for s in self.samples if _key(s) in self.marked]
-        if marked:
-            return marked
+        """The marked samples (those a live update took off the list included), or the one under the cursor when
+        none is marked."""
+        if self.marked:
+            return list(self.marked.values())
         row = self.query_one(DataTable).cursor_row
         return [self.samples[row]] if 0 <= row < len(self.samples) else []
 
