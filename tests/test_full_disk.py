@@ -119,3 +119,31 @@ def test_a_replay_while_the_disk_is_full_gets_the_held_events_too(tmp_path, tiny
         events.close()
     assert [e["seq"] for e in got] == list(range(7))
     assert [e["message"][:6] for e in got[3:6]] == [f"held {i}" for i in range(3)]
+
+
+def test_a_set_refused_for_a_full_disk_changes_nothing_and_says_what_to_do(tmp_path, tiny_disk):
+    """A live `set` is saved to config.yaml with the run; while the disk is full it is refused in one line naming
+    the file and what to do, and the run keeps its old values (it used to change them and still say refused)."""
+    from trainer_core.config import build_config
+    from trainer_core.live.control import Command
+    from trainer_core.train.loop import Trainer
+
+    data = write_alpaca(tmp_path / "d.jsonl")
+    run_dir = tiny_disk / "run"
+    run_dir.mkdir()
+    events = EventLog(run_dir / "events.jsonl")
+    trainer = Trainer(make_config([*TINY, f"data.train={data}", "training.max_steps=4"]), run_dir, events)
+    trainer.setup()
+    before = trainer.params.k
+    acks: list[dict] = []
+    filler = _fill(tiny_disk)
+    trainer._apply(Command("set", args={"k": before + 1.0, "lr_scale": 0.5}, id=1, ack=acks.append))
+    assert not acks[-1]["ok"]
+    assert acks[-1]["error"].startswith("set not applied: cannot write ") and "config.yaml" in acks[-1]["error"]
+    assert "No space left on device" in acks[-1]["error"] and "free space" in acks[-1]["error"]
+    assert trainer.params.k == before and trainer.lr_scale == 1.0
+    os.unlink(filler)
+    trainer._apply(Command("set", args={"k": before + 1.0}, id=2, ack=acks.append))
+    assert acks[-1]["ok"] and trainer.params.k == before + 1.0
+    assert build_config(run_dir / "config.yaml").nlirg.k == before + 1.0
+    events.close()

@@ -10,6 +10,7 @@ mask preparation does once per forward (see `step`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LambdaLR
     from transformers import PreTrainedTokenizerBase
 
+    from trainer_core.config.live_set import LiveSet
     from trainer_core.train.data.batch import Sample
     from trainer_core.train.data.sampler import BatchLoader
     from trainer_core.train.data.tokenized import PreparedData, TokenizedSet
@@ -532,14 +534,28 @@ class Trainer:
         elif cmd.name == "generate":
             self._answer_chat(cmd)
         elif cmd.name == "set":
-            change = parse_set_args(cmd.args, self.params)
-            change.apply(self.cfg)  # NLIRG, intervals, flag threshold: the config the loop reads and saves
-            if change.lr_scale is not None:
-                self.lr_scale = change.lr_scale
-                apply_current_lr(self.scheduler)  # effective from this step on
-            if self.backend.is_main:
-                save_config(self.cfg, self.run_dir / CONFIG_FILE)
+            self._apply_set(parse_set_args(cmd.args, self.params))
         return None
+
+    def _apply_set(self, change: LiveSet) -> None:
+        """Save the changed config.yaml first, then change the run: a `set` refused because the disk is full
+        changes nothing (every rank learns of the refusal, so the ranks keep one set of NLIRG parameters)."""
+        problem = ""
+        if self.backend.is_main:
+            changed = copy.deepcopy(self.cfg)
+            change.apply(changed)
+            path = self.run_dir / CONFIG_FILE
+            try:
+                save_config(changed, path)
+            except OSError as exc:
+                problem = (f"set not applied: cannot write {path}: {exc.strerror or exc}; free space on that disk "
+                           f"and send it again")
+        if self.backend.totals(1.0 if problem else 0.0)[0] > 0:  # one small collective, at a `set` only
+            raise CommandRefused(problem or "set not applied: rank 0 could not save the run's config.yaml")
+        change.apply(self.cfg)  # NLIRG, intervals, flag threshold: the config the loop reads and saves
+        if change.lr_scale is not None:
+            self.lr_scale = change.lr_scale
+            apply_current_lr(self.scheduler)  # effective from this step on
 
     def _answer_chat(self, cmd: Command) -> None:
         """Answer a prompt with the weights of this step boundary, streamed as `chat` events (docs/chat.md); the
