@@ -1,4 +1,4 @@
-"""`nlirg chat`: ask a run's model, live while it trains or from its final/ or a checkpoint (nlirg_tui/chat_cli.py;
+"""`nlirg chat`: ask a run's model, live while it trains or from its final/ or a checkpoint (nlirg_tui/chat_session.py;
 docs/chat.md)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def chat(
 ) -> None:
     """Ask the run's model: live while it trains (answered at the next step, training goes on exactly), or its
     final/ or a checkpoint afterwards; a LoRA run's base model answers beside it. History: RUN/chat.jsonl."""
-    from nlirg_tui.chat_cli import ChatError, ChatSession, Printer
+    from nlirg_tui.chat_session import ChatError, ChatSession, Printer
     from nlirg_tui.live_commands import LiveCommandError, resolve
     from trainer_core.live.chat import ChatRequestError, export_history, parse_chat_args
 

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from nlirg_tui.chat_cli import ChatError, ChatSession
+from nlirg_tui.chat_session import ChatError, ChatSession
 from nlirg_tui.state import ZONE_NAMES
 from nlirg_tui.widgets.zones import ZONE_STYLES
 from trainer_core.live.chat import ChatRequestError, parse_chat_args
