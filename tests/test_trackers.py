@@ -122,3 +122,31 @@ def test_a_tracker_that_fails_is_one_warning_and_the_run_goes_on(tmp_path, tiny_
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("tracker ")] == warned
     assert [e["step"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"] == [1, 2]
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))  # TensorBoard went on
+
+
+def test_a_tracker_server_that_never_answers_holds_up_nothing(tmp_path, monkeypatch):
+    """MLflow's tracking server accepts connections and never answers (a real listening socket nobody serves):
+    opening the tracker and logging return at once, because the trackers run on a thread of their own; the
+    failure is one warning, which the end of the run waits for (bounded)."""
+    import socket
+
+    from tests.helpers import make_config
+    from trainer_core.train.telemetry.trackers import Trackers
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)  # the kernel completes each connection; no one reads the request
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "4")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    warned: list[str] = []
+    try:
+        trackers = Trackers(["tensorboard", "mlflow"], tmp_path, make_config(TINY), warned.append, warned.append)
+        for step in range(1, 6):
+            trackers.log({"train/loss": 1.0 / step}, step)
+        assert warned == []  # nothing has come back from the server yet: the loop did not wait for it
+        trackers.close(5, "completed")
+    finally:
+        server.close()
+    assert len(warned) == 1 and warned[0].startswith("tracker mlflow could not start"), warned
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))  # TensorBoard, written on the loop's side

@@ -74,7 +74,7 @@ from trainer_core.train.telemetry.flag_window import event_chunks
 from trainer_core.train.telemetry.flagged import FlaggedTracker
 from trainer_core.train.telemetry.flops import MfuMeter, ModelFlops, device_peak_tflops
 from trainer_core.train.telemetry.step_stats import IntervalStats, Telemetry, memory_reading
-from trainer_core.train.trackers import Trackers, step_metrics
+from trainer_core.train.telemetry.trackers import Trackers, step_metrics
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LambdaLR

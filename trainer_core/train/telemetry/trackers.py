@@ -7,7 +7,10 @@ trackio in `trackio/` (unless `TRACKIO_DIR` is set). Their own environment varia
 MLFLOW_EXPERIMENT_NAME, TRACKIO_SPACE_ID, ...) are honoured.
 
 A tracker never stops a run: its import error, network error or full disk is one warning (trainer.log and a
-`log` event) and that tracker is off for the rest of the run; the others and training go on.
+`log` event) and that tracker is off for the rest of the run; the others and training go on. Nor does it slow
+one: W&B, MLflow and trackio are opened, fed and closed on one thread of their own (`tracker_thread`), so a slow
+or unreachable server costs the loop nothing; TensorBoard writes from its own writer thread already. At the end
+of the run the trackers get `CLOSE_WAIT_S` seconds to send what is queued.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from trainer_core.train.telemetry.tensorboard import TensorBoard
+from trainer_core.train.telemetry.tracker_thread import MAX_PENDING, TrackerThread
 
 ZONE_NAMES = ("easy", "boost", "hard", "zeroed")
 MLFLOW_BATCH = 100
 """MLflow takes at most 100 params (and 1000 metrics) in one log_batch."""
+CLOSE_WAIT_S = 120.0
+"""How long the end of a run waits for the trackers to send their queued values and close."""
 
 
 def step_metrics(event: dict[str, Any]) -> dict[str, float]:
@@ -56,42 +63,56 @@ def flat_params(config: Any) -> dict[str, str]:
 
 
 class Trackers:
-    """Every tracker of `report_to`, each switched off by its first failure (one warning)."""
+    """Every tracker of `report_to`, each switched off by its first failure (one warning). TensorBoard is
+    written here; the others only on the tracker thread (`live` belongs to it)."""
 
     def __init__(self, names: list[str], run_dir: Path, config: Any, warn: Callable[[str], None],
                  tb_error: Callable[[str], None]):
         self.warn = warn
         self.live: dict[str, Any] = {}
-        params = flat_params(config)
-        name = run_dir.name
-        for tracker in dict.fromkeys(names):
-            if tracker == "tensorboard":
-                self.live[tracker] = TensorBoard(run_dir / "tb", tb_error)
-                continue
-            try:
-                self.live[tracker] = OPENERS[tracker](run_dir, name, params)
-            except Exception as exc:  # noqa: BLE001 - whatever the library raises, the run goes on
-                self._failed(tracker, "could not start", exc)
+        wanted = list(dict.fromkeys(names))
+        self.tensorboard = TensorBoard(run_dir / "tb", tb_error) if "tensorboard" in wanted else None
+        remote = [tracker for tracker in wanted if tracker != "tensorboard"]
+        self._thread = TrackerThread() if remote else None
+        self._warned_behind = False
+        params = flat_params(config)  # now: a live `set` may change the config before the thread gets to it
+        for tracker in remote:
+            self._submit(partial(self._open, tracker, run_dir, params))
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        for tracker in list(self.live):
-            if tracker == "tensorboard":
-                for tag, value in metrics.items():
-                    self.live[tracker].scalar(tag, value, step)
-                continue
-            self._call(tracker, "log", metrics, step)
+        if self.tensorboard is not None:
+            for tag, value in metrics.items():
+                self.tensorboard.scalar(tag, value, step)
+        self._submit(partial(self._each, "log", dict(metrics), step))
 
     def flush(self, step: int) -> None:
-        if "tensorboard" in self.live:
-            self.live["tensorboard"].flush(step)
+        if self.tensorboard is not None:
+            self.tensorboard.flush(step)
 
     def close(self, step: int, status: str) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close(step)
+            self.tensorboard = None
+        if self._thread is None:
+            return
+        thread, self._thread = self._thread, None
+        if not thread.finish(partial(self._each, "close", status), CLOSE_WAIT_S):
+            self.warn(f"trackers still sending after {CLOSE_WAIT_S:.0f} s at the end of the run: "
+                      f"{', '.join(self.live) or 'one still opening'} may miss the last values (every value is "
+                      "in events.jsonl)")
+
+    # ------------------------------------------------------------------ on the tracker thread
+    def _open(self, tracker: str, run_dir: Path, params: dict[str, str]) -> None:
+        try:
+            self.live[tracker] = OPENERS[tracker](run_dir, run_dir.name, params)
+        except Exception as exc:  # noqa: BLE001 - whatever the library raises, the run goes on
+            self._failed(tracker, "could not start", exc)
+
+    def _each(self, method: str, *args: Any) -> None:
         for tracker in list(self.live):
-            if tracker == "tensorboard":
-                self.live.pop(tracker).close(step)
-            else:
-                self._call(tracker, "close", status)
-                self.live.pop(tracker, None)
+            self._call(tracker, method, *args)
+        if method == "close":
+            self.live.clear()
 
     def _call(self, tracker: str, method: str, *args: Any) -> None:
         try:
@@ -105,6 +126,14 @@ class Trackers:
         hint = (f"pip install 'nlirg-workbench[{tracker}]'" if isinstance(exc, ImportError)
                 else "training goes on; every value is still in events.jsonl")
         self.warn(f"tracker {tracker} {what}: {type(exc).__name__}: {text} ({hint})")
+
+    # ------------------------------------------------------------------ on the loop's thread
+    def _submit(self, call: Callable[[], None]) -> None:
+        if self._thread is None or self._thread.submit(call) or self._warned_behind:
+            return
+        self._warned_behind = True
+        self.warn(f"trackers fell behind ({MAX_PENDING} calls waiting): values are dropped until they catch up; "
+                  "every value is still in events.jsonl")
 
 
 class Wandb:
