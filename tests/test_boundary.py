@@ -1,4 +1,4 @@
-"""The import rules (docs/design.md §1, STYLE.md) as checks, not prose.
+"""The import rules (docs/design.md §1) as checks, not prose.
 
 import-linter's contracts in pyproject.toml cover every import statement, those inside functions too:
 trainer_core never imports the TUI or Textual; its client half (config, live, data) never imports torch; its
