@@ -4,6 +4,7 @@ SLURM's variables, through the real `nlirg` CLI and DeepSpeed's per-node launche
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,14 +12,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
+from nlirg_tui.app import NlirgApp
+from nlirg_tui.panes import PANE_KEY
 from nlirg_tui.slurm_script import srun_line
 from tests.helpers import make_config, nlirg_cli, train_in_process
-from tests.test_deepspeed import COMMON, ONE_RANK, assert_same_steps, data, ds_env, needs_deepspeed, steps
+from tests.live_helpers import LONG, WAIT_S, wait_for, wait_for_step
+from tests.test_deepspeed import COMMON, ONE_RANK, assert_same_steps, data, ds_env, needs_deepspeed, rank_info, steps
+from tests.tui.conftest import shown, until
 from trainer_core.config import save_config
+from trainer_core.live.client import LiveClient
 from trainer_core.live.events import read_events
 from trainer_core.live.launch import _free_port, deepspeed_command
+from trainer_core.live.node_end import KILLED
 from trainer_core.live.nodes import NodeLaunch
 from trainer_core.live.rundir import read_json
 
@@ -26,33 +34,65 @@ __all__ = ["data"]  # the fixture, shared with test_deepspeed
 NODE = ["distributed.backend=deepspeed", "distributed.num_procs=1", "training.batch_size=2"]
 
 
-def start_node(rank: int, line: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+def start_nodes(args: list[list[str]], env: dict[str, str], cwd: Path, tag: str) -> list[subprocess.Popen]:
+    """One `nlirg` per "node", in this order (each in its own session, as on its own machine), the output of
+    `--node-rank R` in cwd/TAG-R.out."""
+    exe = str(Path(sys.executable).with_name("nlirg"))
+    return [subprocess.Popen([exe, *a], cwd=cwd, env=env, stdout=(cwd / f"{tag}-{a[a.index('--node-rank') + 1]}.out")
+                             .open("wb"), stderr=subprocess.STDOUT, start_new_session=True) for a in args]
+
+
+def start_slurm_node(rank: int, line: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
     """One "node": the sbatch script's per-node line with SLURM's variables as srun sets them on node `rank`."""
-    log = (cwd / f"node-{rank}.out").open("wb")
-    return subprocess.Popen(["bash", "-c", line], cwd=cwd, env={**env, "SLURM_NODEID": str(rank)}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(["bash", "-c", line], cwd=cwd, env={**env, "SLURM_NODEID": str(rank)},
+                            stdout=(cwd / f"slurm-{rank}.out").open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
-def finish(proc: subprocess.Popen, cwd: Path, rank: int) -> str:
+def end_nodes(procs: list[subprocess.Popen], timeout: float) -> list[int]:
+    """Every node's exit code within `timeout` s (the bound a test asserts); whatever is left is killed."""
     try:
-        code = proc.wait(timeout=300)
+        return [p.wait(timeout=timeout) for p in procs]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    out = (cwd / f"node-{rank}.out").read_text(errors="replace")
-    assert code == 0, f"node {rank} exited {code}:\n{out[-3000:]}"
-    return out
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def last_line(path: Path) -> str:
+    return path.read_text(errors="replace").strip().splitlines()[-1]
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    """Processes of this run still on this machine (either node's nlirg, launcher or rank)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(run_dir) in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{proc.pid}: {cmd[:200]}")
+    return found
+
+
+async def memory_pane(run_dir: Path) -> str:
+    """What `nlirg attach RUN` shows of a finished run in the Memory pane (the ranks view)."""
+    app = NlirgApp(run_dir=run_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.screen.link_mode == "replay", "the replay to finish")
+        await pilot.press(PANE_KEY["memory"])
+        table = app.screen.query_one("#memory-table")
+        return await until(pilot, lambda: "host" in shown(table) and shown(table), "the ranks table")
 
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
 @needs_deepspeed
-def test_two_per_node_launches_from_the_slurm_script_train_as_one_run(data: Path, tmp_path: Path) -> None:
+def test_slurm_nodes_train_as_one_run_a_killed_node_ends_it_and_it_resumes_exactly(
+        data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A constant LR: the resumed launch ends at another max_steps without changing any step's LR.
+    sets = [*COMMON, f"data.train={data}", "training.scheduler=constant", "data.eval_fraction=0"]
     config = tmp_path / "nodes.yaml"
-    save_config(make_config([*COMMON, *NODE, f"data.train={data}", "training.max_steps=3", "output.name=nodes"]),
-                config)
-    run_dir = tmp_path / "shared" / "nodes-run"
-    port = _free_port()
+    save_config(make_config([*sets, *NODE, f"training.max_steps={LONG}", "output.name=nodes"]), config)
+    run_dir, port, host = tmp_path / "shared" / "nodes-run", _free_port(), socket.gethostname()
     made = nlirg_cli("slurm", str(config), "--nodes", "2", "--gpus-per-node", "1", "--partition", "gpu",
                      "--master-port", str(port), "--run-dir", str(run_dir), "-o", "job.sbatch", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
@@ -60,35 +100,79 @@ def test_two_per_node_launches_from_the_slurm_script_train_as_one_run(data: Path
     script = (tmp_path / "job.sbatch").read_text()
     assert "#SBATCH --nodes=2" in script and "#SBATCH --partition=gpu" in script
     assert 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1' in script
+    env = ds_env(tmp_path)
+    slurm_env = {**env, "SLURM_NNODES": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                 "RUN_DIR": str(run_dir)}
     line = srun_line(script)
-    env = {**ds_env(tmp_path), "SLURM_NNODES": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "RUN_DIR": str(run_dir)}
-    late = start_node(1, line, env, tmp_path)  # node 1 first: it waits for node 0's files
-    first = start_node(0, line, env, tmp_path)
-    out1, out0 = finish(late, tmp_path, 1), finish(first, tmp_path, 0)
-    assert "node 1: waiting for node 0" in out1
-    assert "preparing the data once" in out0
+    late = start_slurm_node(1, line, slurm_env, tmp_path)  # node 1 first: it waits for node 0's files
+    nodes = [start_slurm_node(0, line, slurm_env, tmp_path), late]
+    try:
+        wait_for_step(run_dir, 1)
+        saved = LiveClient.for_run(run_dir).command("save")  # the newest whole checkpoint; none after it
+        assert saved["ok"], saved
+        at = saved["applied_at_step"]
+        wait_for_step(run_dir, at + 1)
+        victim = rank_info(run_dir, 1)["pid"]
+        os.kill(victim, signal.SIGKILL)  # node 1's trainer
+    finally:
+        codes = end_nodes(nodes, timeout=WAIT_S)  # node 0 stops on its own, within the bound
+    out0, out1 = ((tmp_path / f"slurm-{r}.out").read_text(errors="replace") for r in (0, 1))
+    assert "preparing the data once" in out0 and "node 1: waiting for node 0" in out1
+    assert codes[0] != 0 and codes[1] != 0, codes
+    # Which node died, in trainer.json, the end event and each node's last line; no process left on either node.
+    died = f"node 1 ({host}): rank 1 (pid {victim}) died at step"
+    trainer = read_json(run_dir / "trainer.json")
+    assert trainer["status"] == "failed" and died in trainer["error"], trainer
+    assert died in read_events(run_dir / "events.jsonl")[-1]["reason"]
+    assert last_line(tmp_path / "slurm-0.out").startswith(f"error: node 0 ({host}): the run failed: {died}")
+    assert last_line(tmp_path / "slurm-1.out") == (
+        f"error: node 1 ({host}): rank 1 (pid {victim}) died without reporting an error: {KILLED}")
+    wait_for(lambda: not leftovers(run_dir), "no process of the run left on either node", timeout=30)
+    killed = steps(run_dir)
 
+    # Both nodes again with --resume: every rank from the newest whole checkpoint (the save), two steps past it.
+    port = _free_port()
+    again = [["train", "--resume", str(run_dir), "--max-steps", str(at + 2), "--nnodes", "2", "--node-rank", str(r),
+              "--master-port", str(port), "--node-wait", "120"] for r in (1, 0)]
+    # Node 1 first: it must wait for node 0's new attempt, not join the ended one whose file it finds.
+    codes = end_nodes(start_nodes(again, env, tmp_path, "again"), timeout=300)
+    assert codes == [0, 0], [(tmp_path / f"again-{r}.out").read_text()[-2000:] for r in (0, 1)]
+    assert f"resuming from {run_dir / 'checkpoints' / f'step-{at}'}" in (tmp_path / "again-1.out").read_text()
     summary = read_json(run_dir / "summary.json")
-    assert summary["status"] == "completed" and summary["world_size"] == 2
-    # The same global batch on one device (test_deepspeed shows one node's two ranks give these steps too).
+    assert summary["status"] == "completed" and summary["world_size"] == 2 and summary["steps"] == at + 2
+    resumed = steps(run_dir)[len(killed):]
+    assert [e["step"] for e in resumed] == [at + 1, at + 2]
+    overlap = [e for e in killed if e["step"] > at][:2]  # the killed launch logged at least step at + 1
+    assert_same_steps(resumed[:len(overlap)], overlap)  # exact: the resume repeats what the nodes trained
+    assert not leftovers(run_dir)
+
+    # The run's steps: the same as one device on the same global batch (test_deepspeed shows one node's two ranks
+    # give these too), each rank's node and host in every step, one event stream from node 0.
+    history = [e for e in killed if e["step"] <= at] + resumed
     ref_dir = tmp_path / "one"
-    train_in_process(ref_dir, [*COMMON, *ONE_RANK, f"data.train={data}", "training.max_steps=3"])
-    two = steps(run_dir)
-    assert_same_steps(two, steps(ref_dir))
-    host = socket.gethostname()
-    for event in two:
+    train_in_process(ref_dir, [*sets, *ONE_RANK, "training.max_steps=3"])
+    assert_same_steps(history[:3], steps(ref_dir))
+    for event in history:
         assert [(m["node_rank"], m["host"]) for m in event["rank_memory"]] == [(0, host), (1, host)]
-    # Node 1's rank wrote only its own log and status; node 0 wrote the one event stream.
     assert sorted(p.name for p in (run_dir / "ranks").iterdir()) == ["rank-0.json", "rank-1.json", "rank-1.log"]
     seqs = [e["seq"] for e in read_events(run_dir / "events.jsonl")]
     assert seqs == list(range(len(seqs)))
     assert {p.name for p in (run_dir / "nodes").iterdir()} == {"hostfile", "node-0.json", "node-1.json"}
+    assert read_json(run_dir / "nodes" / "node-1.json")["attempt"] == 2
+
+    # `nlirg attach RUN` (a finished run replays its events): the ranks view names both nodes and their host.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    rows = [line.split() for line in asyncio.run(memory_pane(run_dir)).splitlines() if line.strip()]
+    assert rows[0][:3] == ["rank", "node", "host"]
+    assert [row[:3] for row in rows[1:3]] == [["0", "0", host], ["1", "1", host]]
 
 
 def node_args(rank: int, run_dir: Path, wait_s: float, sets: list[str]) -> list[str]:
     return ["train", "--nnodes", "2", "--node-rank", str(rank), "--master-port", str(_free_port()), "--run-dir",
             str(run_dir), "--node-wait", str(wait_s), *[a for s in sets for a in ("--set", s)]]
+
+
+
 
 
 @pytest.mark.slow

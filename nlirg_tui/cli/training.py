@@ -57,7 +57,8 @@ def train(
     root: RootOpt = None,
     nnodes: Annotated[int | None, typer.Option(
         "--nnodes", metavar="N", help="Multi-node DeepSpeed, one launch per node: the number of nodes (with "
-        "--node-rank, --master-addr, --master-port, --run-dir; docs/deepspeed.md).")] = None,
+        "--node-rank, --master-addr, --master-port, --run-dir; or --resume RUN on every node to continue it; "
+        "docs/deepspeed.md).")] = None,
     node_rank: Annotated[int, typer.Option("--node-rank", metavar="R", help="With --nnodes: this node's place, "
                                            "0 .. N-1; node 0 owns the run directory and the live socket.")] = 0,
     master_addr: Annotated[str, typer.Option("--master-addr", metavar="HOST", help="With --nnodes: node 0's "
@@ -75,8 +76,12 @@ def train(
     Writes a run directory under --root (README: "A run directory")."""
     overrides = [*(set_ or []), *(["output.merge_lora=true"] if merge_lora else [])]
     if nnodes is not None:
-        _train_node(config, overrides, max_steps, run_dir, NodeLaunch(nnodes, node_rank, master_addr, master_port,
-                                                                      node_wait), detach or resume is not None)
+        node = NodeLaunch(nnodes, node_rank, master_addr, master_port, node_wait)
+        if resume is not None:
+            _resume_node(resume, given_root(ctx, root) or DEFAULT_ROOT, overrides, max_steps, run_dir, node, config,
+                         detach or keep_lr_scale)
+        else:
+            _train_node(config, overrides, max_steps, run_dir, node, detach)
         return
     if resume is not None:
         _resume(resume, given_root(ctx, root) or DEFAULT_ROOT, overrides, max_steps, detach, keep_lr_scale, config)
@@ -131,15 +136,34 @@ def check(
 
 
 def _train_node(config: Path | None, overrides: list[str], max_steps: int | None, run_dir: Path | None,
-                launch: NodeLaunch, unsupported: bool) -> None:
+                launch: NodeLaunch, detach: bool) -> None:
     from nlirg_tui.node_train import train_node
 
-    if unsupported or run_dir is None:
-        die("--nnodes needs --run-dir DIR (the same on every node) and runs in the foreground, without "
-            "--detach or --resume")
+    if detach or run_dir is None:
+        die("--nnodes needs --run-dir DIR (the same on every node) and runs in the foreground, without --detach")
     try:
         cfg = run_config(config, overrides, max_steps, [])
         raise typer.Exit(train_node(cfg, config.stem if config else "train", run_dir, launch, check_data))
+    except (ConfigError, NodeError) as exc:
+        die(str(exc))
+
+
+def _resume_node(run: str, root: Path, overrides: list[str], max_steps: int | None, run_dir: Path | None,
+                 launch: NodeLaunch, config: Path | None, unsupported: bool) -> None:
+    """`--resume RUN --nnodes N --node-rank R ...` on every node: node 0 recovers the newest whole checkpoint and
+    saves the run's config (as a one-machine resume does); every node continues from that checkpoint."""
+    from nlirg_tui.node_train import resume_node
+
+    if unsupported or config is not None:
+        die("--resume with --nnodes continues the run with its own config.yaml in the foreground: drop the CONFIG "
+            "argument, --detach and --keep-lr-scale (change keys with --set)")
+    found = _resolve_resume(run, root)
+    if run_dir is not None and run_dir.expanduser().resolve() != found:
+        die(f"--run-dir {run_dir} is not the run --resume {run} names ({found}); give one of them")
+    checkpoint = _prepare_resume(found, overrides, max_steps)[0] if launch.node_rank == 0 else None
+    try:
+        raise typer.Exit(resume_node(found, launch, lambda: run_config(found / CONFIG_FILE, overrides, max_steps, []),
+                                     checkpoint))
     except (ConfigError, NodeError) as exc:
         die(str(exc))
 
@@ -200,12 +224,30 @@ def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, d
     make_output_best_effort()
     if config is not None:
         die(f"--resume continues a run with its own config.yaml; drop {config} (change keys with --set)")
+    run_dir = _resolve_resume(run, root)
+    checkpoint, cfg = _prepare_resume(run_dir, overrides, max_steps)
+    if detach:
+        try:
+            start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
+        except RunBusy as exc:
+            die(str(exc))
+        typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
+        typer.echo(str(run_dir))
+        return
+    raise typer.Exit(run_foreground(run_dir, checkpoint, keep_lr_scale=keep_lr_scale))
+
+
+def _resolve_resume(run: str, root: Path) -> Path:
     from nlirg_tui.live_commands import LiveCommandError, resolve
 
     try:
-        run_dir = resolve(run, root)
+        return resolve(run, root)
     except LiveCommandError as exc:
         die(f"--resume {exc}")
+
+
+def _prepare_resume(run_dir: Path, overrides: list[str], max_steps: int | None) -> tuple[Path, RunConfig]:
+    """The checkpoint a resume continues from and the config it trains with (saved as the run's config.yaml)."""
     _refuse_live(run_dir)  # before anything touches its config or checkpoints
     checkpoint = resume_point(run_dir)  # finishes or undoes a save that a kill interrupted
     if checkpoint is None:
@@ -217,15 +259,7 @@ def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, d
     _nothing_left(run_dir, checkpoint, cfg)  # a finished run: merge only, or say there is nothing to train
     check_data(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
-    if detach:
-        try:
-            start_detached(run_dir, checkpoint, keep_lr_scale=keep_lr_scale)
-        except RunBusy as exc:
-            die(str(exc))
-        typer.echo(f"trainer resumed; follow it with: nlirg attach {run_dir}")
-        typer.echo(str(run_dir))
-        return
-    raise typer.Exit(run_foreground(run_dir, checkpoint, keep_lr_scale=keep_lr_scale))
+    return checkpoint, cfg
 
 
 def _nothing_left(run_dir: Path, checkpoint: Path, cfg: RunConfig) -> None:

@@ -1,6 +1,6 @@
-"""The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU), tokens/s and MFU
-(model FLOPs utilisation: near 40-60% a run is compute-bound; far below, something else holds it back), and how
-the base's weights are held (`base nf4 (4-bit)` under QLoRA)."""
+"""The Memory pane: GPU allocated/reserved/peak per rank (CPU RSS where there is no GPU; in a multi-node run each
+rank's node and host too), tokens/s and MFU (model FLOPs utilisation: near 40-60% a run is compute-bound; far
+below, something else holds it back), and how the base's weights are held (`base nf4 (4-bit)` under QLoRA)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ GIB = 1 << 30
 
 
 def memory_table(state: RunState) -> Table:
+    """One row per rank; a multi-node run's rows also say each rank's node (`--node-rank`) and host."""
     table = Table(box=None, expand=True, pad_edge=False)
-    for col in ("rank", "allocated", "reserved", "peak", "cpu rss"):
-        table.add_column(col, justify="right")
-    for rank, mem in enumerate(state.memory):
+    places = [(mem.latest.get("node_rank"), mem.latest.get("host")) for mem in state.memory]
+    nodes = len(set(places)) > 1
+    for col in ("rank", *(("node", "host") if nodes else ()), "allocated", "reserved", "peak", "cpu rss"):
+        table.add_column(col, justify="left" if col == "host" else "right")
+    for rank, (mem, (node, host)) in enumerate(zip(state.memory, places, strict=True)):
         r = mem.latest
-        table.add_row(str(rank), *(_gib(r.get(k)) for k in ("allocated", "reserved", "peak", "rss")))
+        where = (str(node if node is not None else "-"), str(host or "-")) if nodes else ()
+        table.add_row(str(rank), *where, *(_gib(r.get(k)) for k in ("allocated", "reserved", "peak", "rss")))
     base = state.latest_step.get("base_weights")
     table.caption = throughput_caption(state) + (f" · base {base}" if base else "")
     return table

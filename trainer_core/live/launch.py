@@ -145,11 +145,12 @@ def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
     return proc.pid
 
 
-def run_node_foreground(run_dir: Path, node: NodeLaunch) -> int:
-    """This node's ranks of a multi-node run, attached to this terminal (`nodes`: the nodes met already)."""
+def run_node_foreground(run_dir: Path, node: NodeLaunch, resume: Path | None = None) -> int:
+    """This node's ranks of a multi-node run, attached to this terminal (`nodes`: the nodes met already), from the
+    checkpoint `resume` on every node."""
     cfg = build_config(run_dir / CONFIG_FILE)
-    return _run_launcher_foreground(run_dir, deepspeed_command(cfg, trainer_command(run_dir, progress=True)[3:],
-                                                               node, run_dir))
+    args = trainer_command(run_dir, resume, progress=True)[3:]
+    return _run_launcher_foreground(run_dir, deepspeed_command(cfg, args, node, run_dir))
 
 
 def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:

@@ -6,6 +6,10 @@ node 0 makes the run directory, prepares the data once into the shared cache, an
 config hash and code version; every other node waits for it (bounded), refuses itself when its own config or code
 differ, and writes `node-R.json`; node 0 waits (bounded) for every other node's file. Only then does each node run
 DeepSpeed's launcher in its per-node mode (`--no_ssh --node_rank R`). Torch-free.
+
+Every launch of the run (the first, and each `--resume`) is one `attempt`: node 0 counts them in `node-0.json`, a
+node joins only an attempt newer than the one its own file names and that has not ended, and node 0 takes only
+files of its own attempt, so files a killed launch left in `nodes/` are never mistaken for a live one.
 """
 
 from __future__ import annotations
@@ -92,11 +96,24 @@ def write_hostfile(run_dir: Path, launch: NodeLaunch, procs_per_node: int) -> No
     write_atomic(run_dir / NODES_DIR / HOSTFILE, lines)
 
 
-def announce_node(run_dir: Path, launch: NodeLaunch, cfg: RunConfig, **fields: Any) -> None:
+def announce_node(run_dir: Path, launch: NodeLaunch, cfg: RunConfig, attempt: int, **fields: Any) -> None:
     (run_dir / NODES_DIR).mkdir(exist_ok=True)
     write_json_atomic(node_file(run_dir, launch.node_rank), {
         "node_rank": launch.node_rank, "host": socket.gethostname(), "config_hash": config_hash(cfg),
-        "code_version": code_version(), "time": time.time(), **fields})
+        "code_version": code_version(), "time": time.time(), "attempt": attempt, "ended": None, **fields})
+
+
+def last_attempt(run_dir: Path, node_rank: int) -> int:
+    """The attempt this node's file names (0: it never took part)."""
+    info = read_json(node_file(run_dir, node_rank)) or {}
+    return info["attempt"] if isinstance(info.get("attempt"), int) else 0
+
+
+def _open_attempt(info: dict[str, Any] | None, after: int) -> dict[str, Any] | None:
+    """Node 0's file when it announces an attempt newer than `after` that has not ended."""
+    if info and isinstance(info.get("attempt"), int) and info["attempt"] > after and not info.get("ended"):
+        return info
+    return None
 
 
 def wait_for(what: Callable[[], Any], wait_s: float, poll_s: float = 0.2) -> Any:
@@ -109,23 +126,37 @@ def wait_for(what: Callable[[], Any], wait_s: float, poll_s: float = 0.2) -> Any
         time.sleep(poll_s)
 
 
-def join_as_worker(run_dir: Path, launch: NodeLaunch, cfg: RunConfig, say: Callable[[str], None]) -> None:
-    """A node above 0: wait for node 0's file, refuse another config or code, then say this node is ready."""
-    first = node_file(run_dir, 0)
+def join_as_worker(run_dir: Path, launch: NodeLaunch, config: Callable[[], RunConfig], resume: bool,
+                   say: Callable[[str], None]) -> dict[str, Any]:
+    """A node above 0: wait for node 0's file of a new attempt, refuse another config, code or resume, then say
+    this node is ready. `config()` builds this node's config once node 0 has written the run's (a resume changes
+    it). Returns node 0's file (its `resume`: the checkpoint every node continues from)."""
+    first, before = node_file(run_dir, 0), last_attempt(run_dir, launch.node_rank)
     say(f"node {launch.node_rank}: waiting for node 0 to write {first} (up to {launch.wait_s:.0f} s)")
-    lead = wait_for(lambda: read_json(first), launch.wait_s)
+    lead = wait_for(lambda: _open_attempt(read_json(first), before), launch.wait_s)
     if lead is None:
-        raise NodeError(f"node {launch.node_rank}: node 0 did not start within {launch.wait_s:.0f} s (no {first}); "
-                        "start node 0 with the same --run-dir, or raise --node-wait")
-    problem = _mismatch(run_dir, lead, cfg)
+        raise NodeError(f"node {launch.node_rank}: node 0 did not start within {launch.wait_s:.0f} s (no new "
+                        f"{first}); start node 0 with the same --run-dir, or raise --node-wait")
+    cfg = config()
+    problem = _mismatch(run_dir, lead, cfg) or _resume_mismatch(lead, resume)
+    announce_node(run_dir, launch, cfg, lead["attempt"], error=problem)
     if problem:
-        announce_node(run_dir, launch, cfg, error=problem)
         raise NodeError(f"node {launch.node_rank} refused: {problem}")
-    announce_node(run_dir, launch, cfg, error=None)
+    return lead
 
 
-def wait_for_workers(run_dir: Path, launch: NodeLaunch, say: Callable[[str], None]) -> None:
-    """Node 0: every other node's file, bounded; a node that refused itself fails the run with its reason."""
+def _resume_mismatch(lead: dict[str, Any], resume: bool) -> str | None:
+    if bool(lead.get("resume")) == resume:
+        return None
+    if resume:
+        return "node 0 starts the run afresh but this node was given --resume; give every node the same command"
+    return (f"node 0 resumes the run from {lead['resume']} but this node was not given --resume; give every node "
+            "the same command")
+
+
+def wait_for_workers(run_dir: Path, launch: NodeLaunch, attempt: int, say: Callable[[str], None]) -> None:
+    """Node 0: every other node's file of this attempt, bounded; a node that refused itself fails the run with its
+    reason."""
     missing = list(range(1, launch.nnodes))
     if missing:
         say(f"node 0: waiting for node(s) {', '.join(map(str, missing))} to join (up to {launch.wait_s:.0f} s)")
@@ -133,7 +164,7 @@ def wait_for_workers(run_dir: Path, launch: NodeLaunch, say: Callable[[str], Non
     while missing:
         for rank in list(missing):
             info = read_json(node_file(run_dir, rank))
-            if info is None:
+            if info is None or info.get("attempt") != attempt:
                 continue
             if info.get("error"):
                 raise NodeError(f"node {rank} ({info.get('host')}) refused to join: {info['error']}")

@@ -14,13 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainer_core.live.node_end import KILLED, RANKS_DIR, failed_node
 from trainer_core.live.processes import pid_alive
 from trainer_core.live.protocol import check_event_fields
 from trainer_core.live.rundir import read_json, write_json_atomic
 
-RANKS_DIR = "ranks"
 PEER_WAIT_S = 3.0
 """How long a rank whose collective broke looks for the dead rank's report before giving a generic error."""
+NODE_WAIT_S = 10.0
+"""The same in a multi-node run: a rank on another node is reported by its node once that node's launcher ended."""
 
 
 def launcher_rank() -> int:
@@ -47,7 +49,7 @@ def announce(run_dir: Path, rank: int, **fields: Any) -> None:
     path = rank_file(run_dir, rank)
     path.parent.mkdir(exist_ok=True)
     data = read_json(path) or {}
-    data.update({"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), **fields})
+    data.update({"rank": rank, "pid": os.getpid(), **node_place(), **fields})
     write_json_atomic(path, data)
 
 
@@ -72,11 +74,15 @@ class SilentEventLog:
 
 
 def failed_peer(run_dir: Path, trainer) -> str | None:
-    """Why another rank is gone, when this rank's collective broke because of it; None if no rank is known dead."""
+    """Why another rank is gone, when this rank's collective broke because of it; None if no rank is known dead.
+    In a multi-node run the message starts with the dead rank's node and host; a rank on another host is known
+    dead only by its node's report (`live.node_end`), which takes its launcher a moment longer."""
     me = trainer.rank
     if trainer.world_size <= 1:
         return None
-    deadline = time.monotonic() + PEER_WAIT_S
+    nodes = int(os.environ.get("CROSS_SIZE", "1")) > 1
+    started = time.monotonic()
+    deadline = started + (NODE_WAIT_S if nodes else PEER_WAIT_S)
     while True:
         dead: list[dict[str, Any]] = []
         for path in sorted((run_dir / RANKS_DIR).glob("rank-*.json")):
@@ -84,13 +90,20 @@ def failed_peer(run_dir: Path, trainer) -> str | None:
             if info.get("rank") == me:
                 continue
             if info.get("error"):
-                return f"rank {info['rank']} failed at step {trainer.step}: {info['error']}"
+                return f"{_node(info, nodes)}rank {info['rank']} failed at step {trainer.step}: {info['error']}"
             if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
                 dead.append(info)
-        if dead and time.monotonic() >= deadline - PEER_WAIT_S / 2:  # give a dying rank a moment to write
+        if dead and time.monotonic() >= started + PEER_WAIT_S / 2:  # give a dying rank a moment to write
             info = dead[0]
-            return (f"rank {info['rank']} (pid {info['pid']}) died at step {trainer.step} without reporting an "
-                    "error: killed by a signal (SIGKILL, or the out-of-memory killer); the other ranks were stopped")
+            return (f"{_node(info, nodes)}rank {info['rank']} (pid {info['pid']}) died at step {trainer.step} "
+                    f"without reporting an error: {KILLED}; the other ranks were stopped")
+        node = failed_node(run_dir) if nodes else None
+        if node is not None:
+            return f"node {node['node_rank']} ({node['host']}) failed at step {trainer.step}: {node['failure']}"
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
+
+
+def _node(info: dict[str, Any], nodes: bool) -> str:
+    return f"node {info.get('node_rank')} ({info.get('host')}): " if nodes else ""
