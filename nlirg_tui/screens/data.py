@@ -19,9 +19,18 @@ from nlirg_tui.live_commands import LiveCommandError, send_command
 from nlirg_tui.overlay import Decision, Overlay, describe, overlay_path
 from nlirg_tui.raw_records import read_raw
 from nlirg_tui.review_rows import ReviewRow, load_review, split_source
-from nlirg_tui.screens.dialogs import ask, confirm_dialog
+from nlirg_tui.screens.dialogs import ask
 from nlirg_tui.screens.record_editor import Edited, RecordEditor
-from nlirg_tui.screens.relaunching import ask_relaunch, open_new_run
+from nlirg_tui.screens.relaunch_dialog import Relaunch
+from nlirg_tui.screens.relaunching import (
+    RelaunchProgress,
+    ask_relaunch,
+    fail_relaunch,
+    launch_and_open,
+    show_progress,
+    start_new_run,
+    wait_for_exit,
+)
 from nlirg_tui.widgets.inspector import FlaggedTable
 from nlirg_tui.widgets.record_view import RecordView, token_detail
 from trainer_core.config import ConfigError, RunConfig, build_config, config_from_dict
@@ -213,37 +222,38 @@ class DataScreen(Screen):
             hook = self.on_relaunch
             self.app.pop_screen()
             hook(text)
-        elif self.run_dir is None:
-            ask(self, confirm_dialog("Start a new run on the cleaned data?", "Start"),
-                lambda answer: self._start_new(text) if answer == "yes" else None)
-        else:
-            live = run_info(self.run_dir).live
-            ask_relaunch(self, self.run_dir, live, "the cleaned data",
-                         lambda answer: self._relaunch(text, live, answer))
-
-    def _start_new(self, text: str) -> None:
-        self._open_run(lambda: launch_config_text(text, self.review.path.stem))
-
-    def _relaunch(self, text: str, live: bool, answer: str | None) -> None:
-        if answer in ("cancel", None):
             return
+        live = self.run_dir is not None and run_info(self.run_dir).live
+        ask_relaunch(self, self.run_dir, live, "the cleaned data", text, lambda answer: self._relaunch(answer, live))
+
+    def _relaunch(self, answer: Relaunch | None, live: bool) -> None:
+        if answer is None:
+            return
+        progress = show_progress(self, self.run_dir, live)
         if live:
-            self._stop_then_relaunch(text, answer == "resume")
+            self._stop_then_relaunch(answer, progress)
+        elif self.run_dir is None:
+            start_new_run(self, lambda: launch_config_text(answer.config_text, self.review.path.stem),
+                          self.standalone, progress)
         else:
-            self._open_run(lambda: relaunch(self.run_dir, text, answer == "resume"))
+            run_dir = self.run_dir
+            start_new_run(self, lambda: relaunch(run_dir, answer.config_text, answer.resume), self.standalone,
+                          progress)
 
     @work(thread=True, group="data-relaunch")
-    def _stop_then_relaunch(self, text: str, resume: bool) -> None:
-        """A live run: stop it (its stop writes the checkpoint to resume) and wait for its end, off the UI thread."""
+    def _stop_then_relaunch(self, answer: Relaunch, progress: RelaunchProgress) -> None:
+        """A live run: stop it (its stop writes the checkpoint to resume), wait for its end and its process to go,
+        then start the new run; all off the UI thread, the progress screen saying which of these it waits for."""
+        run_dir = self.run_dir
+        assert run_dir is not None
         try:
-            send_command(self.run_dir, "stop", None, True)
+            send_command(run_dir, "stop", None, True)
         except LiveCommandError as exc:
-            self.app.call_from_thread(self.notify, f"relaunch cancelled: {exc}", severity="error")
+            self.app.call_from_thread(fail_relaunch, self, progress, f"relaunch cancelled: {exc}")
             return
-        self.app.call_from_thread(self._open_run, lambda: relaunch(self.run_dir, text, resume))
-
-    def _open_run(self, start: Callable[[], Path]) -> None:
-        open_new_run(self, start, self.standalone)
+        wait_for_exit(progress.pid)
+        launch_and_open(self, lambda: relaunch(run_dir, answer.config_text, answer.resume), self.standalone,
+                        progress)
 
     def action_close(self) -> None:
         if self.standalone:

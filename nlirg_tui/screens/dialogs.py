@@ -1,5 +1,5 @@
-"""Small modal dialogs: quit (leave the run going by default), confirm, one value, relaunch; and `ask`, the one
-way a screen opens a dialog.
+"""Small modal dialogs: quit (leave the run going by default), confirm, one value; and `ask`, the one way a
+screen opens a dialog (the relaunch dialog has its own module, `relaunch_dialog`).
 
 A dialog answers exactly once: a key that repeats (Enter held, or two Enters in one read over a slow SSH link)
 or an Enter that also presses a button cannot send its command twice. `ask` pushes the dialog at once (no
@@ -108,14 +108,6 @@ def quit_dialog(run_name: str) -> Choice:
 
 def confirm_dialog(question: str, yes: str = "Yes") -> Choice:
     return Choice(question, [("yes", yes), ("no", "No")], default="no", cancel_id="no")
-
-
-def relaunch_dialog(checkpoint: str | None, source: str = "the edited config") -> Choice:
-    if checkpoint is None:
-        return Choice(f"Stop this run and start a new run from {source}?",
-                      [("fresh", "Relaunch"), ("cancel", "Cancel")], default="fresh")
-    return Choice(f"Stop this run and start a new one from {source}. Resume weights from {checkpoint}?",
-                  [("resume", "Resume weights"), ("fresh", "Fresh weights"), ("cancel", "Cancel")], default="resume")
 
 
 class ValueDialog(Dialog[str]):

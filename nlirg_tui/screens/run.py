@@ -34,7 +34,15 @@ from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog
 from nlirg_tui.screens.keys_help import KeysDialog, KeySection
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
-from nlirg_tui.screens.relaunching import ask_relaunch, open_new_run
+from nlirg_tui.screens.relaunch_dialog import Relaunch
+from nlirg_tui.screens.relaunching import (
+    RelaunchProgress,
+    ask_relaunch,
+    fail_relaunch,
+    show_progress,
+    start_new_run,
+    wait_for_exit,
+)
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.config_editor import ConfigEditor, ConfigPane
 from nlirg_tui.widgets.inspector import FlaggedTable, InspectorPane
@@ -80,7 +88,8 @@ class RunScreen(Screen):
         self.state = RunState(name)
         self._drawn: dict[str, int] = {}
         self._header_drawn = -1
-        self._pending_relaunch: tuple[str, bool] | None = None
+        self._pending_relaunch: Relaunch | None = None
+        self._relaunch_progress: RelaunchProgress | None = None
         self.link_mode = "connecting"
 
     def compose(self) -> ComposeResult:
@@ -142,7 +151,8 @@ class RunScreen(Screen):
         self.state.note_ack(message.name, message.ack)
         if not message.ack.get("ok") and self._pending_relaunch and message.name == "stop":
             self._pending_relaunch = None
-            self.notify(f"relaunch cancelled: {message.ack.get('error')}", severity="error")
+            fail_relaunch(self, self._relaunch_progress, f"relaunch cancelled: {message.ack.get('error')}")
+            self._relaunch_progress = None
 
     @on(LinkChanged)
     def _on_link(self, message: LinkChanged) -> None:
@@ -348,15 +358,16 @@ class RunScreen(Screen):
         self.relaunch_with(message.text)
 
     def relaunch_with(self, config_text: str, source: str = "the edited config") -> None:
-        """Ask about the weights, then relaunch from `config_text` (a live run is stopped first): the Config pane's
-        edits, or the Data screen's cleaned data."""
+        """The relaunch dialog (the config's main values, the weights), then the relaunch from `config_text` (a
+        live run is stopped first): the Config pane's edits, or the Data screen's cleaned data."""
         live = self.state.is_live and self.link.connected
-        ask_relaunch(self, self.run_dir, live, source, lambda answer: self._relaunch_answer(config_text, live, answer))
+        ask_relaunch(self, self.run_dir, live, source, config_text, lambda answer: self._relaunch_answer(answer, live))
 
-    def _relaunch_answer(self, text: str, live: bool, answer: str | None) -> None:
-        if answer in ("cancel", None):
+    def _relaunch_answer(self, answer: Relaunch | None, live: bool) -> None:
+        if answer is None:
             return
-        self._pending_relaunch = (text, answer == "resume")
+        self._pending_relaunch = answer
+        self._relaunch_progress = show_progress(self, self.run_dir, live)
         if live:
             self.send("stop")  # the stop saves a checkpoint; the new run starts once the `end` event arrives
             self.state.note("relaunch: stopping this run first")
@@ -375,9 +386,18 @@ class RunScreen(Screen):
         self.app.push_screen(screen)
 
     def _finish_relaunch(self) -> None:
-        text, resume = self._pending_relaunch or ("", False)
-        self._pending_relaunch = None
-        open_new_run(self, lambda: relaunch(self.run_dir, text, resume), self.standalone)
+        answer, progress = self._pending_relaunch, self._relaunch_progress
+        self._pending_relaunch = self._relaunch_progress = None
+        if answer is None:
+            return
+        pid = progress.pid if progress is not None else None
+        run_dir = self.run_dir
+
+        def start() -> Path:
+            wait_for_exit(pid)  # the stopped trainer holds the run until its process is gone
+            return relaunch(run_dir, answer.config_text, answer.resume)
+
+        start_new_run(self, start, self.standalone, progress)
 
 
 def read_json_yaml(path: Path) -> dict:

@@ -4,21 +4,23 @@ run: mark drop / keep, edit into the overlay, write a cleaned copy, relaunch on 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, TextArea
+from textual.widgets import DataTable, Input, TextArea
 
 from nlirg_tui.app import NlirgApp
 from nlirg_tui.screens.data import DataScreen
-from nlirg_tui.screens.dialogs import Choice
 from nlirg_tui.screens.record_editor import RecordEditor
+from nlirg_tui.screens.relaunch_dialog import RelaunchDialog
+from nlirg_tui.screens.relaunching import RelaunchProgress
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.inspector import InspectorPane
 from nlirg_tui.widgets.record_view import RecordView
 from tests.helpers import TINY, make_config, train_in_process
 from tests.score_helpers import copy_scored
-from tests.tui.conftest import stop_trainer, until
+from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until
 from trainer_core.config import build_config, save_config
 from trainer_core.live.rundir import read_json
 
@@ -66,8 +68,9 @@ async def test_mark_edit_and_write_a_cleaned_copy(tiny_scores, tmp_path):
         await pilot.press("w")
         await until(pilot, lambda: screen.written, "the cleaned copy")
         await pilot.press("r")  # no run: a new one from the score file's summary (model, data, max_length)
-        ask = await until(pilot, lambda: isinstance(app.screen, Choice) and app.screen, "the start dialog")
-        assert "Start a new run on the cleaned data?" in str(ask.query_one(".dialog-question").render())
+        ask = await until(pilot, lambda: isinstance(app.screen, RelaunchDialog) and app.screen, "the start dialog")
+        assert "Start a new run from the cleaned data" in str(ask.query_one(".dialog-question").render())
+        assert not ask.query("#weights")  # a new run: fresh weights, nothing to choose
         await pilot.press("escape")
         base = screen._base_config()
     clean = data.with_name("planted.clean.jsonl")
@@ -139,14 +142,25 @@ async def test_relaunch_resumes_the_run_on_the_cleaned_data(flagged_planted_run,
                 await _go_to(pilot, screen, lines[name])
                 await pilot.press("d")
             await pilot.press("r")
-            dialog = await until(pilot, lambda: isinstance(app.screen, Choice) and app.screen, "the relaunch dialog")
-            assert "step-2" in dialog.question and "cleaned data" in dialog.question
-            await pilot.press("enter")  # resume weights (the default)
+            dialog = await until(pilot, lambda: isinstance(app.screen, RelaunchDialog) and app.screen,
+                                 "the relaunch dialog")
+            assert "cleaned data" in dialog.question and "step-2" in str(dialog.query_one("#weights").render())
+            error = dialog.query_one("#relaunch-error")
+            # The run's 2 steps are done: resuming at step 2 with max steps 2 would train nothing.
+            await until(pilot, lambda: "leaves nothing to train after step 2" in str(error.render()), "the warning")
+            await pilot.press("enter")
+            assert app.screen is dialog  # refused until fixed
+            dialog.query_one("#max-steps", Input).value = "4"
+            dialog.query_one("#lr", Input).value = "1e-4"
+            await until(pilot, lambda: not str(error.render()), "the values accepted")
+            dialog.query_one("#weights").focus()
+            await pilot.press("enter")  # resume weights (the marked choice)
             new_dir = await _new_run(pilot, app, run_dir)
             await until(pilot, lambda: (read_json(new_dir / "trainer.json") or {}).get("status") == "completed",
                         "the relaunched run to finish")
         clean = data.with_name("planted.clean.jsonl")
-        assert build_config(new_dir / "config.yaml").data.train == [str(clean)]
+        cfg = build_config(new_dir / "config.yaml")
+        assert (cfg.data.train, cfg.training.max_steps, cfg.training.lr) == ([str(clean)], 4, 1e-4)
         assert "resumed from" in (new_dir / "trainer.log").read_text()
         assert len(clean.read_text().splitlines()) == len(data.read_text().splitlines()) - 2
     finally:
@@ -174,8 +188,8 @@ async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(flagg
             assert (str(current.path), current.line) == (sample["source"], sample["line"])
             assert screen.review.kind == "flagged" and current.loud  # zeroed tokens to jump between
             await pilot.press("d", "r")  # drop it, then relaunch through the Run screen's own dialog
-            await until(pilot, lambda: isinstance(app.screen, Choice), "the Run screen's relaunch dialog")
-            await pilot.press("tab", "enter")  # fresh weights
+            await until(pilot, lambda: isinstance(app.screen, RelaunchDialog), "the Run screen's relaunch dialog")
+            await pilot.press("right", "enter")  # fresh weights
             new_dir = await _new_run(pilot, app, run_dir)
         cfg = build_config(new_dir / "config.yaml")
         assert cfg.data.train == [str(data.with_name("planted.clean.jsonl"))]
@@ -184,5 +198,40 @@ async def test_a_flagged_sample_goes_from_the_inspector_to_the_data_screen(flagg
         empty = f"{data}:{tiny_scores[2]['empty']}"  # the run's data.exclude follows into the cleaned copy
         assert set(changes) == {f"{data}:{sample['line']}", empty} and "data.exclude" in changes[empty]["reason"]
     finally:
+        if new_dir is not None:
+            stop_trainer(new_dir)
+
+
+@pytest.mark.slow
+async def test_a_live_run_is_stopped_with_its_progress_on_show_then_relaunched_with_the_edited_config(tmp_path):
+    """`r` on a live run's flagged samples: the dialog's edits reach the new run's config, and while the old run
+    stops (its checkpoint) a screen says so, with its pid, instead of ~30 s of nothing."""
+    run_dir = start_trainer(tmp_path)
+    new_dir = None
+    try:
+        flagged, deadline = run_dir / "flagged.jsonl", time.monotonic() + WAIT_S
+        while not (flagged.is_file() and flagged.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the Data screen reads the flagged samples when it opens
+        pid = read_json(run_dir / "trainer.json")["pid"]
+        app = NlirgApp(review=DataScreen(run_dir, run_dir, standalone=True))
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(pilot, app)
+            await pilot.press("d", "r")
+            dialog = await until(pilot, lambda: isinstance(app.screen, RelaunchDialog) and app.screen,
+                                 "the relaunch dialog")
+            assert f"Stop {run_dir.name}" in dialog.question
+            dialog.query_one("#lr", Input).value = "5e-5"
+            dialog.query_one("#weights").focus()
+            await pilot.press("right", "enter")  # fresh weights
+            progress = await until(pilot, lambda: isinstance(app.screen, RelaunchProgress) and app.screen,
+                                   "the relaunch's progress")
+            assert f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint" in progress.text()
+            new_dir = await _new_run(pilot, app, run_dir)
+            assert screen.written
+        assert read_json(run_dir / "trainer.json")["status"] == "stopped"
+        cfg = build_config(new_dir / "config.yaml")
+        assert cfg.training.lr == 5e-5 and cfg.data.train == [str(tmp_path / "train.clean.jsonl")]
+    finally:
+        stop_trainer(run_dir)
         if new_dir is not None:
             stop_trainer(new_dir)

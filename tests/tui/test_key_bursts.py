@@ -3,6 +3,8 @@ keys typed before a dialog is drawn reach it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual import events
 from textual.app import App
@@ -10,9 +12,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from nlirg_tui.app import NlirgApp
-from nlirg_tui.screens.dialogs import Choice, ValueDialog, ask, early_key_target, relaunch_dialog
+from nlirg_tui.screens.dialogs import ValueDialog, ask, early_key_target
+from nlirg_tui.screens.relaunch_dialog import RelaunchDialog, ResumeOffer
 from nlirg_tui.widgets.config_editor import ConfigEditor
-from tests.tui.conftest import until
+from tests.tui.conftest import until, write_data
+from trainer_core.config import config_from_dict
 
 pytestmark = pytest.mark.anyio
 
@@ -32,21 +36,25 @@ async def test_esc_then_a_digit_in_one_burst_leaves_the_editor_and_shows_the_pan
 
 
 class ChoiceApp(App):
-    def __init__(self) -> None:
+    def __init__(self, data: Path) -> None:
         super().__init__()
+        self.data = data
         self.answers: list[str | None] = []
 
     def on_mount(self) -> None:
-        self.push_screen(relaunch_dialog("checkpoints/step-20"), self.answers.append)
+        cfg = config_from_dict({"model": {"path": "builtin:tiny"}, "data": {"train": [str(self.data)]}})
+        self.push_screen(RelaunchDialog("Relaunch?", cfg, ResumeOffer("step-20", 20)),
+                         lambda answer: self.answers.append(answer and ("resume" if answer.resume else "fresh")))
 
 
 @pytest.mark.parametrize(("keys", "answer"), [(("enter",), "resume"), (("right", "enter"), "fresh"),
-                                              (("right", "right", "left", "enter"), "fresh")])
-async def test_arrow_keys_move_between_a_dialogs_choices(keys, answer):
-    """Right then Enter chose "resume" by surprise: the arrows did nothing, Enter took the default."""
-    app = ChoiceApp()
+                                              (("right", "right", "left", "enter"), "resume")])
+async def test_arrow_keys_move_the_weights_choice(keys, answer, tmp_path):
+    """Right then Enter chose "resume" by surprise: the arrows did nothing, Enter took the default. Now the arrows
+    move the marked choice itself (no wrap), and Enter starts with what is marked."""
+    app = ChoiceApp(write_data(tmp_path / "train.jsonl"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: isinstance(app.screen, Choice), "the relaunch dialog")
+        await until(pilot, lambda: isinstance(app.screen, RelaunchDialog), "the relaunch dialog")
         await pilot.press(*keys)
         await until(pilot, lambda: app.answers, "its answer")
         assert app.answers == [answer]

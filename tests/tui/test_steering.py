@@ -14,6 +14,8 @@ from textual.widgets import Input
 from nlirg_tui.app import NlirgApp
 from nlirg_tui.screens.dialogs import Choice, ValueDialog
 from nlirg_tui.screens.nlirg_dialog import NlirgDialog
+from nlirg_tui.screens.relaunch_dialog import RelaunchDialog
+from nlirg_tui.screens.relaunching import RelaunchProgress
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.config_editor import ConfigPane
 from nlirg_tui.widgets.inspector import InspectorPane, TokenView
@@ -229,8 +231,13 @@ async def test_relaunch_from_edited_config(tmp_path):
             assert "+  lr: 0.0001" in pane.diff_text
             editor.focus()
             await pilot.press("ctrl+r")
-            await until(pilot, lambda: isinstance(app.screen, Choice), "the relaunch question")
+            await until(pilot, lambda: isinstance(app.screen, RelaunchDialog), "the relaunch dialog")
             await pilot.press("enter")  # resume weights from the checkpoint the stop writes
+            # ~30 s of nothing while the run stopped: now a screen says what the relaunch waits for.
+            pid = read_json(run_dir / "trainer.json")["pid"]
+            progress = await until(pilot, lambda: isinstance(app.screen, RelaunchProgress) and app.screen,
+                                   "the relaunch's progress")
+            assert f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint" in progress.text()
             new_screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_dir != run_dir
                                      and app.screen, "the new run's screen")
             new_dir = new_screen.run_dir
