@@ -18,6 +18,7 @@ from trainer_core.config.sources import parse_sources
 from trainer_core.data.files import SUFFIX_KINDS, SourceFile, expand_source, nonblank_lines, raw_rows
 from trainer_core.data.records import DataError
 from trainer_core.live.checkpoint_recovery import resume_point
+from trainer_core.live.hostfile import HostfileError, check_hostfile_launch
 from trainer_core.live.launch import prepare_run, start_detached
 from trainer_core.live.run_lock import busy_message, lock_holder
 from trainer_core.live.rundir import TRAINER_FILE, checkpoint_dirs, read_json
@@ -64,9 +65,10 @@ def relaunch(run_dir: Path, config_text: str, resume_weights: bool) -> Path:
 
 
 def _start(cfg: RunConfig, name: str, resume: Path | None = None) -> Path:
-    try:  # a missing config.json, an unreachable hub id, a malformed record, a full cache: no run directory
-        check_run_inputs(cfg)
-    except (ModelLoadError, DataError) as exc:
+    try:  # a missing config.json, an unreachable hub id, a malformed record, a full cache, a hostfile host that
+        check_run_inputs(cfg)  # does not answer SSH: no run directory
+        check_hostfile_launch(cfg)
+    except (ModelLoadError, DataError, HostfileError) as exc:
         raise LaunchError(str(exc)) from None
     run_dir = prepare_run(cfg, name)
     start_detached(run_dir, resume)

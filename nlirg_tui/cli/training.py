@@ -176,6 +176,7 @@ def _launch(config: Path | None, overrides: list[str], max_steps: int | None, de
     except ConfigError as exc:
         die(str(exc))
     check_data(cfg)
+    check_hosts(cfg)
     run_dir = prepare_run(cfg, config.stem if config else name)
     if detach:
         pid = start_detached(run_dir)
@@ -205,6 +206,17 @@ def check_data(cfg: RunConfig) -> None:
     try:
         check_run_inputs(cfg, progress)
     except (DataError, ModelLoadError) as exc:
+        die(str(exc))
+
+
+def check_hosts(cfg: RunConfig) -> None:
+    """A hostfile + SSH launch (distributed.hostfile): every host resolves and answers SSH with the same workbench,
+    and pdsh and ssh are here, or one line and exit code 2 before a run directory exists."""
+    from trainer_core.live.hostfile import HostfileError, check_hostfile_launch
+
+    try:
+        check_hostfile_launch(cfg)
+    except HostfileError as exc:
         die(str(exc))
 
 
@@ -258,6 +270,7 @@ def _prepare_resume(run_dir: Path, overrides: list[str], max_steps: int | None) 
         die(str(exc))
     _nothing_left(run_dir, checkpoint, cfg)  # a finished run: merge only, or say there is nothing to train
     check_data(cfg)
+    check_hosts(cfg)
     save_config(cfg, run_dir / CONFIG_FILE)  # what the resumed run does, and nothing else (README "Resuming")
     return checkpoint, cfg
 
