@@ -229,13 +229,30 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_path):
 
 
 @pytest.mark.slow
-def test_num_procs_splits_the_records_and_merges_them_back(tiny_scores, tmp_path, capsys):
+def test_num_procs_splits_the_records_and_merges_them_back(tiny_scores, tmp_path, capsys, monkeypatch):
+    """Several chunks over two processes, started once: the same two processes score every chunk (each loads
+    the model once), and the rows equal one process's."""
+    from trainer_core.score import run as score_run
+    from trainer_core.score.parallel import ScorePool
+
+    pools: list[ScorePool] = []
+
+    class Watched(ScorePool):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(score_run, "ScorePool", Watched)
     data, scores, _, _ = tiny_scores
     out = tmp_path / "two.jsonl"
-    run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=out, max_length=SCORE_MAX_LENGTH, num_procs=2))
+    run(ScoreOptions(data=[str(data)], model="builtin:tiny", out=out, max_length=SCORE_MAX_LENGTH, num_procs=2,
+                     chunk=3))  # 3 records per process per chunk: several chunks
     one, two = read_rows(scores), read_rows(out)
+    assert len(one) > 2 * 3 * 2  # more than two chunks
     assert [r["source"] for r in one] == [r["source"] for r in two]
     assert np.allclose([r["score"] for r in one], [r["score"] for r in two], atol=1e-3)
+    (pool,) = pools
+    assert len(pool.pids) == 2 and not any(proc.is_alive() for proc in pool.procs)
 
 
 def test_a_lora_runs_final_model_scores_with_its_adapter_merged(tiny_lora_run, tmp_path):

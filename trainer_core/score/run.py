@@ -7,6 +7,7 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from trainer_core.data.files import iter_records
@@ -14,7 +15,7 @@ from trainer_core.data.records import DataError, Record
 from trainer_core.score.encode import ScoreItem, encode_records
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.output import print_summary, summary_of, write_summary
-from trainer_core.score.parallel import score_in_processes
+from trainer_core.score.parallel import ScorePool
 from trainer_core.score.progress import ScoreProgress
 from trainer_core.score.report import build_row
 from trainer_core.score.scoring import Signals, device_for, score_items, scoring_model, scoring_tokenizer
@@ -42,12 +43,12 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
     spool = RowSpool(opts.out.parent)
     special = frozenset(tokenizer.all_special_ids)  # structural tokens leave the statistics (report._content)
     try:
-        score_chunk = chunk_scorer(opts, tokenizer.pad_token_id, progress.advance)
-        for items in itertools.chain([first], chunks):
-            signals, bare = score_chunk(items)
-            for it in items:
-                spool.add(build_row(it, signals.get(it.index), bare.get(it.index), opts.mode,
-                                    token_texts(tokenizer, it.input_ids), special))
+        with chunk_scorer(opts, tokenizer.pad_token_id, progress.advance) as score_chunk:
+            for items in itertools.chain([first], chunks):
+                signals, bare = score_chunk(items)
+                for it in items:
+                    spool.add(build_row(it, signals.get(it.index), bare.get(it.index), opts.mode,
+                                        token_texts(tokenizer, it.input_ids), special))
         forward_s = time.time() - forward_started
         progress.close()
         order, quality = spool.write_ranked(opts.out, opts.top)
@@ -89,9 +90,14 @@ def encoded_chunks(opts: ScoreOptions, tokenizer) -> Iterator[list[ScoreItem]]:
         start += len(batch)
 
 
-def chunk_scorer(opts: ScoreOptions, pad_id: int, advance) -> Callable[[list[ScoreItem]], tuple[Signals, Signals]]:
-    """items -> (signals, bare signals): in this process (the model loaded once) or split over --num-procs."""
+@contextmanager
+def chunk_scorer(opts: ScoreOptions, pad_id: int, advance,
+                 ) -> Iterator[Callable[[list[ScoreItem]], tuple[Signals, Signals]]]:
+    """items -> (signals, bare signals), the model loaded once for every chunk: in this process, or once in each
+    of --num-procs processes that live until the last chunk is scored."""
     if opts.num_procs == 1:
         model, dtype = scoring_model(opts, device_for(0))
-        return lambda items: score_items(model, items, pad_id, opts, dtype, advance)
-    return lambda items: score_in_processes(opts, items, pad_id, advance)
+        yield lambda items: score_items(model, items, pad_id, opts, dtype, advance)
+        return
+    with ScorePool(opts, pad_id, advance) as pool:
+        yield pool.score
