@@ -22,7 +22,7 @@ from trainer_core.config.deepspeed import resolve_deepspeed_config, template_pat
 from trainer_core.live.chat import read_history
 from trainer_core.live.client import LiveClient
 from trainer_core.live.events import read_events
-from trainer_core.live.launch import deepspeed_command, launch_command, prepare_run
+from trainer_core.live.launch import deepspeed_command, launch_command, prepare_run, start_detached
 from trainer_core.live.processes import pid_alive
 from trainer_core.live.rundir import read_json
 
@@ -42,11 +42,9 @@ def data(tmp_path: Path) -> Path:
 
 
 def ds_env(tmp_path: Path) -> dict[str, str]:
-    # One thread per rank: two ranks on two cores, not four threads fighting over them. DeepSpeed's CPU ranks
-    # JIT-build a small C++ op into TORCH_EXTENSIONS_DIR under a lock file: one folder per venv, so checkouts with
-    # their own venvs on one machine neither rebuild it in turn nor wait forever on a lock a killed build left.
-    return live_env(private_runtime_dir(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-                    TORCH_EXTENSIONS_DIR=str(Path(sys.prefix) / "torch_extensions"))
+    # One thread per rank: two ranks on two cores, not four threads fighting over them. (DeepSpeed's CPU ranks
+    # JIT-build a small C++ op; the trainer keeps it in this venv's own folder: live/jit_cache.py.)
+    return live_env(private_runtime_dir(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 def new_run(tmp_path: Path, overrides: list[str], name: str) -> Path:
@@ -152,6 +150,18 @@ def test_launcher_command_line(data: Path, tmp_path: Path) -> None:
     assert "--num_gpus" not in cmd and "--master_port" not in cmd
 
 
+def test_jit_ops_build_in_this_environments_folder_unless_the_user_names_one() -> None:
+    from trainer_core.live.jit_cache import jit_cache_dir, use_jit_cache, with_jit_cache
+
+    own = str(Path(sys.prefix) / "torch_extensions")  # this venv is writable
+    assert str(jit_cache_dir()) == own
+    assert with_jit_cache({"PATH": "/bin"}) == {"PATH": "/bin", "TORCH_EXTENSIONS_DIR": own}
+    assert with_jit_cache({"TORCH_EXTENSIONS_DIR": "/mine"})["TORCH_EXTENSIONS_DIR"] == "/mine"
+    rank_env: dict[str, str] = {"TORCH_EXTENSIONS_DIR": ""}  # empty is replaced too (torch: the current folder)
+    use_jit_cache(rank_env)  # what a rank does first (trainer_core.__main__), whoever launched it
+    assert rank_env == {"TORCH_EXTENSIONS_DIR": own}
+
+
 # ----------------------------------------------------------------------------------------------- real runs
 @pytest.mark.deepspeed
 @pytest.mark.slow
@@ -188,6 +198,26 @@ def test_zero2_two_ranks_match_one_device(data: Path, tmp_path: Path) -> None:
     assert (run_dir / "checkpoints" / "step-3" / "deepspeed").is_dir()
 
 
+def zero3_sharding_everything(tmp_path: Path) -> Path:
+    """ZeRO-3 that really shards even the tiny model's small tensors (the shipped file keeps tensors under 1e5
+    elements whole on every rank), as a user's own JSON."""
+    user = json.loads(template_path(3).read_text())
+    user["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    (tmp_path / "zero3.json").write_text(json.dumps(user))
+    return tmp_path / "zero3.json"
+
+
+def generations(run_dir: Path) -> list[dict]:
+    return [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "eval" and e.get("kind") == "generation"]
+
+
+def answered(event: dict) -> tuple:
+    """A generation event's step, example answers and scores (not its speed)."""
+    from trainer_core.evaluate.metrics import GENERATION_EVENT_KEYS
+
+    return event["step"], event["examples"], [event[key] for key in GENERATION_EVENT_KEYS]
+
+
 @pytest.mark.deepspeed
 @pytest.mark.slow
 @needs_deepspeed
@@ -195,22 +225,25 @@ def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    # ZeRO-3 that really shards even the tiny model's small tensors (the shipped file keeps tensors under 1e5
-    # elements whole on every rank); also exercises a user's own JSON.
-    user = json.loads(template_path(3).read_text())
-    user["zero_optimization"]["stage3_param_persistence_threshold"] = 0
-    (tmp_path / "zero3.json").write_text(json.dumps(user))
+    from trainer_core.config import build_config, save_config
+
+    # The generation probe (eval.generate_every) answers on every rank: ZeRO-3 gathers the weights in each forward.
+    probe = [f"eval.domain={write_alpaca(tmp_path / 'domain.jsonl', n=3)}", "eval.generate_every=2",
+             "eval.max_samples=3", "eval.max_new_tokens=5", "eval.batch_size=2", "training.eval_at_start=false"]
     base = [*COMMON, "lora.enabled=false", f"data.train={data}", "training.max_steps=4", "training.save_every=2",
-            "training.save_total_limit=0", "data.eval_fraction=0"]
+            "training.save_total_limit=0", "data.eval_fraction=0", *probe]
     ref_dir = tmp_path / "one"
     train_in_process(ref_dir, [*base, *ONE_RANK])
-    run_dir = new_run(tmp_path, [*base, *TWO_RANKS, f"distributed.deepspeed_config={tmp_path / 'zero3.json'}"],
-                      "zero3")
+    zero3 = f"distributed.deepspeed_config={zero3_sharding_everything(tmp_path)}"
+    run_dir = new_run(tmp_path, [*base, *TWO_RANKS, zero3], "zero3")
     env = ds_env(tmp_path)
     out = launch(run_dir, env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "ZeRO stage 3" in (run_dir / "trainer.log").read_text()
     assert_same_steps(steps(run_dir), steps(ref_dir))
+    # Greedy answers from the sharded model are the one-device model's, at the same steps.
+    assert [e["step"] for e in generations(run_dir)] == [2, 4]
+    assert [answered(e) for e in generations(run_dir)] == [answered(e) for e in generations(ref_dir)]
 
     # The final export gathers the shards into a plain Hugging Face folder equal to the one-device result.
     exported, expected = load_file(str(run_dir / "final" / "model.safetensors")), \
@@ -220,13 +253,25 @@ def test_zero3_full_model_export_and_resume(data: Path, tmp_path: Path) -> None:
         assert exported[key].shape == tensor.shape, key
         torch.testing.assert_close(exported[key].float(), tensor.float(), rtol=1e-4, atol=1e-5)
 
-    # --resume from the step-2 checkpoint (DeepSpeed's own save/load) repeats steps 3 and 4.
+    # --resume from the step-2 checkpoint (DeepSpeed's own save/load) with other betas and weight decay, as
+    # `nlirg train --resume RUN --set ...` writes them: step 3 repeats exactly, and from there the run trains with
+    # the new values (the resume rule) as a one-device run resumed the same way does.
+    changed = ["training.betas=[0.5, 0.9]", "training.weight_decay=0.5"]
     again = tmp_path / "again"
     shutil.copytree(run_dir, again, ignore=shutil.ignore_patterns("final", "step-4"))
     (again / "events.jsonl").unlink()
+    save_config(build_config(again / "config.yaml", changed), again / "config.yaml")
     out = launch(again, env, "--resume", str(again / "checkpoints" / "step-2"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert step_losses(again) == pytest.approx(step_losses(run_dir)[2:], rel=1e-5)
+    ref_again = tmp_path / "one-again"
+    train_in_process(ref_again, [*base, *ONE_RANK, *changed], resume=ref_dir / "checkpoints" / "step-2")
+    assert step_losses(again)[0] == pytest.approx(step_losses(run_dir)[2], rel=1e-5)
+    assert step_losses(again) == pytest.approx(step_losses(ref_again), rel=1e-5)
+    resumed = load_file(str(again / "final" / "model.safetensors"))
+    for key, tensor in load_file(str(ref_again / "final" / "model.safetensors")).items():
+        torch.testing.assert_close(resumed[key].float(), tensor.float(), rtol=1e-4, atol=1e-5)
+    moved = max((resumed[k].float() - exported[k].float()).abs().max().item() for k in exported)
+    assert moved > 1e-3, "the new betas and weight decay changed nothing"
 
 
 def model_folder(path: Path, hidden: int, layers: int) -> Path:
@@ -246,6 +291,45 @@ def model_folder(path: Path, hidden: int, layers: int) -> Path:
 def rank_peaks(run_dir: Path) -> list[int]:
     """Each rank's peak resident set over the whole run (the last step event's per-rank reading)."""
     return [m["peak"] for m in steps(run_dir)[-1]["rank_memory"]]
+
+
+def model_with_a_nan_in_its_last_shard(path: Path) -> Path:
+    """A small untied Qwen2-shaped model whose input-embedding row for token 1039 is NaN: the tiny tokenizer's
+    1,024 ids never look that row up, so training is finite, but a checkpoint would hold the NaN. The row is the
+    last of the tensor: ZeRO-3 cuts a flattened tensor in rank order, so it lies in rank 1's shard alone."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bench.qwen2_shape import qwen2_shaped
+    from trainer_core.train.model.builtin import resolve_model_path
+
+    model = qwen2_shaped(vocab=1040, hidden=64, layers=1, tied=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[-1] = float("nan")
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(resolve_model_path("builtin:tiny")).save_pretrained(path)
+    return path
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+@needs_deepspeed
+def test_zero3_a_nan_in_one_ranks_shard_stops_the_save_on_every_rank(data: Path, tmp_path: Path) -> None:
+    """Each rank checks the shard it holds (not ZeRO-3's empty placeholders) and the ranks agree on the verdict:
+    rank 0, whose own shard is finite, refuses the checkpoint and the final model too, and no rank waits on a
+    save another skipped."""
+    model = model_with_a_nan_in_its_last_shard(tmp_path / "model")
+    run_dir = new_run(tmp_path, [*COMMON, f"model.path={model}", f"data.train={data}", "training.max_steps=1",
+                                 "data.eval_fraction=0", *TWO_RANKS,
+                                 f"distributed.deepspeed_config={zero3_sharding_everything(tmp_path)}"], "nan")
+    out = launch(run_dir, ds_env(tmp_path))
+    assert out.returncode != 0, "a run whose final model could not be written has failed"
+    assert [e["loss"] for e in steps(run_dir)], "training itself was finite"
+    errors = [e["message"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "error"]
+    for what in ("checkpoint at step 1", "final model"):
+        assert any(m.startswith(f"{what} not written") and "model.embed_tokens.weight" in m for m in errors), errors
+    assert not list(run_dir.glob("checkpoints/step-*")) and not (run_dir / "final").exists()
+    assert "not written" in (run_dir / "ranks" / "rank-1.log").read_text()  # rank 1 refused it as well
 
 
 @pytest.mark.deepspeed
@@ -288,13 +372,25 @@ def test_zero3_builds_the_model_sharded(data: Path, tmp_path: Path) -> None:
 @pytest.mark.deepspeed
 @pytest.mark.slow
 @needs_deepspeed
-def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_path: Path) -> None:
+def exit_code(pid: int) -> tuple[int] | None:
+    """(exit code,) once our child `pid` has ended (reaped here), else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (os.waitstatus_to_exitcode(status),) if done else None
+
+
+def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
                                  "data.eval_fraction=0"], "stop")
-    proc = subprocess.Popen(launch_command(run_dir), env=ds_env(tmp_path), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Started as `nlirg train --detach` and the TUI start it, from an environment that names no extensions folder.
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    launcher = start_detached(run_dir, env=ds_env(tmp_path))
     try:
         wait_for_step(run_dir, 2)
+        # Every rank got this venv's own JIT extensions folder, not ~/.cache/torch_extensions that all share.
+        for rank in (0, 1):
+            environ = Path(f"/proc/{rank_info(run_dir, rank)['pid']}/environ").read_bytes().split(b"\0")
+            assert f"TORCH_EXTENSIONS_DIR={Path(sys.prefix) / 'torch_extensions'}".encode() in environ, rank
         client = LiveClient.for_run(run_dir)
         # Rank 1 follows every command through a collective at the same step boundary: a rank that skipped
         # one would leave the other waiting, and the run would never reach the stop.
@@ -305,10 +401,10 @@ def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_pa
         saved = client.command("save")
         stopped = client.command("stop")
         assert all(a["ok"] for a in [*acks, saved, stopped]), [*acks, saved, stopped]
-        assert proc.wait(timeout=300) == 0
+        assert wait_for(lambda: exit_code(launcher), "the launcher to exit", timeout=300) == (0,)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if pid_alive(launcher):
+            os.killpg(launcher, signal.SIGKILL)
     ranks = [rank_info(run_dir, r) for r in (0, 1)]
     assert not any(pid_alive(info["pid"]) for info in ranks), "no rank may outlive the stop"
     summary = read_json(run_dir / "summary.json")

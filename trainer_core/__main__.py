@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig
+from trainer_core.live.jit_cache import use_jit_cache
 from trainer_core.live.terminal import make_output_best_effort
 from trainer_core.train.lifecycle import run_trainer
 from trainer_core.train.ranks import launcher_rank
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     args = ap.parse_args(argv)
     make_output_best_effort()  # a closed pipe or terminal never ends a run (`nlirg train ... | head -1`)
+    use_jit_cache()  # before DeepSpeed starts: its ops build in this environment's folder (live/jit_cache.py)
     return run_trainer(args.run_dir.resolve(), launcher_rank(), args.resume, args.progress, args.keep_lr_scale,
                        make_probe=generation_probe)
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from trainer_core.config import RunConfig, build_config, save_config
+from trainer_core.live.jit_cache import with_jit_cache
 from trainer_core.live.nodes import NodeLaunch
 from trainer_core.live.processes import descends_from, process_started
 from trainer_core.live.run_lock import check_not_busy
@@ -116,7 +117,7 @@ def run_foreground(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
     command = launch_command(run_dir, resume, progress=True, keep_lr_scale=keep_lr_scale)
     if build_config(run_dir / CONFIG_FILE).distributed.backend == "deepspeed":
         return _run_launcher_foreground(run_dir, command)
-    proc = subprocess.Popen(command)
+    proc = subprocess.Popen(command, env=with_jit_cache(os.environ))
     while True:
         try:
             return proc.wait()
@@ -136,7 +137,7 @@ def start_detached(run_dir: Path, resume: Path | None = None, keep_lr_scale: boo
     proc = subprocess.Popen(
         launch_command(run_dir, resume, keep_lr_scale=keep_lr_scale), stdin=subprocess.DEVNULL, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env=with_jit_cache({**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}),  # ops built per environment
     )
     log.close()
     # rank 0 replaces pid with its own; `starting` tells a client that reads an earlier `end` (a resume) to wait
@@ -156,7 +157,7 @@ def run_node_foreground(run_dir: Path, node: NodeLaunch, resume: Path | None = N
 def _run_launcher_foreground(run_dir: Path, cmd: list[str]) -> int:
     """The DeepSpeed launcher in its own process group: Ctrl+C asks rank 0 to stop (it shares the stop, every
     rank saves at the same step and exits 0); a second Ctrl+C ends the whole group."""
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, env=with_jit_cache(os.environ))  # ops built per environment
     interrupts = 0
     while True:
         try:

@@ -637,11 +637,11 @@ class Trainer:
 
     def _weights_not_finite(self, what: str) -> bool:
         """True, with one error, when trainable weights hold NaN/inf: such a save would poison every resume."""
-        bad = non_finite_parameters(self.model)
+        bad = non_finite_parameters(self.model, self.device, self.backend.all_reduce_sum)  # every rank's verdict
         if bad:
-            self._report_error(f"{what} not written: {len(bad)} trainable tensor{'s' if len(bad) != 1 else ''} "
-                               f"hold NaN or inf (first: {bad[0]}); the previous checkpoint is intact: resume from "
-                               "it with a lower training.lr")
+            held = f"{len(bad)} trainable tensor{'s hold' if len(bad) != 1 else ' holds'}"
+            self._report_error(f"{what} not written: {held} NaN or inf (first: {bad[0]}); the previous checkpoint "
+                               "is intact: resume from it with a lower training.lr")
         return bool(bad)
 
     def _restore(self, ckpt: Path) -> None:
