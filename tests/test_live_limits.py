@@ -141,6 +141,9 @@ def test_a_checkpoint_is_never_written_from_non_finite_weights(tmp_path):
     assert not (tmp_path / "run" / "final").exists()
     errors = [e["message"] for e in read_events(tmp_path / "run" / "events.jsonl") if e["type"] == "error"]
     assert any("not written" in m and "NaN or inf" in m for m in errors), errors
+    assert all("no checkpoint was written before it" in m for m in errors if "NaN or inf" in m)  # none to resume
+    end = [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["type"] == "end"][-1]
+    assert end["status"] == "failed" and end["reason"] == "nan"  # not "disk": the weights, not the disk, failed
 
 
 # ---------------------------------------------------------------------------------------------- item 2

@@ -33,7 +33,14 @@ from trainer_core.live.chat import ChatRequestError, append_history, parse_chat_
 from trainer_core.live.control import Command, CommandQueue, CommandRefused, parse_set_args
 from trainer_core.live.events import EventLog, clean
 from trainer_core.live.log_events import NOT_AN_EVENT
-from trainer_core.live.rundir import CONFIG_FILE, FINAL, SUMMARY_FILE, record_trainer_json, write_json_atomic
+from trainer_core.live.rundir import (
+    CONFIG_FILE,
+    FINAL,
+    SUMMARY_FILE,
+    checkpoint_dirs,
+    record_trainer_json,
+    write_json_atomic,
+)
 from trainer_core.train.chat_answer import answer
 from trainer_core.train.data.batch import Batch, collate
 from trainer_core.train.data.prepare import make_loader, prepare_data
@@ -344,8 +351,8 @@ class Trainer:
         if reason is StopReason.COMPLETED and (self.last_eval or {}).get("step") != self.step:
             self.validate()
         self.save()
-        if reason is StopReason.COMPLETED and not self.save_final():
-            reason = StopReason.DISK
+        if reason is StopReason.COMPLETED:
+            reason = self.save_final() or reason  # NAN (weights not finite) or DISK when final/ was not written
         self._finish(reason.status, reason.value)
         return reason.status
 
@@ -640,8 +647,10 @@ class Trainer:
         bad = non_finite_parameters(self.model, self.device, self.backend.all_reduce_sum)  # every rank's verdict
         if bad:
             held = f"{len(bad)} trainable tensor{'s hold' if len(bad) != 1 else ' holds'}"
-            self._report_error(f"{what} not written: {held} NaN or inf (first: {bad[0]}); the previous checkpoint "
-                               "is intact: resume from it with a lower training.lr")
+            last = checkpoint_dirs(self.run_dir)
+            way_back = (f"the last checkpoint ({last[-1].name}) is intact: resume from it with a lower training.lr"
+                        if last else "no checkpoint was written before it: start again with a lower training.lr")
+            self._report_error(f"{what} not written: {held} NaN or inf (first: {bad[0]}); {way_back}")
         return bool(bad)
 
     def _restore(self, ckpt: Path) -> None:
@@ -670,14 +679,14 @@ class Trainer:
             self.events.emit("command", id=None, name="set", args={"lr_scale": self.lr_scale},
                              applied_at_step=self.step, source=f"resume (lr_scale was {old_scale:g})")
 
-    def save_final(self) -> bool:
-        """Write final/ (HF format) through a temp folder; False, with an error event, when the disk refuses."""
+    def save_final(self) -> StopReason | None:
+        """Write final/ (HF format) through a temp folder; why it was not written (one error event), or None."""
         final = self.run_dir / FINAL
         if self._weights_not_finite("final model"):
-            return False
+            return StopReason.NAN
         gathered = self.backend.full_state_dict()  # ZeRO-3: every rank helps gather the shards; rank 0 writes
         if not self.backend.is_main:
-            return True
+            return None
         try:
             with building_dir(final) as tmp:  # .tmp-final, renamed when complete
                 self.model.save_pretrained(tmp, safe_serialization=True, **save_options(self.model),
@@ -697,9 +706,9 @@ class Trainer:
             msg = (f"final model not written ({exc.strerror or exc}); the last checkpoint is intact: free disk "
                    f"space under {self.run_dir.parent} and run nlirg train --resume {self.run_dir}")
             self._report_error(msg)
-            return False
+            return StopReason.DISK
         self.events.emit("log", level="info", message=f"final model written to {final}")
-        return True
+        return None
 
     def _write_summary(self, status: str, reason: str | None = None) -> protocol.Summary:
         steady = self.steady.rate(self.totals.input_tokens)

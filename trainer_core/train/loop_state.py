@@ -135,7 +135,8 @@ class StopReason(str, Enum):
     COMPLETED = "completed"
     STOPPED = "stopped"
     NAN = "nan"
-    """training.max_nan_steps steps in a row had a non-finite loss or gradient."""
+    """training.max_nan_steps steps in a row had a non-finite loss or gradient, or the weights at the end were
+    not finite (final/ not written)."""
     DISK = "disk"
     """final/ could not be written."""
 
