@@ -24,16 +24,19 @@ class SlurmJob:
     time: str | None = None
     port: int = 29500
     overrides: list[str] = field(default_factory=list)
+    resume: bool = False
+    """Continue the run in `run_dir` (`nlirg train --resume`) instead of starting `config` afresh."""
 
 
 def per_node_command(job: SlurmJob) -> str:
-    """The launch every node runs; SLURM_NNODES, SLURM_NODEID, MASTER_ADDR, MASTER_PORT and RUN_DIR from the env."""
+    """The launch every node runs (a new run of the config, or a resume of RUN_DIR); SLURM_NNODES, SLURM_NODEID,
+    MASTER_ADDR, MASTER_PORT and RUN_DIR from the env."""
     nlirg = Path(sys.executable).with_name("nlirg")  # this environment's CLI: the same path on every node
     sets = [f"distributed.num_procs={job.gpus_per_node}", "distributed.backend=deepspeed", *job.overrides]
     words = " ".join(f"--set {shlex.quote(s)}" for s in sets)
-    return (f"exec {shlex.quote(str(nlirg))} train {shlex.quote(str(job.config.resolve()))} {words} "
-            '--nnodes "$SLURM_NNODES" --node-rank "$SLURM_NODEID" --master-addr "$MASTER_ADDR" '
-            '--master-port "$MASTER_PORT" --run-dir "$RUN_DIR"')
+    what = '--resume "$RUN_DIR"' if job.resume else f"{shlex.quote(str(job.config.resolve()))} --run-dir \"$RUN_DIR\""
+    return (f"exec {shlex.quote(str(nlirg))} train {what} {words} --nnodes \"$SLURM_NNODES\" --node-rank "
+            '"$SLURM_NODEID" --master-addr "$MASTER_ADDR" --master-port "$MASTER_PORT"')
 
 
 def sbatch_script(job: SlurmJob) -> str:

@@ -5,6 +5,7 @@ SLURM's variables, through the real `nlirg` CLI and DeepSpeed's per-node launche
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -25,27 +26,20 @@ from tests.tui.conftest import shown, until
 from trainer_core.config import save_config
 from trainer_core.live.client import LiveClient
 from trainer_core.live.events import read_events
-from trainer_core.live.launch import _free_port, deepspeed_command
+from trainer_core.live.launch import _free_port, deepspeed_command, prepare_run
 from trainer_core.live.node_end import KILLED
-from trainer_core.live.nodes import NodeLaunch
+from trainer_core.live.nodes import NodeLaunch, write_hostfile
 from trainer_core.live.rundir import read_json
 
 __all__ = ["data"]  # the fixture, shared with test_deepspeed
 NODE = ["distributed.backend=deepspeed", "distributed.num_procs=1", "training.batch_size=2"]
 
 
-def start_nodes(args: list[list[str]], env: dict[str, str], cwd: Path, tag: str) -> list[subprocess.Popen]:
-    """One `nlirg` per "node", in this order (each in its own session, as on its own machine), the output of
-    `--node-rank R` in cwd/TAG-R.out."""
-    exe = str(Path(sys.executable).with_name("nlirg"))
-    return [subprocess.Popen([exe, *a], cwd=cwd, env=env, stdout=(cwd / f"{tag}-{a[a.index('--node-rank') + 1]}.out")
-                             .open("wb"), stderr=subprocess.STDOUT, start_new_session=True) for a in args]
-
-
-def start_slurm_node(rank: int, line: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    """One "node": the sbatch script's per-node line with SLURM's variables as srun sets them on node `rank`."""
+def start_slurm_node(rank: int, line: str, env: dict[str, str], cwd: Path, tag: str) -> subprocess.Popen:
+    """One "node": the sbatch script's per-node line with SLURM's variables as srun sets them on node `rank` (each
+    in its own session, as on its own machine), its output in cwd/TAG-R.out."""
     return subprocess.Popen(["bash", "-c", line], cwd=cwd, env={**env, "SLURM_NODEID": str(rank)},
-                            stdout=(cwd / f"slurm-{rank}.out").open("wb"), stderr=subprocess.STDOUT,
+                            stdout=(cwd / f"{tag}-{rank}.out").open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
@@ -104,8 +98,8 @@ def test_slurm_nodes_train_as_one_run_a_killed_node_ends_it_and_it_resumes_exact
     slurm_env = {**env, "SLURM_NNODES": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                  "RUN_DIR": str(run_dir)}
     line = srun_line(script)
-    late = start_slurm_node(1, line, slurm_env, tmp_path)  # node 1 first: it waits for node 0's files
-    nodes = [start_slurm_node(0, line, slurm_env, tmp_path), late]
+    late = start_slurm_node(1, line, slurm_env, tmp_path, "slurm")  # node 1 first: it waits for node 0's files
+    nodes = [start_slurm_node(0, line, slurm_env, tmp_path, "slurm"), late]
     try:
         wait_for_step(run_dir, 1)
         saved = LiveClient.for_run(run_dir).command("save")  # the newest whole checkpoint; none after it
@@ -130,12 +124,15 @@ def test_slurm_nodes_train_as_one_run_a_killed_node_ends_it_and_it_resumes_exact
     wait_for(lambda: not leftovers(run_dir), "no process of the run left on either node", timeout=30)
     killed = steps(run_dir)
 
-    # Both nodes again with --resume: every rank from the newest whole checkpoint (the save), two steps past it.
+    # Both nodes again from `nlirg slurm --resume`'s script, node 1 first: it must wait for node 0's new attempt,
+    # not join the ended one whose file it finds. Every rank continues from the newest whole checkpoint (the save).
     port = _free_port()
-    again = [["train", "--resume", str(run_dir), "--max-steps", str(at + 2), "--nnodes", "2", "--node-rank", str(r),
-              "--master-port", str(port), "--node-wait", "120"] for r in (1, 0)]
-    # Node 1 first: it must wait for node 0's new attempt, not join the ended one whose file it finds.
-    codes = end_nodes(start_nodes(again, env, tmp_path, "again"), timeout=300)
+    made = nlirg_cli("slurm", "--resume", str(run_dir), "--nodes", "2", "--gpus-per-node", "1", "--master-port",
+                     str(port), "--set", f"training.max_steps={at + 2}", "-o", "again.sbatch", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    line = srun_line((tmp_path / "again.sbatch").read_text())
+    again = [start_slurm_node(r, line, {**slurm_env, "MASTER_PORT": str(port)}, tmp_path, "again") for r in (1, 0)]
+    codes = end_nodes(again, timeout=300)
     assert codes == [0, 0], [(tmp_path / f"again-{r}.out").read_text()[-2000:] for r in (0, 1)]
     assert f"resuming from {run_dir / 'checkpoints' / f'step-{at}'}" in (tmp_path / "again-1.out").read_text()
     summary = read_json(run_dir / "summary.json")
@@ -219,3 +216,40 @@ def test_per_node_launcher_command_line(data: Path, tmp_path: Path) -> None:
         "--node-rank 2: give 0 .. 1 (this node's place among --nnodes 2)",
         "--master-port 0: give a TCP port (1-65535) free on node 0",
         "--master-addr: give node 0's address (host name or IP) that every node reaches"]
+
+
+def test_a_resume_on_another_node_count_is_refused_in_one_line(data: Path, tmp_path: Path) -> None:
+    run_dir = prepare_run(make_config([*COMMON, *NODE, f"data.train={data}"]), "nodes", at=tmp_path / "run")
+    write_hostfile(run_dir, NodeLaunch(2, 0, "127.0.0.1", 29500), 1)  # as node 0 of a two-node launch wrote it
+    alone = nlirg_cli("train", "--resume", str(run_dir), cwd=tmp_path)
+    assert alone.returncode == 2
+    assert alone.stderr.strip().splitlines()[-1] == (
+        f"error: --resume {run_dir}: the run trained on 2 nodes, one launch per node; resume it on every node: "
+        f"nlirg train --resume {run_dir} --nnodes 2 --node-rank R --master-addr NODE0 --master-port P")
+    three = nlirg_cli("train", "--resume", str(run_dir), "--nnodes", "3", "--node-rank", "2", cwd=tmp_path)
+    assert three.returncode == 2 and "the run trained on 2 nodes" in three.stderr.strip().splitlines()[-1]
+    assert not (run_dir / "nodes" / "node-2.json").exists()
+    slurm = nlirg_cli("slurm", "--resume", str(run_dir), "--nodes", "3", "--gpus-per-node", "1", cwd=tmp_path)
+    assert slurm.returncode == 2
+    assert slurm.stderr.strip().splitlines()[-1] == (
+        f"error: --resume {run_dir}: the run trained on 2 nodes; give --nodes 2")
+
+
+def test_rank_0_names_a_node_that_failed_on_another_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The two-node run above has both nodes on this host, where rank 0 finds the dead rank by its pid; on another host
+    # only the node's own report says it (what node 1's nlirg writes when its launcher ends).
+    from types import SimpleNamespace
+
+    from trainer_core.train.ranks import failed_peer
+
+    monkeypatch.setenv("CROSS_SIZE", "2")
+    died = f"rank 1 (pid 4242) died without reporting an error: {KILLED}"
+    for path, info in (("ranks/rank-0.json", {"rank": 0, "pid": os.getpid(), "host": socket.gethostname()}),
+                       ("ranks/rank-1.json", {"rank": 1, "pid": os.getpid(), "host": "gpu-17", "node_rank": 1}),
+                       ("nodes/node-0.json", {"node_rank": 0, "attempt": 2}),
+                       ("nodes/node-1.json", {"node_rank": 1, "host": "gpu-17", "attempt": 2, "ended": 1.0,
+                                              "failure": died})):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(json.dumps(info))
+    said = failed_peer(tmp_path, SimpleNamespace(rank=0, world_size=2, step=57))
+    assert said == f"node 1 (gpu-17) failed at step 57: {died}"

@@ -26,7 +26,7 @@ from nlirg_tui.cli.common import (
 from trainer_core.config import ConfigError, RunConfig, build_config, save_config
 from trainer_core.live.checkpoint_recovery import resume_point
 from trainer_core.live.launch import EXIT_USER_ERROR, prepare_run, run_foreground, start_detached
-from trainer_core.live.nodes import NodeError, NodeLaunch
+from trainer_core.live.nodes import NodeError, NodeLaunch, resume_problem
 from trainer_core.live.run_lock import RunBusy, busy_message, lock_holder
 from trainer_core.live.rundir import CONFIG_FILE, checkpoint_dirs
 from trainer_core.live.terminal import make_output_best_effort
@@ -160,6 +160,9 @@ def _resume_node(run: str, root: Path, overrides: list[str], max_steps: int | No
     found = _resolve_resume(run, root)
     if run_dir is not None and run_dir.expanduser().resolve() != found:
         die(f"--run-dir {run_dir} is not the run --resume {run} names ({found}); give one of them")
+    problem = resume_problem(found, launch.nnodes)
+    if problem:
+        die(problem)
     checkpoint = _prepare_resume(found, overrides, max_steps)[0] if launch.node_rank == 0 else None
     try:
         raise typer.Exit(resume_node(found, launch, lambda: run_config(found / CONFIG_FILE, overrides, max_steps, []),
@@ -237,6 +240,9 @@ def _resume(run: str, root: Path, overrides: list[str], max_steps: int | None, d
     if config is not None:
         die(f"--resume continues a run with its own config.yaml; drop {config} (change keys with --set)")
     run_dir = _resolve_resume(run, root)
+    problem = resume_problem(run_dir, None)
+    if problem:
+        die(problem)
     checkpoint, cfg = _prepare_resume(run_dir, overrides, max_steps)
     if detach:
         try:

@@ -96,6 +96,25 @@ def write_hostfile(run_dir: Path, launch: NodeLaunch, procs_per_node: int) -> No
     write_atomic(run_dir / NODES_DIR / HOSTFILE, lines)
 
 
+def node_count(run_dir: Path) -> int | None:
+    """How many nodes a run was launched on one launch per node (its generated hostfile); None: one machine."""
+    path = run_dir / NODES_DIR / HOSTFILE
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.is_file() else None
+
+
+def resume_problem(run_dir: Path, nnodes: int | None) -> str | None:
+    """Why a resume with `--nnodes nnodes` (None: on one machine) cannot continue this run: another node count
+    would give other ranks than the checkpoint's."""
+    trained = node_count(run_dir)
+    if trained == nnodes:
+        return None
+    if trained is None:
+        return (f"--resume {run_dir}: the run trained on one machine; resume it there with nlirg train --resume "
+                f"{run_dir} (without --nnodes)")
+    return (f"--resume {run_dir}: the run trained on {trained} nodes, one launch per node; resume it on every node: "
+            f"nlirg train --resume {run_dir} --nnodes {trained} --node-rank R --master-addr NODE0 --master-port P")
+
+
 def announce_node(run_dir: Path, launch: NodeLaunch, cfg: RunConfig, attempt: int, **fields: Any) -> None:
     (run_dir / NODES_DIR).mkdir(exist_ok=True)
     write_json_atomic(node_file(run_dir, launch.node_rank), {
