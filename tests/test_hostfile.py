@@ -45,7 +45,7 @@ def refused(cfg) -> str:
     return str(exc.value)
 
 
-def test_a_host_that_does_not_resolve_is_one_line_and_exit_2_before_the_run_exists(tmp_path: Path) -> None:
+def test_a_host_that_does_not_resolve_is_refused_by_train_and_check_before_the_run_exists(tmp_path: Path) -> None:
     data = write_alpaca(tmp_path / "train.jsonl", n=8)
     hostfile = tmp_path / "hostfile"
     hostfile.write_text("# two nodes\nlocalhost slots=1\nno-such-node.invalid slots=1\n")
@@ -56,6 +56,9 @@ def test_a_host_that_does_not_resolve_is_one_line_and_exit_2_before_the_run_exis
     assert error.startswith(f"error: distributed.hostfile ({hostfile}) line 3: host no-such-node.invalid does not "
                             "resolve"), error
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    checked = nlirg_cli("check", *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
+    assert checked.returncode == 2
+    assert f"  - distributed.hostfile ({hostfile}) line 3: host no-such-node.invalid does not resolve" in checked.stderr
 
 
 @pytest.mark.skipif(REAL["ssh"] is None, reason="no ssh client here")

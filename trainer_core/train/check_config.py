@@ -3,9 +3,10 @@ meet before its first step, without loading weights or creating a run directory.
 
 It validates the config, reads every data source through the trainer's own data path (records, held-out share,
 tokens, truncation at data.max_length, what data.exclude drops: the tokens land in the cache, so the run finds
-them done), reads the model's config.json and its tokenizer (and chat template, for SFT), and prints the memory
-plan's verdict when a planner is installed (`trainer_core.plan.api.plan_config`, `nlirg plan`). Problems make
-the exit code 2; warnings (truncation, unmatched exclude entries) are printed and leave it 0.
+them done), reads the model's config.json and its tokenizer (and chat template, for SFT), checks a hostfile + SSH
+launch's hosts (`live.hostfile`), and prints the memory plan's verdict when a planner is installed
+(`trainer_core.plan.api.plan_config`, `nlirg plan`). Problems make the exit code 2; warnings (truncation,
+unmatched exclude entries) are printed and leave it 0.
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ def check_plan(cfg: RunConfig, out: Findings) -> None:
         out.problems.append(f"plan: {result.verdict()}")
 
 
+def check_hosts(cfg: RunConfig, out: Findings) -> None:
+    """A hostfile + SSH launch: what `nlirg train` checks before it starts one (`live.hostfile`)."""
+    from trainer_core.live.hostfile import HostfileError, check_hostfile_launch
+
+    if cfg.distributed.backend != "deepspeed" or not cfg.distributed.hostfile:
+        return
+    try:
+        check_hostfile_launch(cfg)
+    except HostfileError as exc:
+        out.problems.append(str(exc))
+        return
+    out.say(f"hosts: every host of {cfg.distributed.hostfile} answers SSH and runs this workbench's code")
+
+
 def _quiet_libraries() -> None:
     import logging
     import os
@@ -140,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     check(cfg, str(args.config) if args.config else "(the embedded default)", out)
+    check_hosts(cfg, out)
     for warning in out.warnings:
         print(f"warning: {warning}", flush=True)
     if out.problems:
