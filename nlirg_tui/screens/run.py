@@ -29,6 +29,7 @@ from nlirg_tui.messages import CommandAcked, HelloReceived, LinkChanged, RunEven
 from nlirg_tui.panes import PANE_KEY, PANES, default_pane
 from nlirg_tui.review import export_review
 from nlirg_tui.review_rows import ReviewFileError
+from nlirg_tui.run_header import header_text
 from nlirg_tui.screens.chat import ChatScreen
 from nlirg_tui.screens.data import DataScreen
 from nlirg_tui.screens.dialogs import ValueDialog, ask, confirm_dialog, quit_dialog
@@ -189,23 +190,11 @@ class RunScreen(Screen):
         self.action_show_pane(message.pane)
 
     def _header_text(self) -> Text:
-        s = self.state
-        status = self.shown_status
-        total = f"/{s.total_steps}" if s.total_steps else ""
-        loss = s.loss.last
-        text = Text.assemble((f" {s.name} ", "bold reverse"), " ", (status, _status_style(status)),
-                             f"  step {s.step}{total}", f"  loss {loss:.4f}" if loss is not None else "",
-                             (f"  lr {lr_label(s)}", "bold yellow" if s.lr_scale != 1.0 else "")
-                             if s.lr.last is not None else "")
-        if s.resumed:
-            text.append(f"  {_resume_summary(s.resumed)}", style="yellow")
-        if s.special_zeroed:
-            text.append(f"  {_special_zeroed_summary(s.special_zeroed)}", style="bold yellow")
-        if s.preparing:
-            text.append(f"  {_preparing_text(s.preparing)}", style="bold yellow")
-        if s.last_ack:
-            text.append(f"  {s.last_ack}", style="italic")
-        return text
+        width = self.query_one("#run-header").size.width or self.app.size.width
+        return header_text(self.state, self.shown_status, width)
+
+    def on_resize(self) -> None:
+        self._header_drawn = -1  # the header is laid out for the width: what fits changes with it
 
     @property
     def shown_status(self) -> str:
@@ -413,29 +402,3 @@ def read_json_yaml(path: Path) -> dict:
 def _typing(widget: Widget | None) -> bool:
     """True when `widget` takes printable keys as text."""
     return isinstance(widget, Input) or (isinstance(widget, TextArea) and not widget.read_only)
-
-
-def _resume_summary(line: str) -> str:
-    """`resumed from checkpoints/step-4 at step 4: lr 0.0002 -> 0.001, ...` -> `resumed at 4: lr 0.0002 -> 0.001`."""
-    head, _, rest = line.partition(": ")
-    step = head.rsplit(" ", 1)[-1]
-    return f"resumed at {step}: {rest.split(', ')[0]}"
-
-
-def _special_zeroed_summary(line: str) -> str:
-    """The trainer's special-token warning -> `'<|im_end|>' zeroed: nlirg.protect_special_tokens`."""
-    token = line.partition("most often ")[2].partition(" (id")[0] or "special tokens"
-    return f"{token} zeroed: nlirg.protect_special_tokens"
-
-
-def _status_style(status: str) -> str:
-    return {"running": "green", "paused": "yellow", "completed": "cyan", "stopped": "cyan",
-            "failed": "red", "dead": "red"}.get(status, "")
-
-
-def _preparing_text(p: dict) -> str:
-    """`tokenizing 40,000/100,000 (40%) 3,400/s`: the data preparation a starting run is busy with."""
-    done, total = p.get("done") or 0, p.get("total") or 0
-    share = f" ({done / total:.0%})" if total else ""
-    rate = f" {p['samples_per_s']:,.0f}/s" if isinstance(p.get("samples_per_s"), (int, float)) else ""
-    return f"{p.get('phase')} {done:,}/{total:,}{share}{rate}"

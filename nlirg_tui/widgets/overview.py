@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
-from nlirg_tui.panes import PANE_KEY
+from nlirg_tui.panes import OVERVIEW_MIN_WIDTH, PANE_KEY
 from nlirg_tui.series import resample
 from nlirg_tui.state import RunState
 from nlirg_tui.widgets.plot import Line, PlotSpec, SeriesPlot
@@ -44,7 +45,19 @@ class Box(Vertical):
         self.post_message(self.Jump(self.pane))
 
 
+SHORT_HEIGHT = 30
+"""Below this many rows (an 80x24 terminal) the zone histogram is left out: it would be two rows of bars."""
+
+
 class OverviewPane(Grid):
+    """Six columns: Loss and Zones above, Memory, Flagged and Acks below. Narrower than OVERVIEW_MIN_WIDTH (80
+    columns), the acks box is left out (the header shows the last ack, the Log pane all of them) so the flagged
+    list keeps its line numbers and each title is whole; shorter than SHORT_HEIGHT, the zone histogram is."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < OVERVIEW_MIN_WIDTH, "-narrow")
+        self.set_class(event.size.height < SHORT_HEIGHT, "-short")
+
     def compose(self) -> ComposeResult:
         with Box("Loss", "loss", id="ov-loss"):
             yield SeriesPlot(id="ov-loss-plot")

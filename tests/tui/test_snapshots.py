@@ -22,13 +22,18 @@ def snap_run(tmp_path: Path, monkeypatch) -> Path:
     return write_fixture_run(Path("runs"))
 
 
-def replayed(*keys: str):
-    """run_before: wait until the replay is drawn, then press `keys`, then let the panes redraw."""
+def replayed(*keys: str, events: tuple[dict, ...] = (), ack: tuple[str, dict] | None = None):
+    """run_before: wait until the replay is drawn, add `events` (and this client's `ack`) to the run's store,
+    press `keys`, then let the panes redraw."""
 
     async def run_before(pilot) -> None:
         screen = pilot.app.screen
         while getattr(screen, "link_mode", "replay") != "replay":
             await pilot.pause(0.05)
+        if events:
+            screen.state.ingest(list(events))
+        if ack:
+            screen.state.note_ack(*ack)
         await pilot.press(*keys)
         for field in pilot.app.screen.query("TextArea, Input"):
             field.cursor_blink = False  # a focused editor's cursor would be drawn or not by the clock
@@ -60,6 +65,24 @@ def test_run_screen(snap_compare, snap_run, pane, size):
 def test_overview(snap_compare, snap_run, size):
     """No key pressed: from 120 columns the Run screen opens on the Overview."""
     assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=size, run_before=replayed())
+
+
+HEADER_NOTES = (
+    {"type": "log", "level": "warning", "message": "resumed from checkpoints/step-4 at step 4: lr 0.0002 -> 0.001, "
+     "schedule cosine over 8 steps, LR now 0.0005"},
+    {"type": "log", "level": "warning", "message": "special tokens zeroed: 80% of the zeroed tokens, most often "
+     "'<|im_end|>' (id 2); set nlirg.protect_special_tokens: true"},
+)
+"""A resume note and the special-token warning: with an ack, more than an 80-column header holds."""
+
+
+def test_overview_at_80x24(snap_compare, snap_run):
+    """The 80x24 layout, decided (issue 25): the header keeps the run's numbers and the notes that fit whole
+    (the rest counted, `+1 in 6 Log`); the Overview leaves out the acks box and the zone histogram, so the
+    flagged list keeps its line numbers and every title is whole."""
+    assert snap_compare(NlirgApp(run_dir=snap_run.resolve()), terminal_size=(80, 24),
+                        run_before=replayed(PANE_KEY["overview"], events=HEADER_NOTES,
+                                            ack=("save", {"ok": True, "applied_at_step": 60})))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -62,13 +62,13 @@ def test_store_ingests_a_run_once_even_when_a_replay_overlaps():
 
 
 def test_data_preparation_progress_shows_until_training_starts():
-    from nlirg_tui.screens.run import _preparing_text
+    from nlirg_tui.run_header import preparing_text
 
     state = RunState()
     for seq, done in enumerate((0, 40_000, 100_000)):
         state.ingest([{"seq": seq, "type": "status", "status": "starting", "phase": "tokenizing", "done": done,
                        "total": 100_000, "samples_per_s": 3400.0}])
-    assert _preparing_text(state.preparing) == "tokenizing 100,000/100,000 (100%) 3,400/s"
+    assert preparing_text(state.preparing) == "tokenizing 100,000/100,000 (100%) 3,400/s"
     assert list(state.log) == ["tokenizing data: 0/100,000", "tokenizing data: 100,000/100,000"]  # not every event
     state.ingest([{"seq": 3, "type": "status", "status": "running", "step": 0, "total_steps": 10}])
     assert state.preparing is None and state.status == "running"
@@ -134,7 +134,7 @@ def test_review_export_has_source_line_and_zeroed_tokens(tmp_path):
 
 
 def test_a_zeroed_special_token_warning_reaches_the_header():
-    from nlirg_tui.screens.run import _special_zeroed_summary
+    from nlirg_tui.run_header import special_zeroed_summary
 
     state = RunState()
     message = (f"{protocol.SPECIAL_ZEROED_PREFIX}40 of 50 zeroed tokens (80%) are special tokens, most often "
@@ -142,4 +142,4 @@ def test_a_zeroed_special_token_warning_reaches_the_header():
     state.ingest([{"type": "log", "level": "warning", "message": "something else"},
                   {"type": "log", "level": "warning", "message": message}])
     assert state.special_zeroed == message
-    assert _special_zeroed_summary(message) == "'<|im_end|>' zeroed: nlirg.protect_special_tokens"
+    assert special_zeroed_summary(message) == "'<|im_end|>' zeroed: nlirg.protect_special_tokens"
