@@ -20,7 +20,7 @@ from nlirg_tui.widgets.inspector import InspectorPane
 from nlirg_tui.widgets.record_view import RecordView
 from tests.helpers import TINY, make_config, train_in_process
 from tests.score_helpers import copy_scored
-from tests.tui.conftest import WAIT_S, start_trainer, stop_trainer, until
+from tests.tui.conftest import WAIT_S, notes, start_trainer, stop_trainer, until
 from trainer_core.config import build_config, save_config
 from trainer_core.live.rundir import read_json
 
@@ -104,6 +104,30 @@ async def test_the_loud_tokens_are_one_key_apart(tiny_scores, tmp_path):
         await pilot.press("right")
         assert view.cursor > first and view.row.losses[view.cursor] is not None
         assert "entropy" in str(screen.query_one("#data-detail").render())
+
+
+async def test_a_relaunch_that_cannot_start_says_why_and_closes_its_progress(tiny_scores, tmp_path):
+    """The dialog's edits pass the config's checks, but the data check before a run exists finds a malformed
+    record: the progress screen closes, a notification says why in one line, and no run folder is made."""
+    _, scores = copy_scored(*tiny_scores[:2], tmp_path)
+    broken = tmp_path / "eval.jsonl"
+    broken.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q2", "output": \n')
+    seen: list = []
+    app = NlirgApp(review=DataScreen(scores, standalone=True))
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        screen = await _open(pilot, app)
+        await _go_to(pilot, screen, tiny_scores[2]["empty"])
+        await pilot.press("d", "r")
+        dialog = await until(pilot, lambda: isinstance(app.screen, RelaunchDialog) and app.screen, "the dialog")
+        dialog.query_one("#more", Input).value = f"data.eval={broken} output.root={tmp_path / 'runs'}"
+        await pilot.pause()
+        assert not str(dialog.query_one("#relaunch-error").render())
+        await pilot.press("enter")
+        await until(pilot, lambda: any("relaunch failed" in n for n in notes(seen)), "the failure said")
+        await until(pilot, lambda: app.screen is screen, "the Data screen back, the progress screen closed")
+    failure = next(n for n in notes(seen) if "relaunch failed" in n)
+    assert f"{broken}:2" in failure and "\n" not in failure
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.fixture(scope="module")
