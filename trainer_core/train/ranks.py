@@ -97,7 +97,7 @@ def failed_peer(run_dir: Path, trainer) -> str | None:
             info = dead[0]
             return (f"{_node(info, nodes)}rank {info['rank']} (pid {info['pid']}) died at step {trainer.step} "
                     f"without reporting an error: {KILLED}; the other ranks were stopped")
-        node = failed_node(run_dir) if nodes else None
+        node = failed_node(run_dir) if nodes and not dead else None  # a rank dead here is named by its own pid
         if node is not None:
             return f"node {node['node_rank']} ({node['host']}) failed at step {trainer.step}: {node['failure']}"
         if time.monotonic() >= deadline:
