@@ -66,7 +66,7 @@ class OverviewPane(Grid):
             yield SeriesPlot(id="ov-hist")
         with Box("Memory (GiB) · tokens/s", "memory", id="ov-memory"):
             yield Static(id="ov-tps")
-            yield Sparkline([], id="ov-tps-spark")
+            yield SpeedSpark([], id="ov-tps-spark")
             yield Static(id="ov-memory-table")
         with Box("Worst flagged samples", "inspector", id="ov-flagged"):
             yield Static(id="ov-flagged-table")
@@ -93,9 +93,24 @@ class OverviewPane(Grid):
         tps = state.tokens_per_s.last
         self.query_one("#ov-tps", Static).update(
             Text.assemble("tokens/s ", (f"{tps:,.0f}" if tps is not None else "-", "bold")))
-        spark = self.query_one("#ov-tps-spark", Sparkline)
-        xs, ys = state.tokens_per_s.points()
-        spark.data = resample(xs, ys, max(spark.size.width, 1))[1]
+        self.query_one("#ov-tps-spark", SpeedSpark).show(*state.tokens_per_s.points())
+
+
+class SpeedSpark(Sparkline):
+    """Tokens/s resampled to one bar per column, again when its width changes: drawn before the pane had its size
+    (a pane key pressed on a finished run), it would keep one bar for good."""
+
+    points: tuple[list[float], list[float]] = ([], [])
+
+    def show(self, xs: list[float], ys: list[float]) -> None:
+        self.points = (xs, ys)
+        self._resample()
+
+    def on_resize(self) -> None:
+        self._resample()
+
+    def _resample(self) -> None:
+        self.data = resample(*self.points, max(self.size.width, 1))[1]
 
 
 def memory_table(state: RunState) -> Table | Text:
