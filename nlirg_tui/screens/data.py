@@ -80,7 +80,7 @@ class DataScreen(Screen):
         yield table
         yield Static("", id="data-detail")
         yield RecordView(id="record-view")
-        yield Footer()
+        yield Footer(compact=True)  # 80 columns hold every key and ^p
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -73,7 +73,7 @@ class RunsScreen(PollingScreen):
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty")
         yield Static(id="runs-unreadable", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns hold its keys, not ^p as well (it works)
 
     @work(thread=True, exclusive=True, group="runs-refresh")
     def action_refresh(self) -> None:
