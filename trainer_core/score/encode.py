@@ -61,6 +61,12 @@ def _encode_chats(tokenizer, render: Renderer, records: list[Record], bare: bool
             encode_chats(tokenizer, render, conversations, [r.where for r in records])]
 
 
+def plain_text_error(where: str) -> str:
+    """ifd (the default mode) compares the answer with and without its prompt: plain text has none."""
+    return (f"{where}: mode ifd needs prompt/answer records; this one is plain text (score plain text with --mode "
+            "divergence, similarity_rank or filtered_rank)")
+
+
 def encode_records(tokenizer, records: list[Record], max_length: int, with_bare: bool, start: int = 0,
                    ) -> list[ScoreItem]:
     """Every record as an item, in read order, indexed from `start`; chats and texts each go to the tokenizer in
@@ -68,7 +74,7 @@ def encode_records(tokenizer, records: list[Record], max_length: int, with_bare:
     chats = [r for r in records if r.messages is not None]
     texts = [r for r in records if r.messages is None]
     if with_bare and texts:
-        raise DataError(f"{texts[0].where}: mode ifd needs prompt/answer records; this one is plain text")
+        raise DataError(plain_text_error(texts[0].where))
     render = Renderer(tokenizer)
     encoded = iter(_encode_chats(tokenizer, render, chats, bare=False))
     bares = iter(_encode_chats(tokenizer, render, chats, bare=True) if with_bare else [])

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MODES = ("divergence", "similarity_rank", "filtered_rank", "ifd")
+DEFAULT_MODE = "ifd"
+"""The mode that found the most planted bad records (bench.score_planted, docs/score.md)."""
 SMOOTH_WINDOW = 3
 """Tokens in the centred moving average applied to L and H before z-scoring (divergence)."""
 Z_LABEL = 0.6

@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 from trainer_core.config import DATA_FORMATS
 from trainer_core.config.choices import DTYPES
-from trainer_core.score.modes import MODES
+from trainer_core.score.modes import DEFAULT_MODE, MODES
 
 
 class ScoreError(ValueError):
@@ -32,7 +32,8 @@ class ScoreOptions:
                          "merged into its base), or a checkpoint.", short="-m")
     out: Path = _option("FILE", "Score file to write (JSON lines, worst first); its summary goes to OUT.summary.json.",
                         short="-o")
-    mode: str = _option("MODE", f"{', '.join(MODES)} (docs/score.md).", default="divergence")
+    mode: str = _option("MODE", f"{', '.join(MODES)} (docs/score.md: {DEFAULT_MODE}, the default, found the most "
+                        "planted bad records; ifd needs prompt/answer records).", default=DEFAULT_MODE)
     top: int = _option("K", "Write only the K worst rows (0: all); the summary still counts every record.", default=0)
     max_length: int = _option("N", "Longest sample in tokens; longer are cut and flagged `truncated`.", default=1024)
     num_procs: int = _option("N", "Processes to split the records over (one per GPU).", default=1)

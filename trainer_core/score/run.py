@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from trainer_core.data.files import iter_records
 from trainer_core.data.records import DataError, Record
-from trainer_core.score.encode import ScoreItem, encode_records
+from trainer_core.score.encode import ScoreItem, encode_records, plain_text_error
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.output import print_summary, summary_of, write_summary
 from trainer_core.score.parallel import ScorePool
@@ -75,7 +75,7 @@ def count_records(opts: ScoreOptions) -> int:
     total = 0
     for record in _records(opts):
         if opts.mode == "ifd" and record.messages is None:
-            raise DataError(f"{record.where}: mode ifd needs prompt/answer records; this one is plain text")
+            raise DataError(plain_text_error(record.where))
         total += 1
     return total
 
