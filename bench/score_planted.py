@@ -55,6 +55,10 @@ FACTS = [  # premise, entailed, contradicted, neutral
 ]
 LABELS = ("蕴含", "矛盾", "中立")
 FLIPS = 6
+HELDOUT = "heldout-demo.jsonl"
+"""The 54 clean demo records the set does not use (neither a clean record nor the original of a planted one): data
+to tune a `--tuned` model on the domain without its having seen any scored record or the truth a planted one
+hides."""
 FUSED = "min_rank(ifd,filtered_rank)"
 """Two references beside the modes, from the same passes: `mean_loss` (the plain mean answer loss, worst first)
 and FUSED, each record at the better of its ifd and filtered_rank ranks (a record either mode finds counts)."""
@@ -84,7 +88,7 @@ def corrupt(kind: str, rec: dict, other: dict, rng: random.Random) -> dict:
 
 
 def write_planted(path: Path) -> dict[int, str]:
-    """The data file; returns the kind of every planted line (1-based)."""
+    """The data file, and beside it HELDOUT; returns the kind of every planted line (1-based)."""
     demo = builtin_data_path("builtin:demo")
     corrupted = {c["line"] for c in json.loads((demo.parent / "corrupted.json").read_text(encoding="utf-8"))}
     rows = [json.loads(line) for n, line in enumerate(demo.read_text(encoding="utf-8").splitlines(), 1)
@@ -99,6 +103,9 @@ def write_planted(path: Path) -> dict[int, str]:
         for rec in rng.sample(pool, PER_KIND):
             pool.remove(rec)
             planted.append((kind, corrupt(kind, rec, rng.choice(rows[:CLEAN]), rng)))
+    unused = {id(r) for r in with_digits + others}
+    path.with_name(HELDOUT).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in spare
+                                               if id(r) in unused), encoding="utf-8")
     nli = [(LABELS[k], {"instruction": NLI, "input": f"前提：{p}\n假设：{h}", "output": LABELS[k]})
            for p, *hyps in FACTS for k, h in enumerate(hyps)]
     flipped = set(rng.sample(range(len(nli)), FLIPS))
