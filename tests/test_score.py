@@ -129,7 +129,7 @@ def test_rows_are_sorted_worst_first_with_quality_in_step(tiny_scores):
     assert rows[0]["quality"] < rows[-1]["quality"]
     summary = json.loads(scores.with_name("scores.summary.json").read_text())
     assert sum(summary["bands"].values()) == len(rows) == summary["records"]
-    assert summary["mode"] == "ifd"  # the default: it found the most planted records (docs/score.md)
+    assert summary["mode"] == "ifd"  # the default for prompt/answer data: it found the most planted records
     assert "quality bands:" in stdout and "0.8-1.0" in stdout
 
 
@@ -276,13 +276,15 @@ def test_a_data_error_is_reported_before_any_weights_are_read(tmp_path, tiny_pat
     data = tmp_path / "text.jsonl"
     data.write_text(json.dumps({"text": "plain text has no prompt to leave out"}) + "\n", encoding="utf-8")
     args = [str(data), "--model", str(broken), "--out", str(tmp_path / "s.jsonl")]
-    assert score_main(args) == 2  # the default mode, ifd, needs a prompt: the error names the modes that do not
+    assert score_main([*args, "--mode", "ifd"]) == 2  # ifd needs a prompt: the error names the modes that do not
     assert "text.jsonl:1: mode ifd needs prompt/answer records" in (err := capsys.readouterr().err)
-    assert "score plain text with --mode divergence" in err and err.count("\n") == 1
-    # good data for a mode that takes plain text: now the weights are read, and their failure is one line
-    assert score_main([*args, "--mode", "divergence"]) == 2
+    assert "score plain text with --mode auto, divergence" in err and err.count("\n") == 1
+    # the default (auto) scores plain text with divergence, says so, and only then reads the weights, whose
+    # failure is one line
+    assert score_main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot load folder" in err and "deserializing header" in err
+    assert "--mode auto: " in err and "text.jsonl:1 is plain text, so every record is scored with divergence" in err
+    assert err.count("\n") == 2 and "cannot load folder" in err and "deserializing header" in err
 
 
 def test_structural_tokens_leave_the_smoothing_and_the_score_and_ties_are_ordered():

@@ -62,9 +62,9 @@ def _encode_chats(tokenizer, render: Renderer, records: list[Record], bare: bool
 
 
 def plain_text_error(where: str) -> str:
-    """ifd (the default mode) compares the answer with and without its prompt: plain text has none."""
+    """ifd compares the answer with and without its prompt: plain text has none."""
     return (f"{where}: mode ifd needs prompt/answer records; this one is plain text (score plain text with --mode "
-            "divergence, similarity_rank or filtered_rank)")
+            "auto, divergence, similarity_rank or filtered_rank)")
 
 
 def encode_records(tokenizer, records: list[Record], max_length: int, with_bare: bool, start: int = 0,

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 MODES = ("divergence", "similarity_rank", "filtered_rank", "ifd")
-DEFAULT_MODE = "ifd"
-"""The mode that found the most planted bad records (bench.score_planted, docs/score.md)."""
+AUTO = "auto"
+"""The default `--mode`: `PROMPT_ANSWER_MODE` when every record has a prompt, `PLAIN_TEXT_MODE` otherwise."""
+DEFAULT_MODE = AUTO
+PROMPT_ANSWER_MODE = "ifd"
+"""The mode that found the most planted bad records (bench.score_planted, docs/score.md); it compares each answer
+with and without its prompt, so it needs prompt/answer records."""
+PLAIN_TEXT_MODE = "divergence"
+"""What `auto` scores a corpus with when any record is plain text (CPT data), which ifd cannot score."""
 SMOOTH_WINDOW = 3
 """Tokens in the centred moving average applied to L and H before z-scoring (divergence)."""
 Z_LABEL = 0.6

@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 from trainer_core.config import DATA_FORMATS
 from trainer_core.config.choices import DTYPES
-from trainer_core.score.modes import DEFAULT_MODE, MODES
+from trainer_core.score.modes import AUTO, DEFAULT_MODE, MODES, PLAIN_TEXT_MODE, PROMPT_ANSWER_MODE
 
 
 class ScoreError(ValueError):
@@ -32,8 +32,9 @@ class ScoreOptions:
                          "merged into its base), or a checkpoint.", short="-m")
     out: Path = _option("FILE", "Score file to write (JSON lines, worst first); its summary goes to OUT.summary.json.",
                         short="-o")
-    mode: str = _option("MODE", f"{', '.join(MODES)} (docs/score.md: {DEFAULT_MODE}, the default, found the most "
-                        "planted bad records; ifd needs prompt/answer records).", default=DEFAULT_MODE)
+    mode: str = _option("MODE", f"{AUTO} (the default: {PROMPT_ANSWER_MODE}, which found the most planted bad "
+                        f"records, when every record has a prompt, else {PLAIN_TEXT_MODE}) or one of "
+                        f"{', '.join(MODES)} (docs/score.md).", default=DEFAULT_MODE)
     top: int = _option("K", "Write only the K worst rows (0: all); the summary still counts every record.", default=0)
     max_length: int = _option("N", "Longest sample in tokens; longer are cut and flagged `truncated`.", default=1024)
     num_procs: int = _option("N", "Processes to split the records over (one per GPU).", default=1)
@@ -47,8 +48,8 @@ class ScoreOptions:
 
     def check(self) -> None:
         """Raise ScoreError for the first problem."""
-        if self.mode not in MODES:
-            raise ScoreError(f"--mode: '{self.mode}' is not one of {', '.join(MODES)}")
+        if self.mode not in (AUTO, *MODES):
+            raise ScoreError(f"--mode: '{self.mode}' is not one of {', '.join((AUTO, *MODES))}")
         if self.dtype not in DTYPES:
             raise ScoreError(f"--dtype: '{self.dtype}' is not one of {', '.join(DTYPES)}")
         if self.format not in DATA_FORMATS:

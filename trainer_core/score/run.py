@@ -8,11 +8,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import IO, Any
 
 from trainer_core.data.files import iter_records
 from trainer_core.data.records import DataError, Record
 from trainer_core.score.encode import ScoreItem, encode_records, plain_text_error
+from trainer_core.score.modes import AUTO, PLAIN_TEXT_MODE, PROMPT_ANSWER_MODE
 from trainer_core.score.options import ScoreOptions
 from trainer_core.score.output import print_summary, summary_of, write_summary
 from trainer_core.score.parallel import ScorePool
@@ -34,7 +36,8 @@ def run(opts: ScoreOptions, stream: IO[str] | None = None, progress_stream: IO[s
     read), then encoded, scored and spooled to disk `opts.chunk` records at a time; the ranking needs only the
     scores (`spool.RowSpool`), so memory does not grow with the corpus."""
     started = time.time()
-    total = count_records(opts)
+    total, plain = count_records(opts)
+    opts = resolve_mode(opts, plain, progress_stream or sys.stderr)
     tokenizer = scoring_tokenizer(opts)  # the data is encoded before any weights are read: a bad record shows at once
     chunks = encoded_chunks(opts, tokenizer)
     first = next(chunks, [])
@@ -70,14 +73,30 @@ def _records(opts: ScoreOptions) -> Iterator[Record]:
     return iter_records(opts.data, opts.format, opts.system_prompt, allow_empty_answer=True)
 
 
-def count_records(opts: ScoreOptions) -> int:
-    """Read every record once, keeping none: the first bad one (or, for ifd, plain text) raises DataError."""
+def count_records(opts: ScoreOptions) -> tuple[int, str | None]:
+    """Read every record once, keeping none: (how many, where the first plain-text record is). The first bad
+    record (or, for ifd, plain text) raises DataError."""
     total = 0
+    plain: str | None = None
     for record in _records(opts):
-        if opts.mode == "ifd" and record.messages is None:
-            raise DataError(plain_text_error(record.where))
+        if record.messages is None and plain is None:
+            if opts.mode == "ifd":
+                raise DataError(plain_text_error(record.where))
+            plain = record.where
         total += 1
-    return total
+    return total, plain
+
+
+def resolve_mode(opts: ScoreOptions, plain: str | None, say: IO[str]) -> ScoreOptions:
+    """`--mode auto` made concrete: ifd for prompt/answer data; divergence, said in one line, when any record is
+    plain text (ifd has no prompt to take away from it)."""
+    if opts.mode != AUTO:
+        return opts
+    if plain is None:
+        return replace(opts, mode=PROMPT_ANSWER_MODE)
+    print(f"--mode auto: {plain} is plain text, so every record is scored with {PLAIN_TEXT_MODE} "
+          f"({PROMPT_ANSWER_MODE} needs prompt/answer records)", file=say)
+    return replace(opts, mode=PLAIN_TEXT_MODE)
 
 
 def encoded_chunks(opts: ScoreOptions, tokenizer) -> Iterator[list[ScoreItem]]:
