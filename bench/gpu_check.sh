@@ -13,8 +13,8 @@
 #   1. pytest -m gpu tests/test_gpu.py  bf16 LoRA, fused-AdamW skip, fused CE vs plain (and its memory), no host
 #                                        sync, GPU memory and MFU in step events, DeepSpeed over NCCL on this GPU
 #   2. bench.train_speed                SmolLM2-135M's shape: tokens/s, MFU, ours vs the HF Trainer
-#   3. bench.real_shapes lora / qlora   Qwen2.5-1.5B's shape: tokens/s, MFU, peak memory vs the planner's
-#                                        prediction (QLoRA and the planner: "not available" until they exist)
+#   3. bench.real_shapes lora / qlora   Qwen2.5-1.5B's shape: tokens/s, MFU, max_memory_allocated vs the
+#                                        planner's prediction less its overhead term (plan_vs_measured)
 #   4. bench.memory                     Qwen2 vocabulary, one 2,048-token row: fused head vs plain and vs HF
 # The step limits add up to 8 minutes; the set-up from a wheelhouse takes about one more.
 # Logs go to $GPU_CHECK_OUT (default: a new temp folder, named in the JSON).

@@ -88,11 +88,12 @@ def plain_loss(model, batch) -> torch.Tensor:
 LOSSES: dict[str, Callable] = {"fused": our_loss, "plain": plain_loss, "hf": hf_loss}
 
 
-def pin_malloc() -> Callable[[], None]:
-    """Make freed big blocks go back to the kernel (glibc); returns the heap trimmer (a no-op elsewhere)."""
+def pin_malloc(threshold: int = 1 << 20) -> Callable[[], None]:
+    """Make freed blocks of `threshold` bytes or more go back to the kernel (glibc); returns the heap trimmer (a
+    no-op elsewhere)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc.mallopt(M_MMAP_THRESHOLD, threshold)
         return lambda: libc.malloc_trim(0)
     except (OSError, AttributeError):
         return lambda: None

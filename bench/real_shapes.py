@@ -12,7 +12,8 @@ answers use builtin:smollm2-135m, which is skipped where its wheel is absent).
 
 The trainer runs in this process on packed text (training.type cpt, --length tokens per row, --batch rows), bf16
 autocast. Measured after --warmup steps: tokens/s, the step events' median MFU, and the run's peak memory; with
-the planner (`nlirg plan`, trainer_core.plan) present, its prediction for the same config and measured/predicted.
+the planner (`nlirg plan`, trainer_core.plan) present, its prediction for the same config (without its GPU
+overhead term: the measured peak is torch.cuda.max_memory_allocated) and measured/predicted.
 The last line is one JSON object; a mode the code does not have yet prints {"available": false, "reason": ...}.
 """
 
@@ -97,12 +98,14 @@ def mode_missing(mode: str) -> str | None:
 
 
 def planned_peak(cfg) -> int | None:
-    """The planner's predicted peak GPU memory of `cfg`, where the planner exists."""
+    """The planner's predicted peak of `cfg`'s tensors, where the planner exists: its peak less the CUDA context
+    and allocator overhead it adds, which max_memory_allocated (the measured peak) does not count either."""
     try:
         from trainer_core.plan import plan_config
     except ImportError:
         return None
-    return int(plan_config(cfg, None, None).peak_bytes)
+    result = plan_config(cfg, None, None)
+    return int(result.peak_bytes - result.breakdown.overhead)
 
 
 def main() -> None:

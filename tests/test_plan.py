@@ -61,3 +61,38 @@ def test_sharding_quantization_and_checkpointing_move_the_right_terms(qwen7b):
     assert zero3.breakdown.optimizer * 4 == pytest.approx(one.optimizer * 1.5, rel=1e-3)  # + fp32 master, / 4
     assert zero3.breakdown.weights * 8 == pytest.approx(one.weights, rel=1e-3)  # bf16 weights, sharded over 4
     assert gpu_memory_bytes("a100-40gb") == parse_memory("40GB") < gpu_memory_bytes("A100")
+
+
+@pytest.mark.parametrize("sets", [["lora.dropout=0.1"], ["lora.dropout=0", "lora.target_modules=[q_proj,down_proj]"],
+                                  ["lora.enabled=false"]], ids=["lora-dropout", "lora-two-modules", "full"])
+def test_a_layers_saved_tensors_are_what_the_planner_counts(sets):
+    """The activation formula against what autograd really saves for one decoder layer of a real model (every
+    storage a saved tensor lives in, counted once; float32 on the CPU, where dropout keeps a float mask)."""
+    import torch
+
+    from trainer_core.plan.api import setup_of
+    from trainer_core.plan.estimate import layer_saved_bytes
+    from trainer_core.plan.shape import read_model_config, shape_from_config
+    from trainer_core.train.model.load import load_model, resolve
+
+    cfg = make_config(["model.path=builtin:tiny", "model.dtype=fp32", "data.max_length=24", "training.batch_size=2",
+                       "lora.enabled=true", "lora.r=4", *sets])
+    model = load_model(resolve(cfg.model), cfg.model, cfg.lora, torch.float32, torch.device("cpu")).train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    layer = next(m for name, m in model.named_modules() if name.endswith("layers.1"))
+    inside, saved = [], {}
+    layer.register_forward_pre_hook(lambda *_: inside.append(1))
+    layer.register_forward_hook(lambda *_: inside.clear())
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if inside and storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    ids = torch.randint(3, 1000, (2, 24))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=ids, position_ids=torch.arange(24).expand(2, -1), use_cache=False)  # as train/ passes them
+    shape = shape_from_config(read_model_config(cfg.model.path))
+    rope = 2 * shape.head_dim * 4  # RoPE's cos and sin, made once and kept by each layer: the planner counts them once
+    assert sum(saved.values()) == 2 * 24 * (layer_saved_bytes(shape, setup_of(cfg, device="cpu")) + rope)

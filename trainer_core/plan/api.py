@@ -72,7 +72,7 @@ def setup_of(cfg: RunConfig, gpus: int | None = None, device: str = "cuda") -> S
                  double_quant=cfg.model.double_quant, dtype=dtype, checkpointing=cfg.model.gradient_checkpointing,
                  batch=cfg.training.batch_size, seq=seq, token_batch=cfg.training.token_batch,
                  ce_chunk=cfg.training.ce_chunk_tokens, zero_stage=d.zero_stage if deepspeed else 0,
-                 gpus=max(1, n), overhead=device == "cuda")
+                 gpus=max(1, n), cuda=device == "cuda")
 
 
 def plan_config(cfg: RunConfig, gpu_mem_bytes: int | None = None, gpus: int | None = None,

@@ -43,8 +43,9 @@ class Setup:
     zero_stage: int
     """0 without DeepSpeed."""
     gpus: int
-    overhead: bool = True
-    """False for the CPU comparison of bench.plan (no CUDA context)."""
+    cuda: bool = True
+    """False for the CPU comparison of bench.plan: no CUDA context, and dropout keeps its float noise, not a bool
+    mask."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Breakdown:
     optimizer: int
     activations: int
     """At their high-water mark: every layer's saved tensors, or with gradient checkpointing the layer inputs
-    plus one layer recomputed."""
+    plus one layer recomputed (`Activations.kept + recomputed`)."""
     head: int
+    """The fused head's larger moment, its forward or (trained) its backward (`Head`)."""
     overhead: int
     step: int
     """What one step adds on top of the weights and the optimizer states at its high-water mark (`step_peak`)."""
@@ -108,62 +110,159 @@ def optimizer_bytes(shape: ModelShape, s: Setup) -> int:
     return per * n // s.gpus if s.zero_stage >= 1 else per * n
 
 
-def layer_activation_elements(shape: ModelShape, s: Setup) -> tuple[float, float]:
-    """(elements at the activation width, elements held in float32) one decoder layer keeps per token for its
-    backward."""
+def adapted(shape: ModelShape, s: Setup) -> dict[str, int]:
+    """Input width of each module of a layer that LoRA adapts, by name."""
+    return {n: a for n, (a, _) in shape.linears().items() if "all-linear" in s.lora_targets or n in s.lora_targets}
+
+
+def master_autocast(s: Setup) -> bool:
+    """Full fine-tuning in 16 bits without DeepSpeed: float32 master weights, the forward under autocast (so the
+    residual stream and the norms stay float32, and each linear casts its input and its weight)."""
+    return not s.lora and s.dtype != "fp32" and not s.zero_stage
+
+
+def layer_saved_bytes(shape: ModelShape, s: Setup) -> float:
+    """Bytes per token that autograd keeps for one decoder layer's backward (docs/plan.md lists each tensor).
+
+    A 16-bit forward runs under autocast (train/loop.py), which casts a linear's float32 input or weight to the
+    compute dtype and saves the cast."""
     h, i, q, kv = shape.hidden, shape.intermediate * shape.active_experts, shape.q_dim, shape.kv_dim
-    # Attention (SDPA keeps q, k, v after RoPE, its output and a log-sum-exp, never the s x s scores), the
-    # output projection's input, the SwiGLU MLP's gate, SiLU(gate), up and their product.
-    width = 3 * q + 2 * kv + 4 * i
-    norms = 4 * h if s.lora else 6 * h  # each RMSNorm: its input and output (+ the normalised input when trained)
-    if s.lora and s.lora_dropout > 0:  # peft's dropout copies each adapted module's input, with a bool mask
-        width += 1.25 * sum(a for n, (a, _) in shape.linears().items()
-                            if "all-linear" in s.lora_targets or n in s.lora_targets)
-    if s.dtype == "fp32":
-        return width + norms, 0.0
-    return width + norms / 2, norms / 2  # RMSNorm upcasts its input to float32 and keeps it
+    a = DTYPE_BYTES[s.dtype]
+    # Each RMSNorm keeps its input in float32 (a 16-bit input is upcast; in float32 the input itself) and its
+    # reciprocal RMS; SDPA keeps q and k after RoPE, v, its output (which is also o_proj's input) and a float32
+    # log-sum-exp per head, never the s x s scores; SwiGLU keeps gate, SiLU(gate) and up.
+    total = 2 * (h + 1) * 4 + (2 * q + 2 * kv) * a + shape.heads * 4 + 3 * i * a
+    if not s.lora:  # trained weights: each norm keeps its normalised input, each linear its input
+        if master_autocast(s):  # a norm's float32 output is cast once per linear that reads it (q, k, v; gate, up)
+            return total + 2 * h * 4 + 5 * h * a + i * a
+        return total + 2 * h * a + 2 * h * a + i * a  # q, k, v share the first norm's output, gate and up the second
+    mods = adapted(shape, s)
+    mask = 1 if s.cuda else 4  # CUDA's fused dropout keeps a bool mask; the CPU's the float32 noise it multiplied by
+    # peft casts each adapted module's input to the float32 adapter's dtype; lora_A keeps its input: in float32 the
+    # dropout's output (without dropout the module's input, shared: q, k, v the first norm's output, gate and up
+    # the second's, down_proj the SwiGLU product; o_proj's is the attention output, counted above), in 16 bits
+    # the autocast copy of it, one per module.
+    if s.lora_dropout > 0:
+        total += sum(w * (a + mask) for w in mods.values())
+    elif a == 4:
+        total += 4 * (h * bool(mods.keys() & {"q_proj", "k_proj", "v_proj"})
+                      + h * bool(mods.keys() & {"gate_proj", "up_proj"}) + i * ("down_proj" in mods))
+    else:
+        total += sum(w * a for w in mods.values())
+    return total + len(mods) * s.lora_r * a  # lora_A's output, kept by lora_B
 
 
-def activation_parts(shape: ModelShape, s: Setup) -> tuple[int, int]:
-    """(bytes kept through the whole forward, bytes of the layer being recomputed in the backward). Without
-    gradient checkpointing every layer's tensors are kept and nothing is recomputed."""
+def weight_casts(shape: ModelShape, s: Setup) -> int:
+    """One layer's float32 weights cast to the compute dtype by autocast and saved by their matmuls (the LoRA
+    adapter's, or every linear's under full fine-tuning with float32 master weights); 0 in float32."""
+    if s.dtype == "fp32" or (not s.lora and not master_autocast(s)):
+        return 0
+    cast = trainable_params(shape, s) if s.lora else shape.linear_params()
+    return cast * DTYPE_BYTES[s.dtype] // shape.layers
+
+
+@dataclass(frozen=True)
+class Activations:
+    """The step's activation terms in bytes (docs/plan.md, "The step's high-water mark")."""
+
+    each: int
+    """What each layer keeps through the forward: its saved tensors (`layer_saved_bytes` x tokens), or with
+    gradient checkpointing its input."""
+    layers: int
+    rope: int
+    """RoPE's cos and sin, shared by the layers."""
+    recomputed: int
+    """With gradient checkpointing, the layer recomputed in the backward (its input is already kept); else 0."""
+    tail: int
+    """The final norm's saved tensors: its float32 input (+ its normalised input when its weight trains)."""
+    tail_out: int
+    """The final norm's output, alive until the head has run."""
+    backward: int
+    """What a layer's backward adds while its saved tensors are alive: SwiGLU's gradients of gate and up (t x i
+    each) and the residual stream's gradient with the branch's (t x h each); float32 through a LoRA adapter."""
+    forward_only: int = 0
+    """Of `each`, what is freed when the forward ends (with checkpointing, autocast's cached weight casts)."""
+
+    @property
+    def kept(self) -> int:
+        """Alive at the end of the forward."""
+        return self.each * self.layers + self.rope
+
+
+def activations(shape: ModelShape, s: Setup) -> Activations:
     tokens = s.batch * s.seq
-    width, fp32 = layer_activation_elements(shape, s)
-    act = DTYPE_BYTES[s.dtype]
-    per_layer = int(tokens * (width * act + fp32 * 4))
-    if s.checkpointing:  # each layer's input kept; one layer recomputed at a time in the backward
-        return tokens * shape.hidden * act * shape.layers, per_layer
-    return per_layer * shape.layers + tokens * shape.hidden * 4 * 2, 0  # + the final norm's input and output
+    h, a = shape.hidden, DTYPE_BYTES[s.dtype]
+    stream = 4 if master_autocast(s) else a  # the residual stream's dtype
+    casts = weight_casts(shape, s)
+    layer = int(tokens * layer_saved_bytes(shape, s)) + casts
+    rope = tokens * 2 * shape.head_dim * stream
+    tail, tail_out = tokens * ((h + 1) * 4 + (0 if s.lora else h * stream)), tokens * h * stream
+    backward = tokens * 2 * (shape.intermediate * shape.active_experts + h) * (4 if s.lora else a)
+    if s.checkpointing:  # the recompute's norm keeps the kept input itself when it is already float32
+        recomputed = layer - (tokens * h * stream if stream == 4 else 0)
+        # autocast's cache holds every layer's weight casts until the forward ends
+        return Activations(tokens * h * stream + casts, shape.layers, rope, recomputed, tail, tail_out, backward,
+                           forward_only=casts)
+    return Activations(layer, shape.layers, rope, 0, tail, tail_out, backward)
 
 
-def activation_bytes(shape: ModelShape, s: Setup) -> int:
-    kept, recomputed = activation_parts(shape, s)
-    return kept + recomputed
+@dataclass(frozen=True)
+class Head:
+    """The fused LM head + cross-entropy (train/loss/head_ce.py), in bytes."""
+
+    forward: int
+    """At the end of the forward: the target hidden states gathered, one chunk of logits, and for a frozen head the
+    targets' precomputed gradient."""
+    backward: int
+    """A trained head's backward (0 for a frozen one): the float32 weight gradient, the hidden states' gradient,
+    one chunk of logits recomputed."""
 
 
-def step_peak(shape: ModelShape, s: Setup, head: int, gradients: int) -> int:
-    """The step's high-water mark over the weights and optimizer states. The fused head runs at the end of the
-    forward, when every kept activation is alive, and frees its chunk before the backward (a frozen head's
-    gradient is formed in the forward); a checkpointed layer is recomputed only after that. The backward frees each
-    layer's activations as it writes that layer's gradients, so activations and gradients never peak together."""
-    kept, recomputed = activation_parts(shape, s)
-    return max(kept + max(head, recomputed), gradients)
-
-
-def head_bytes(shape: ModelShape, s: Setup) -> int:
-    """The fused LM head + cross-entropy: one chunk of float32 logits and its gradient, and the target hidden
-    states' gradient it keeps (train/head_ce.py)."""
-    targets = s.batch * s.seq
+def head_bytes(shape: ModelShape, s: Setup) -> Head:
+    targets = s.batch * s.seq  # every token taken as a target (an upper bound for SFT)
     if s.token_batch:
         targets = min(targets, s.token_batch)
-    chunk = s.ce_chunk or max(1, HEAD_CHUNK_BUDGET // (4 * shape.vocab))
-    chunk = min(chunk, targets)
-    extra = DTYPE_BYTES[s.dtype] if s.dtype != "fp32" else 0
-    return int(chunk * shape.vocab * (8 + extra) + targets * shape.hidden * 4)
+    chunk = min(s.ce_chunk or max(1, HEAD_CHUNK_BUDGET // (4 * shape.vocab)), targets)
+    a = DTYPE_BYTES[s.dtype]
+    stream = 4 if master_autocast(s) else a
+    # One chunk's float32 logits, softmaxed and turned into their gradient in place; in 16 bits also the
+    # compute-dtype logits before the upcast and the gradient cast back for its matmul.
+    logits = chunk * shape.vocab * (4 + (a if a != 4 else 0)) + chunk * shape.hidden * a
+    gathered = targets * shape.hidden * stream  # hidden[rows, cols]
+    weight_copy = shape.vocab * shape.hidden * a if master_autocast(s) else 0  # the float32 head cast for the matmul
+    if s.lora:  # frozen head: the hidden states' gradient is formed in the forward
+        return Head(forward=gathered * 2 + logits, backward=0)
+    grad_w = shape.vocab * shape.hidden * (4 + (a if a != 4 else 0))  # float32 sum of 16-bit chunk products
+    return Head(forward=gathered + logits + weight_copy + targets * 4,
+                backward=gathered * 2 + logits + weight_copy + grad_w)
+
+
+def step_peak(shape: ModelShape, s: Setup, act: Activations, head: Head, gradients: int) -> int:
+    """The step's high-water mark over the weights and optimizer states: the largest of its moments.
+
+    - the end of the forward: every kept activation, the final norm and the head's forward;
+    - a trained head's backward: the kept activations, its gradients (the head's weight gradient stays);
+    - a layer's backward, at the last layer and at the first (in between it moves linearly): the activations of
+      the layers not yet done (with checkpointing their inputs plus the layer recomputed), the backward's
+      gradients in flight, and the weight gradients written so far;
+    - the end of the backward: every gradient, plus a trained tied embedding's dense gradient being added to the
+      head's."""
+    head_grad = 4 * shape.vocab * shape.hidden if not s.lora else 0
+    if s.zero_stage >= 2:
+        head_grad //= s.gpus
+    layer_grad = (gradients - head_grad * (1 if shape.tied else 2)) // shape.layers
+    forward = act.kept + act.tail + act.tail_out + head.forward
+    head_back = act.kept - act.forward_only * act.layers + act.tail + head.backward
+    moving = act.recomputed + act.backward + head_grad
+    kept = act.kept - act.forward_only * act.layers  # what the backward starts with
+    last = kept + moving + layer_grad
+    first = act.rope + act.each - act.forward_only + moving + layer_grad * shape.layers
+    end = gradients + (4 * shape.vocab * shape.hidden if not s.lora and shape.tied else 0)
+    return max(forward, head_back, last, first, end)
 
 
 def breakdown(shape: ModelShape, s: Setup) -> Breakdown:
-    head, gradients = head_bytes(shape, s), gradient_bytes(shape, s)
+    act, head, gradients = activations(shape, s), head_bytes(shape, s), gradient_bytes(shape, s)
     return Breakdown(weights=weight_bytes(shape, s), gradients=gradients, optimizer=optimizer_bytes(shape, s),
-                     activations=activation_bytes(shape, s), head=head, overhead=GPU_OVERHEAD if s.overhead else 0,
-                     step=step_peak(shape, s, head, gradients))
+                     activations=act.kept + act.recomputed, head=max(head.forward, head.backward),
+                     overhead=GPU_OVERHEAD if s.cuda else 0, step=step_peak(shape, s, act, head, gradients))
