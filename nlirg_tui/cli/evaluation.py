@@ -92,7 +92,8 @@ def ab(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Run config YAML (default: the demo).")]
     = None,
-    arms: Annotated[str, typer.Option("--arms", metavar="ARMS", help="Weightings to compare: plain, nlirg, dft.")]
+    arms: Annotated[str, typer.Option(
+        "--arms", metavar="ARMS", help="Weightings to compare: plain, nlirg, dft; nlirg@nf4 on a 4-bit base.")]
     = "plain,nlirg",
     repeats: Annotated[int, typer.Option(
         "--repeats", metavar="N", help="Runs per arm; repeat i uses seed training.seed + i.")] = 3,

@@ -31,6 +31,8 @@ from trainer_core.live.rundir import EVENTS_FILE
 
 RUN_COLUMNS = (" ", "run", "seed", "status", "step", "loss")
 ARM_COLORS = {"plain": "red", "nlirg": "cyan", "dft": "green", "nlirg-raw": "magenta"}
+MORE_COLORS = ("yellow", "blue", "orange", "white")
+"""For arms on another base (`nlirg@nf4`), in their order."""
 
 
 @dataclass
@@ -172,8 +174,9 @@ def status_text(snap: Snapshot) -> Text:
 
 def loss_plot(snap: Snapshot) -> PlotSpec:
     lines = []
+    others = [arm for arm in snap.bands if arm not in ARM_COLORS]
     for arm, band in snap.bands.items():
-        color = ARM_COLORS.get(arm, "magenta")
+        color = ARM_COLORS.get(arm) or MORE_COLORS[others.index(arm) % len(MORE_COLORS)]
         lines.append(Line(f"{arm} (mean of {band.runs})", band.xs, band.mean, color))
         if band.runs > 1:
             lines += [Line("", band.xs, band.low, color, "dot"), Line("", band.xs, band.high, color, "dot")]

@@ -3,7 +3,9 @@
 One folder under `output.root`, `<name>-ab-<yyyymmdd-hhmmss>/`, holds `experiment.json` (the plan: arms, seeds,
 the shared config, the evaluation sets), one run directory per arm and repeat (`<arm>-r<i>/`, each with its
 `eval.json`), `base/eval.json` (the base model, evaluated once) and `report.json` / `report.md`. Every arm is
-the same config but `nlirg.weighting`; repeat i uses seed `training.seed + i` in every arm, so arms are paired.
+the same config but `nlirg.weighting`, and an arm `WEIGHTING@QUANT` also `model.quantization` (`nlirg,nlirg@nf4`:
+the same weighting on a 16-bit and a 4-bit base); repeat i uses seed `training.seed + i` in every arm, so arms are
+paired.
 The same command finds the same folder again (by a key of everything that changes the result) and continues it.
 """
 
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer_core.config import RunConfig, config_from_dict
+from trainer_core.config import ConfigError, RunConfig, config_from_dict
+from trainer_core.config.quantization import BITS
 from trainer_core.evaluate.report import build_report
 from trainer_core.live.launch import absolute_paths
 from trainer_core.live.rundir import FINAL, new_run_dir, read_json, write_json_atomic
@@ -39,14 +42,30 @@ class ExperimentError(ValueError):
     """A user error in an experiment (bad arms, repeats, a run that failed); one line that says what to do."""
 
 
+QUANTIZED = "@"
+"""`WEIGHTING@QUANT`: an arm that also sets `model.quantization` (none, nf4, fp4, int8)."""
+
+
+def split_arm(arm: str) -> tuple[str, str | None]:
+    """(weighting arm, quantization or None when the arm keeps the config's)."""
+    weighting, _, quant = arm.partition(QUANTIZED)
+    return weighting, (quant if QUANTIZED in arm else None)
+
+
 def parse_arms(text: str) -> list[str]:
     arms = [a.strip() for a in text.split(",") if a.strip()]
-    bad = [a for a in arms if a not in ARMS]
+    bad = [a for a in arms if split_arm(a)[0] not in ARMS or split_arm(a)[1] not in (None, *BITS)]
     if bad:
-        raise ExperimentError(f"--arms: {', '.join(bad)} is not an arm; use a comma list of {', '.join(ARMS)}")
+        raise ExperimentError(f"--arms: {', '.join(bad)} is not an arm; use a comma list of {', '.join(ARMS)}, each "
+                              f"optionally @ a quantization ({', '.join(BITS)}), e.g. nlirg,nlirg@nf4")
     if len(arms) < 2 or len(set(arms)) != len(arms):
         raise ExperimentError(f"--arms {text}: give two or more different arms, e.g. plain,nlirg")
     return arms
+
+
+def reference_arm(arms: list[str]) -> str:
+    """The arm the others are compared with: plain, else plain on some base, else the first."""
+    return next((a for a in arms if a == "plain"), next((a for a in arms if split_arm(a)[0] == "plain"), arms[0]))
 
 
 @dataclass
@@ -84,6 +103,11 @@ def make_plan(cfg: RunConfig, arms: list[str], repeats: int, domain: list[Any], 
     if repeats < 1:
         raise ExperimentError(f"--repeats {repeats}: run each arm at least once (3 or more to see the noise)")
     cfg = absolute_paths(copy.deepcopy(cfg))
+    for arm in arms:  # an arm's config that cannot run (nf4 without LoRA) is refused now, not after other arms ran
+        try:
+            run_config(cfg.to_dict(), arm, cfg.training.seed, f"{arm}-r0", Path(cfg.output.root))
+        except ConfigError as exc:
+            raise ExperimentError(f"--arms: arm {arm}: {exc.problems[0]}") from None
     return Plan(cfg, arms, repeats, _absolute_entries(domain), _absolute_entries(general), base or cfg.model.path,
                 cfg.eval.max_new_tokens, cfg.eval.batch_size, command, limit)
 
@@ -97,9 +121,13 @@ def _absolute_entries(entries: list[Any]) -> list[Any]:
 
 
 def run_config(plan_cfg: dict[str, Any], arm: str, seed: int, name: str, root: Path) -> RunConfig:
-    """One run of the experiment: the shared config with this arm's weighting and this repeat's seed."""
+    """One run of the experiment: the shared config with this arm's weighting (and quantization) and this repeat's
+    seed."""
     raw = copy.deepcopy(plan_cfg)
-    raw["nlirg"].update(enabled=True, **ARM_SETTINGS.get(arm, {"weighting": arm}))
+    weighting, quant = split_arm(arm)
+    raw["nlirg"].update(enabled=True, **ARM_SETTINGS.get(weighting, {"weighting": weighting}))
+    if quant is not None:
+        raw["model"]["quantization"] = quant
     raw["training"]["seed"] = seed
     raw["output"].update(root=str(root), name=name)
     return config_from_dict(raw, f"experiment run {name}")
@@ -115,7 +143,7 @@ def create(plan: Plan, root: Path, name: str) -> Path:
     exp_dir = new_run_dir(root, f"{name}-ab")
     spec = {
         "name": exp_dir.name, "key": plan.key(), "command": plan.command, "created": time.time(),
-        "arms": plan.arms, "reference_arm": "plain" if "plain" in plan.arms else plan.arms[0],
+        "arms": plan.arms, "reference_arm": reference_arm(plan.arms),
         "repeats": plan.repeats, "seeds": plan.seeds(), "model": plan.cfg.model.path, "base": plan.base,
         "domain": plan.domain, "general": plan.general,
         "eval": {"max_new_tokens": plan.max_new_tokens, "batch_size": plan.eval_batch_size, "limit": plan.limit},
