@@ -75,6 +75,8 @@ class RelaunchProgress(ModalScreen[None]):
         self.pid = pid
         self.phase = "stopping" if pid is not None else "starting"
         self.since = time.monotonic()
+        self.phases = [self.headline()]
+        """Each phase's line as it began (a quick stop may be over before the screen is drawn)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -84,17 +86,20 @@ class RelaunchProgress(ModalScreen[None]):
     def on_mount(self) -> None:
         self.set_interval(0.5, self._draw)
 
-    def text(self) -> str:
-        seconds = int(time.monotonic() - self.since)
+    def headline(self) -> str:
         if self.phase == "stopping":
-            return f"stopping {self.run_name} (pid {self.pid}): waiting for its checkpoint… {seconds}s"
-        return f"starting the new run: checking the model and the data… {seconds}s"
+            return f"stopping {self.run_name} (pid {self.pid}): waiting for its checkpoint…"
+        return "starting the new run: checking the model and the data…"
+
+    def text(self) -> str:
+        return f"{self.headline()} {int(time.monotonic() - self.since)}s"
 
     def _draw(self) -> None:
         self.query_one("#relaunch-progress", Label).update(self.text())
 
     def starting(self) -> None:
         self.phase, self.since = "starting", time.monotonic()
+        self.phases.append(self.headline())
         if self.is_mounted:
             self._draw()
 

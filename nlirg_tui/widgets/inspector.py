@@ -154,7 +154,7 @@ class InspectorPane(Vertical):
             return
         self._shown_version = state.version
         samples = state.flagged_worst_first()
-        if [_key(s) for s in samples] == [_key(s) for s in self.samples]:
+        if [sample_key(s) for s in samples] == [sample_key(s) for s in self.samples]:
             return
         table = self.query_one(DataTable)
         shown = self.query_one(TokenView).sample
@@ -162,11 +162,11 @@ class InspectorPane(Vertical):
         # later, and a rebuild in between sent the cursor back to the sample it had just left (a mark then
         # toggled the wrong row).
         row = table.cursor_row
-        keep = _key(self.samples[row]) if 0 <= row < len(self.samples) else _key(shown) if shown else None
+        keep = sample_key(self.samples[row]) if 0 <= row < len(self.samples) else sample_key(shown) if shown else None
         self.samples = samples
         for s in samples:
-            if _key(s) in self.marked:
-                self.marked[_key(s)] = s  # the newest version of a marked sample
+            if sample_key(s) in self.marked:
+                self.marked[sample_key(s)] = s  # the newest version of a marked sample
         table.clear()
         for s in samples:
             table.add_row(self._mark(s), str(s.get("zeroed_tokens", 0)), f"{s.get('mean_loss', 0):.3f}",
@@ -174,17 +174,17 @@ class InspectorPane(Vertical):
         if not samples:
             return
         # New flagged samples arrive while the user reads one: keep that one selected, cursor and all.
-        keys = [_key(s) for s in samples]
+        keys = [sample_key(s) for s in samples]
         row = keys.index(keep) if keep in keys else 0
         table.move_cursor(row=row)
-        if not shown or keys[row] != _key(shown):
+        if not shown or keys[row] != sample_key(shown):
             self._select(row)
 
     @on(DataTable.RowHighlighted)
     def _on_row(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row != self.query_one(FlaggedTable).cursor_row:
             return  # stale: a rebuild's clear() highlighted row 0 before the cursor went back to the shown sample
-        if self.samples and _key(self.samples[event.cursor_row]) == _key(self.query_one(TokenView).sample):
+        if self.samples and sample_key(self.samples[event.cursor_row]) == sample_key(self.query_one(TokenView).sample):
             return  # the table was rebuilt under the same sample: leave its token cursor where it is
         self._select(event.cursor_row)
 
@@ -226,8 +226,8 @@ class InspectorPane(Vertical):
             self.notify("no flagged sample to mark", severity="warning", timeout=2)
             return
         sample = self.samples[row]
-        if self.marked.pop(_key(sample), None) is None:
-            self.marked[_key(sample)] = sample
+        if self.marked.pop(sample_key(sample), None) is None:
+            self.marked[sample_key(sample)] = sample
         table.update_cell_at((row, 0), self._mark(self.samples[row]))
         table.border_subtitle = f"{len(self.marked)} marked · e exports them" if self.marked else ""
 
@@ -247,10 +247,11 @@ class InspectorPane(Vertical):
         return [self.samples[row]] if 0 <= row < len(self.samples) else []
 
     def _mark(self, sample: dict[str, Any]) -> str:
-        return "●" if _key(sample) in self.marked else " "
+        return "●" if sample_key(sample) in self.marked else " "
 
 
-def _key(sample: dict[str, Any]) -> tuple[Any, Any]:
+def sample_key(sample: dict[str, Any]) -> tuple[Any, Any]:
+    """A flagged sample's identity in the list: its source and line (or sample id)."""
     return sample.get("source"), sample.get("line") if sample.get("line") is not None else sample.get("sample_id")
 
 

@@ -249,7 +249,7 @@ async def test_a_live_run_is_stopped_with_its_progress_on_show_then_relaunched_w
             await pilot.press("right", "enter")  # fresh weights
             progress = await until(pilot, lambda: isinstance(app.screen, RelaunchProgress) and app.screen,
                                    "the relaunch's progress")
-            assert f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint" in progress.text()
+            assert progress.phases[0] == f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint…"
             new_dir = await _new_run(pilot, app, run_dir)
             assert screen.written
         assert read_json(run_dir / "trainer.json")["status"] == "stopped"

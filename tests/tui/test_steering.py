@@ -18,7 +18,7 @@ from nlirg_tui.screens.relaunch_dialog import RelaunchDialog
 from nlirg_tui.screens.relaunching import RelaunchProgress
 from nlirg_tui.screens.run import RunScreen
 from nlirg_tui.widgets.config_editor import ConfigPane
-from nlirg_tui.widgets.inspector import InspectorPane, TokenView
+from nlirg_tui.widgets.inspector import InspectorPane, TokenView, sample_key
 from nlirg_tui.widgets.loss import LossPane
 from tests.tui.conftest import WAIT_S, acks_of, attach, start_trainer, stop_trainer, until
 from trainer_core.live.events import read_events
@@ -136,8 +136,17 @@ async def test_inspector_export_tabs_and_toggles(live_run):
                     "the flagged table filled, its worst sample with a zeroed token")
         worst = inspector.samples
         assert worst[0]["zeroed_tokens"] >= worst[-1]["zeroed_tokens"]  # worst first
-        inspector.query_one("#flagged-table").focus()
-        await pilot.press("space", "down", "space", "up")  # mark the two worst, show the worst one
+        table = inspector.query_one("#flagged-table")
+        table.focus()
+        # Mark two samples. The live list reorders as samples get worse, and the cursor follows the sample it is
+        # on (not the row), so "space, down, space" may land on the one just marked: pick an unmarked row each time.
+        while len(inspector.marked) < 2:
+            unmarked = (i for i, s in enumerate(inspector.samples) if sample_key(s) not in inspector.marked)
+            table.move_cursor(row=next(unmarked))
+            await pilot.pause()
+            await pilot.press("space")
+        table.move_cursor(row=0)  # show the worst one
+        await pilot.pause()
         view = screen.query_one(TokenView)
         view.focus()
         await pilot.pause()
@@ -237,7 +246,7 @@ async def test_relaunch_from_edited_config(tmp_path):
             pid = read_json(run_dir / "trainer.json")["pid"]
             progress = await until(pilot, lambda: isinstance(app.screen, RelaunchProgress) and app.screen,
                                    "the relaunch's progress")
-            assert f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint" in progress.text()
+            assert progress.phases[0] == f"stopping {run_dir.name} (pid {pid}): waiting for its checkpoint…"
             new_screen = await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_dir != run_dir
                                      and app.screen, "the new run's screen")
             new_dir = new_screen.run_dir
