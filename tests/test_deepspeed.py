@@ -369,15 +369,15 @@ def test_zero3_builds_the_model_sharded(data: Path, tmp_path: Path) -> None:
         assert lean < full - model_bytes / 4, f"rank {rank}: sharded peak {lean >> 20} MiB, whole {full >> 20} MiB"
 
 
-@pytest.mark.deepspeed
-@pytest.mark.slow
-@needs_deepspeed
 def exit_code(pid: int) -> tuple[int] | None:
     """(exit code,) once our child `pid` has ended (reaped here), else None."""
     done, status = os.waitpid(pid, os.WNOHANG)
     return (os.waitstatus_to_exitcode(status),) if done else None
 
 
+@pytest.mark.deepspeed
+@pytest.mark.slow
+@needs_deepspeed
 def test_save_and_stop_over_the_socket_end_both_ranks_cleanly(data: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = new_run(tmp_path, [*TINY, *DS, f"data.train={data}", f"training.max_steps={LONG}",
