@@ -18,6 +18,18 @@ os.environ["NLIRG_DATA_CACHE"] = _DATA_CACHE
 atexit.register(shutil.rmtree, _DATA_CACHE, True)
 
 
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request):
+    """After each test, end whatever process still runs from its tmp_path: a test that failed half-way (a relaunch
+    that started a trainer the test never learnt of) must not leave it training through the rest of the suite."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is not None:
+        from tests.live_helpers import end_processes_under
+
+        end_processes_under(tmp)
+
+
 @pytest.fixture(scope="session")
 def tiny_path() -> str:
     from trainer_core.train.model.builtin import resolve_model_path

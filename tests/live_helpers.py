@@ -160,3 +160,24 @@ def long_detached_run(tmp: Path, env: dict[str, str], root: Path | None = None) 
     events = read_events(run_dir / "events.jsonl")
     assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped", "the tests never killed the trainer"
     assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+def end_processes_under(folder: Path, grace_s: float = 30.0) -> list[str]:
+    """Every process whose command line names a path under `folder` (a trainer, a DeepSpeed launcher or rank, a
+    scorer), ended: SIGTERM, then SIGKILL after `grace_s`. Returns what was found (a test that left it behind)."""
+    import psutil
+
+    prefix = str(folder)
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid != os.getpid() and any(arg.startswith(prefix) or f"={prefix}" in arg
+                                           for arg in proc.info["cmdline"] or []):
+            found.append(proc)
+    for proc in found:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(found, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [" ".join(p.info["cmdline"] or [])[:200] for p in found]
