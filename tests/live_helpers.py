@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tests.helpers import TINY, write_alpaca
+from tests.helpers import TINY, make_config, write_alpaca
 from trainer_core.live import protocol
 from trainer_core.live.events import read_events
 from trainer_core.live.rundir import read_json
@@ -181,3 +181,12 @@ def end_processes_under(folder: Path, grace_s: float = 30.0) -> list[str]:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return [" ".join(p.info["cmdline"] or [])[:200] for p in found]
+
+
+def server_owner(run_dir: Path, events: Any, total_steps: int, cfg: Any = None, status: str = "running",
+                 ) -> SimpleNamespace:
+    """What `LiveServer` reads of a trainer, for a real server in the test's process (no training loop)."""
+    from trainer_core.live.control import CommandQueue
+
+    return SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status=status, step=0,
+                           total_steps=total_steps, cfg=cfg if cfg is not None else make_config([*TINY]))

@@ -83,21 +83,17 @@ def test_full_disk_keeps_training_and_events_then_writes_them_when_space_returns
 def test_a_replay_while_the_disk_is_full_gets_the_held_events_too(tmp_path, tiny_disk, monkeypatch):
     """Found by bench.soak: a client that joined while events waited in memory for disk space got the file's
     events, then the live ones, and never the held ones between them."""
-    from types import SimpleNamespace
 
-    from tests.helpers import TINY
-    from tests.live_helpers import private_runtime_dir
+    from tests.live_helpers import private_runtime_dir, server_owner
     from trainer_core.live import sockets
     from trainer_core.live.client import LiveClient
-    from trainer_core.live.control import CommandQueue
     from trainer_core.live.server import LiveServer
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", private_runtime_dir())
     run_dir = tiny_disk / "run"
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")
-    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
-                            total_steps=10, cfg=make_config([*TINY]))
+    owner = server_owner(run_dir, events, 10)
     server = LiveServer(owner, sockets.socket_path(run_dir))
     server.start()
     try:

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import threading
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,11 +23,12 @@ from tests.live_helpers import (
     long_detached_run,
     nlirg,
     private_runtime_dir,
+    server_owner,
 )
 from trainer_core.config import RunConfig
 from trainer_core.live import protocol
 from trainer_core.live.client import LiveClient
-from trainer_core.live.control import Command, CommandQueue, validate_command
+from trainer_core.live.control import Command, validate_command
 from trainer_core.live.events import EventLog, read_events
 from trainer_core.live.server import LiveServer
 
@@ -176,8 +176,7 @@ def test_an_event_over_the_line_limit_is_cut_and_replays(tmp_path):
     for line in (run_dir / "events.jsonl").read_bytes().splitlines():
         assert len(line) <= protocol.MAX_LINE_BYTES
         assert protocol.event_problems(json.loads(line)) == []
-    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="completed", step=0,
-                            total_steps=1, cfg=RunConfig())
+    owner = server_owner(run_dir, events, 1, cfg=RunConfig(), status="completed")
     server = LiveServer(owner, tmp_path / "s.sock")  # a short path: pytest's tmp_path may be long
     server.start()
     try:

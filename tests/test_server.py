@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import threading
-from types import SimpleNamespace
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.live_helpers import (
     live_env,
     long_detached_run,
     private_runtime_dir,
+    server_owner,
     start_detached,
     terminate,
     trainer_json,
@@ -37,7 +37,6 @@ from tests.live_helpers import (
 )
 from trainer_core.live import protocol, sockets
 from trainer_core.live.client import LiveClient
-from trainer_core.live.control import CommandQueue
 from trainer_core.live.events import EventLog, read_events
 from trainer_core.live.server import LiveServer
 
@@ -294,8 +293,7 @@ def test_replay_races_a_fast_emitter_without_gap_or_duplicate(tmp_path, monkeypa
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")
-    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
-                            total_steps=3000, cfg=make_config([*TINY, f"data.train={data}"]))
+    owner = server_owner(run_dir, events, 3000, cfg=make_config([*TINY, f"data.train={data}"]))
     server = LiveServer(owner, sockets.socket_path(run_dir))
     server.start()
     total = 3000
@@ -332,8 +330,7 @@ def test_a_live_client_gets_each_event_as_its_events_jsonl_line(tmp_path, monkey
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")
     events.emit("log", level="info", message="before the client")
-    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
-                            total_steps=3, cfg=make_config([*TINY]))
+    owner = server_owner(run_dir, events, 3)
     server = LiveServer(owner, sockets.socket_path(run_dir))
     server.start()
     try:
@@ -376,8 +373,7 @@ def test_a_client_that_leaves_without_reading_its_answer_is_no_log_line(tmp_path
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     events = EventLog(run_dir / "events.jsonl")
-    owner = SimpleNamespace(run_dir=run_dir, events=events, commands=CommandQueue(), status="running", step=0,
-                            total_steps=3, cfg=make_config([*TINY]))
+    owner = server_owner(run_dir, events, 3)
     server = LiveServer(owner, sockets.socket_path(run_dir))
     server.start()
     caplog.set_level("INFO", logger="trainer_core")
